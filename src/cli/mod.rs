@@ -1,0 +1,134 @@
+//! The `junkquote` command line: one binary, a subcommand per job.
+//!
+//! Errors reach the user as one line, `error: what went wrong: why`, with a non-zero exit:
+//! 1 for a failed command, 2 for a command line that could not be understood.
+
+mod db;
+mod migrate;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::store::pool::Database;
+
+/// JunkQuote: quotes, approves and books junk-removal jobs over SMS, Messenger and web chat.
+#[derive(Debug, Parser)]
+#[command(name = "junkquote", version, about, propagate_version = true)]
+struct Cli {
+    /// PostgreSQL to use; without it, JunkQuote runs its own embedded PostgreSQL.
+    #[arg(long, global = true, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+
+    /// Where the embedded PostgreSQL keeps its files (used when no DATABASE_URL is set).
+    #[arg(
+        long,
+        global = true,
+        env = "JUNKQUOTE_DATA_DIR",
+        default_value = "./.junkquote"
+    )]
+    data_dir: PathBuf,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the HTTP server (applies pending migrations first).
+    Serve(serve::ServeArgs),
+    /// Apply, revert, inspect and lint schema migrations.
+    #[command(subcommand)]
+    Migrate(migrate::MigrateCommand),
+    /// Check the database and print how to reach it.
+    #[command(subcommand)]
+    Db(db::DbCommand),
+}
+
+impl Cli {
+    /// Opens the database this invocation should use (starting the embedded one if needed).
+    fn open_database(&self) -> anyhow::Result<Database> {
+        let url = self
+            .database_url
+            .as_deref()
+            .filter(|u| !u.trim().is_empty());
+        Ok(Database::open(url, &self.data_dir)?)
+    }
+}
+
+/// Runs the command line and returns the process's exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
+    init_tracing(matches!(cli.command, Command::Serve(_)));
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match &cli.command {
+        Command::Serve(args) => serve::run(&cli, args, &runtime),
+        Command::Migrate(cmd) => migrate::run(&cli, cmd, &runtime),
+        Command::Db(cmd) => db::run(&cli, cmd, &runtime),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Help and version go to stdout as usual; anything else is a one-line error, exit code 2.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        let _ = e.print();
+        return ExitCode::SUCCESS;
+    }
+    if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        let _ = e.print();
+        return ExitCode::from(2);
+    }
+    let rendered = e.render().to_string();
+    let first = rendered.lines().next().unwrap_or("invalid command line");
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    eprintln!("error: {first}; run `junkquote --help` for the commands and their options");
+    ExitCode::from(2)
+}
+
+fn init_tracing(serving: bool) {
+    let default = if serving { "info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Runs `work` against the database, then leaves it (stopping the embedded cluster if this was
+/// its last user), whatever `work` returned.
+fn with_database<T>(
+    cli: &Cli,
+    runtime: &tokio::runtime::Runtime,
+    work: impl AsyncFnOnce(&Database) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let db = cli.open_database()?;
+    let result = runtime.block_on(async {
+        db.prepare().await?;
+        work(&db).await
+    });
+    db.close()?;
+    result
+}

@@ -1,0 +1,48 @@
+//! `/healthz` (the process is up) and `/readyz` (it can serve: database reachable, schema
+//! current), for load balancers and orchestrators.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::error::ApiError;
+use crate::store::migrate;
+
+/// How long the readiness probe waits for the database.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Answers as long as the process runs.
+pub async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// Answers 200 when the database answers and every built-in migration is applied unchanged,
+/// 503 otherwise.
+pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let probe = async {
+        let mut conn = state.pool.acquire().await?;
+        migrate::applied(&mut conn).await
+    };
+    let applied = match tokio::time::timeout(PROBE_TIMEOUT, probe).await {
+        Ok(Ok(applied)) => applied,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readiness probe: database unavailable");
+            return Err(ApiError::NotReady("database unreachable".into()));
+        }
+        Err(_) => return Err(ApiError::NotReady("database did not answer in time".into())),
+    };
+    if let Err(e) = migrate::check_applied(&state.migrations, &applied) {
+        return Err(ApiError::NotReady(e.to_string()));
+    }
+    let current = migrate::current_version(&applied);
+    let latest = state.migrations.latest();
+    if current != latest {
+        return Err(ApiError::NotReady(format!(
+            "database schema is at migration {current}, this server needs {latest}; run `junkquote migrate up`"
+        )));
+    }
+    Ok(Json(json!({"status": "ready", "migration": current})))
+}

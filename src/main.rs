@@ -1,0 +1,5 @@
+//! The `junkquote` command: everything is in the library.
+
+fn main() -> std::process::ExitCode {
+    junkquote::cli::main()
+}

@@ -1,0 +1,542 @@
+//! Schema migrations: applying and reverting numbered migrations, checking the live schema
+//! against what they promise (`verify`), and linting new ones (`lint`).
+//!
+//! Bookkeeping lives in the `junkquote` schema, outside `public`, so that `public` holds exactly
+//! the application's tables. Each applied migration is recorded with the checksums of its files;
+//! a file changed after it was applied is refused. A session-level advisory lock makes a second
+//! migrator wait for the first. A transactional migration is all or nothing; a
+//! `-- junkquote:no-transaction` one runs statement by statement and is recorded only once every
+//! statement has succeeded, so running it again after a failure finishes the job.
+
+pub mod catalog;
+pub mod lint;
+mod source;
+pub mod sql;
+pub mod verify;
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use sqlx::{Connection, Executor, PgConnection};
+
+pub use source::{Migration, MigrationSet, is_no_transaction};
+
+/// The advisory lock key that serialises migrators ("junkquot" in ASCII).
+const LOCK_KEY: i64 = 0x6a75_6e6b_7175_6f74;
+/// How often a statement that timed out waiting for a lock is tried again.
+const LOCK_RETRIES: u32 = 5;
+
+/// What went wrong with migrations.
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateError {
+    #[error(
+        "migration {version} ({name}) was changed after it was applied: its .{which}.sql no \
+         longer matches the checksum recorded when it ran; restore the file as it was and put \
+         the change in a new migration"
+    )]
+    Changed {
+        version: i64,
+        name: String,
+        which: &'static str,
+    },
+    #[error(
+        "the database has migration {version} applied, which this junkquote does not know \
+         (it knows up to {latest}); run the junkquote release that applied it, or a newer one"
+    )]
+    UnknownApplied { version: i64, latest: i64 },
+    #[error("there is no migration {target}; known versions: {known}")]
+    UnknownTarget { target: i64, known: String },
+    #[error(
+        "the database is at migration {current}, below {target}; use `junkquote migrate up --to \
+         {target}` to go forward"
+    )]
+    TargetAhead { target: i64, current: i64 },
+    #[error(
+        "the database is at migration {current}, above {target}; use `junkquote migrate down \
+         --to {target}` to go back"
+    )]
+    TargetBehind { target: i64, current: i64 },
+    #[error("migration {version} ({name}) has no .down.sql, so it cannot be reverted")]
+    NoDown { version: i64, name: String },
+    #[error("migration {version} ({name}) {direction} failed, nothing of it was kept: {message}")]
+    Failed {
+        version: i64,
+        name: String,
+        direction: &'static str,
+        message: String,
+    },
+    #[error(
+        "migration {version} ({name}) {direction} stopped after {done} of its statements (it runs \
+         outside a transaction): {message}; fix the cause and run it again, it is safe to re-run"
+    )]
+    FailedPartway {
+        version: i64,
+        name: String,
+        direction: &'static str,
+        done: usize,
+        message: String,
+    },
+    #[error("{path}: {message}")]
+    Source { path: String, message: String },
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// How migrations run.
+#[derive(Debug, Clone)]
+pub struct MigrateOptions {
+    /// `lock_timeout` for every statement: DDL that cannot get its lock within this gives up
+    /// (and is retried) instead of queueing every other query on the table behind it.
+    pub lock_timeout: Duration,
+}
+
+impl Default for MigrateOptions {
+    fn default() -> Self {
+        Self {
+            lock_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A migration recorded as applied.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Applied {
+    /// Its number.
+    pub version: i64,
+    /// Its name when it ran.
+    pub name: String,
+    /// Checksum of its `.up.sql` when it ran.
+    pub up_checksum: String,
+    /// Checksum of its `.down.sql` when it ran.
+    pub down_checksum: String,
+    /// When it ran.
+    pub applied_at: DateTime<Utc>,
+    /// How long it took.
+    pub duration_ms: i64,
+}
+
+/// One thing a migration run did, for the caller to report.
+#[derive(Debug, Clone)]
+pub enum Progress {
+    /// Waiting for another migrator to finish.
+    Waiting,
+    /// A migration was applied.
+    Applied {
+        version: i64,
+        name: String,
+        elapsed: Duration,
+    },
+    /// A migration was reverted.
+    Reverted {
+        version: i64,
+        name: String,
+        elapsed: Duration,
+    },
+    /// A statement timed out waiting for a lock and will be tried again.
+    LockRetry { version: i64, attempt: u32 },
+}
+
+/// The migrations recorded as applied, in order; empty when none ever were.
+pub async fn applied(conn: &mut PgConnection) -> Result<Vec<Applied>, MigrateError> {
+    let exists: bool =
+        sqlx::query_scalar("SELECT to_regclass('junkquote.schema_migrations') IS NOT NULL")
+            .fetch_one(&mut *conn)
+            .await?;
+    if !exists {
+        return Ok(Vec::new());
+    }
+    Ok(sqlx::query_as(
+        "SELECT version, name, up_checksum, down_checksum, applied_at, duration_ms
+         FROM junkquote.schema_migrations ORDER BY version",
+    )
+    .fetch_all(conn)
+    .await?)
+}
+
+/// The highest applied version, or 0.
+pub fn current_version(applied: &[Applied]) -> i64 {
+    applied.last().map_or(0, |a| a.version)
+}
+
+/// Checks that every applied migration is known and unchanged.
+pub fn check_applied(set: &MigrationSet, applied: &[Applied]) -> Result<(), MigrateError> {
+    for a in applied {
+        let Some(m) = set.get(a.version) else {
+            return Err(MigrateError::UnknownApplied {
+                version: a.version,
+                latest: set.latest(),
+            });
+        };
+        let changed = |which| MigrateError::Changed {
+            version: m.version,
+            name: m.name.clone(),
+            which,
+        };
+        if m.up_checksum() != a.up_checksum {
+            return Err(changed("up"));
+        }
+        if m.down_checksum() != a.down_checksum {
+            return Err(changed("down"));
+        }
+    }
+    Ok(())
+}
+
+/// Applies the pending migrations up to `target` (default: all). Returns the versions applied.
+pub async fn up(
+    conn: &mut PgConnection,
+    set: &MigrationSet,
+    target: Option<i64>,
+    options: &MigrateOptions,
+    report: &mut dyn FnMut(Progress),
+) -> Result<Vec<i64>, MigrateError> {
+    let target = target.unwrap_or(set.latest());
+    if !set.is_known(target) {
+        return Err(MigrateError::UnknownTarget {
+            target,
+            known: set.known_versions(),
+        });
+    }
+    let _lock = AdvisoryLock::acquire(conn, report).await?;
+    let applied = applied(conn).await?;
+    check_applied(set, &applied)?;
+    let current = current_version(&applied);
+    if current > target {
+        return Err(MigrateError::TargetBehind { target, current });
+    }
+    let pending: Vec<&Migration> = set
+        .iter()
+        .filter(|m| m.version > current && m.version <= target)
+        .collect();
+    if !pending.is_empty() {
+        ensure_bookkeeping(conn).await?;
+    }
+    let mut done = Vec::new();
+    for m in pending {
+        let started = Instant::now();
+        run(conn, m, Direction::Up, options, report).await?;
+        let elapsed = started.elapsed();
+        report(Progress::Applied {
+            version: m.version,
+            name: m.name.clone(),
+            elapsed,
+        });
+        done.push(m.version);
+    }
+    AdvisoryLock::release(conn).await?;
+    Ok(done)
+}
+
+/// Reverts applied migrations down to `target` (0 for an empty schema). Returns the versions
+/// reverted.
+pub async fn down(
+    conn: &mut PgConnection,
+    set: &MigrationSet,
+    target: i64,
+    options: &MigrateOptions,
+    report: &mut dyn FnMut(Progress),
+) -> Result<Vec<i64>, MigrateError> {
+    if !set.is_known(target) {
+        return Err(MigrateError::UnknownTarget {
+            target,
+            known: set.known_versions(),
+        });
+    }
+    let _lock = AdvisoryLock::acquire(conn, report).await?;
+    let applied = applied(conn).await?;
+    check_applied(set, &applied)?;
+    let current = current_version(&applied);
+    if current < target {
+        return Err(MigrateError::TargetAhead { target, current });
+    }
+    let to_revert: Vec<&Migration> = applied
+        .iter()
+        .rev()
+        .filter(|a| a.version > target)
+        .filter_map(|a| set.get(a.version))
+        .collect();
+    // Refuse before touching anything if any step on the way cannot be reverted.
+    if let Some(m) = to_revert.iter().find(|m| m.down.is_none()) {
+        return Err(MigrateError::NoDown {
+            version: m.version,
+            name: m.name.clone(),
+        });
+    }
+    let mut done = Vec::new();
+    for m in to_revert {
+        let started = Instant::now();
+        run(conn, m, Direction::Down, options, report).await?;
+        report(Progress::Reverted {
+            version: m.version,
+            name: m.name.clone(),
+            elapsed: started.elapsed(),
+        });
+        done.push(m.version);
+    }
+    AdvisoryLock::release(conn).await?;
+    Ok(done)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    Up,
+    Down,
+}
+
+impl Direction {
+    fn label(self) -> &'static str {
+        match self {
+            Direction::Up => "up",
+            Direction::Down => "down",
+        }
+    }
+}
+
+async fn ensure_bookkeeping(conn: &mut PgConnection) -> Result<(), MigrateError> {
+    conn.execute(sqlx::raw_sql(
+        "CREATE SCHEMA IF NOT EXISTS junkquote;
+         CREATE TABLE IF NOT EXISTS junkquote.schema_migrations (
+             version bigint PRIMARY KEY,
+             name text NOT NULL,
+             up_checksum text NOT NULL,
+             down_checksum text NOT NULL,
+             applied_at timestamptz NOT NULL DEFAULT now(),
+             duration_ms bigint NOT NULL
+         );",
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Runs one migration in one direction and records it.
+async fn run(
+    conn: &mut PgConnection,
+    m: &Migration,
+    direction: Direction,
+    options: &MigrateOptions,
+    report: &mut dyn FnMut(Progress),
+) -> Result<(), MigrateError> {
+    let sql = match direction {
+        Direction::Up => m.up.as_str(),
+        Direction::Down => m.down.as_deref().unwrap_or_default(),
+    };
+    let lock_timeout = format!("SET lock_timeout = {}", options.lock_timeout.as_millis());
+    let started = Instant::now();
+    if is_no_transaction(sql) {
+        conn.execute(lock_timeout.as_str()).await?;
+        let statements = sql::split(sql);
+        for (i, statement) in statements.iter().enumerate() {
+            let mut attempt = 0;
+            let result = loop {
+                attempt += 1;
+                match conn.execute(sqlx::raw_sql(&statement.text)).await {
+                    Err(e) if is_lock_timeout(&e) && attempt <= LOCK_RETRIES => {
+                        report(Progress::LockRetry {
+                            version: m.version,
+                            attempt,
+                        });
+                        tokio::time::sleep(backoff(attempt)).await;
+                    }
+                    other => break other,
+                }
+            };
+            if let Err(e) = result {
+                let _ = conn.execute("RESET lock_timeout").await;
+                return Err(MigrateError::FailedPartway {
+                    version: m.version,
+                    name: m.name.clone(),
+                    direction: direction.label(),
+                    done: i,
+                    message: describe(&e, &statement.text),
+                });
+            }
+        }
+        conn.execute("RESET lock_timeout").await?;
+        let mut tx = conn.begin().await?;
+        record(&mut tx, m, direction, started).await?;
+        tx.commit().await?;
+        return Ok(());
+    }
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let mut tx = conn.begin().await?;
+        // SET LOCAL: the timeout ends with the transaction.
+        tx.execute(
+            format!(
+                "SET LOCAL lock_timeout = {}",
+                options.lock_timeout.as_millis()
+            )
+            .as_str(),
+        )
+        .await?;
+        match tx.execute(sqlx::raw_sql(sql)).await {
+            Ok(_) => {
+                record(&mut tx, m, direction, started).await?;
+                tx.commit().await?;
+                return Ok(());
+            }
+            Err(e) if is_lock_timeout(&e) && attempt <= LOCK_RETRIES => {
+                tx.rollback().await?;
+                report(Progress::LockRetry {
+                    version: m.version,
+                    attempt,
+                });
+                tokio::time::sleep(backoff(attempt)).await;
+            }
+            Err(e) => {
+                tx.rollback().await?;
+                return Err(MigrateError::Failed {
+                    version: m.version,
+                    name: m.name.clone(),
+                    direction: direction.label(),
+                    message: describe(&e, sql),
+                });
+            }
+        }
+    }
+}
+
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(250 * 2u64.pow(attempt.min(6)))
+}
+
+fn is_lock_timeout(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .is_some_and(|code| code == "55P03")
+}
+
+/// A database error as one line, with the line of the migration file it points at.
+fn describe(e: &sqlx::Error, sql: &str) -> String {
+    let Some(db) = e.as_database_error() else {
+        return e.to_string();
+    };
+    let pg = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>();
+    let mut out = db.message().to_owned();
+    if let Some(detail) = pg.and_then(|p| p.detail()) {
+        out.push_str(&format!(" ({detail})"));
+    }
+    if let Some(sqlx::postgres::PgErrorPosition::Original(pos)) = pg.and_then(|p| p.position()) {
+        // The position counts characters from 1.
+        let line = sql
+            .chars()
+            .take(pos.saturating_sub(1))
+            .filter(|&c| c == '\n')
+            .count()
+            + 1;
+        out.push_str(&format!(" at line {line}"));
+    }
+    out
+}
+
+async fn record(
+    conn: &mut PgConnection,
+    m: &Migration,
+    direction: Direction,
+    started: Instant,
+) -> Result<(), MigrateError> {
+    match direction {
+        Direction::Up => {
+            sqlx::query(
+                "INSERT INTO junkquote.schema_migrations
+                     (version, name, up_checksum, down_checksum, duration_ms)
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(m.version)
+            .bind(&m.name)
+            .bind(m.up_checksum())
+            .bind(m.down_checksum())
+            .bind(i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX))
+            .execute(conn)
+            .await?;
+        }
+        Direction::Down => {
+            sqlx::query("DELETE FROM junkquote.schema_migrations WHERE version = $1")
+                .bind(m.version)
+                .execute(conn)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// The session-level advisory lock that makes migrators take turns.
+struct AdvisoryLock;
+
+impl AdvisoryLock {
+    async fn acquire(
+        conn: &mut PgConnection,
+        report: &mut dyn FnMut(Progress),
+    ) -> Result<Self, MigrateError> {
+        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(LOCK_KEY)
+            .fetch_one(&mut *conn)
+            .await?;
+        if !got {
+            report(Progress::Waiting);
+            sqlx::query("SELECT pg_advisory_lock($1)")
+                .bind(LOCK_KEY)
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(Self)
+    }
+
+    /// Releases the lock. On an error path the lock goes when the connection closes.
+    async fn release(conn: &mut PgConnection) -> Result<(), MigrateError> {
+        sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(LOCK_KEY)
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Where each migration stands on a database.
+#[derive(Debug, Clone)]
+pub struct StatusRow {
+    /// The migration's number.
+    pub version: i64,
+    /// Its name.
+    pub name: String,
+    /// When it was applied, if it was.
+    pub applied_at: Option<DateTime<Utc>>,
+    /// What is wrong with it, if anything (changed file, unknown to this binary).
+    pub problem: Option<String>,
+}
+
+/// The status of every known and every applied migration.
+pub fn status(set: &MigrationSet, applied: &[Applied]) -> Vec<StatusRow> {
+    let mut rows: Vec<StatusRow> = set
+        .iter()
+        .map(|m| {
+            let a = applied.iter().find(|a| a.version == m.version);
+            let problem = a.and_then(|a| {
+                if a.up_checksum != m.up_checksum() {
+                    Some("changed after it was applied (.up.sql)".to_owned())
+                } else if a.down_checksum != m.down_checksum() {
+                    Some("changed after it was applied (.down.sql)".to_owned())
+                } else {
+                    None
+                }
+            });
+            StatusRow {
+                version: m.version,
+                name: m.name.clone(),
+                applied_at: a.map(|a| a.applied_at),
+                problem,
+            }
+        })
+        .collect();
+    for a in applied.iter().filter(|a| set.get(a.version).is_none()) {
+        rows.push(StatusRow {
+            version: a.version,
+            name: a.name.clone(),
+            applied_at: Some(a.applied_at),
+            problem: Some("applied, but unknown to this junkquote".to_owned()),
+        });
+    }
+    rows.sort_by_key(|r| r.version);
+    rows
+}
