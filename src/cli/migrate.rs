@@ -16,7 +16,7 @@ pub enum MigrateCommand {
     /// Apply pending migrations (all, or up to --to).
     Up {
         /// Stop after this version.
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         to: Option<i64>,
         #[command(flatten)]
         source: Source,
@@ -24,7 +24,7 @@ pub enum MigrateCommand {
     /// Revert applied migrations down to --to (0 empties the schema).
     Down {
         /// The version to end at.
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         to: i64,
         #[command(flatten)]
         source: Source,

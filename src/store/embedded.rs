@@ -40,6 +40,11 @@ pub enum EmbeddedError {
     )]
     NotInstalled,
     #[error(
+        "JUNKQUOTE_PG_BIN is {0}, but initdb, pg_ctl and postgres are not all there; point it at \
+         the bin directory of a PostgreSQL installation (e.g. /usr/lib/postgresql/15/bin) or unset it"
+    )]
+    NotInstalledAt(String),
+    #[error(
         "running as root, but there is no `postgres` user to run PostgreSQL as (it refuses to run \
          as root); create one (useradd --system postgres) or run junkquote as a normal user"
     )]
@@ -247,6 +252,7 @@ pub struct Cluster {
     bin_dir: PathBuf,
     runner: Runner,
     usage: Option<Flock<File>>,
+    launched: bool,
 }
 
 impl Cluster {
@@ -261,17 +267,19 @@ impl Cluster {
 
         let _control = lock(&data_dir.join("control.lock"), FlockArg::LockExclusive)?;
         let usage = lock(&data_dir.join("usage.lock"), FlockArg::LockShared)?;
-        let cluster = Self {
+        let mut cluster = Self {
             data_dir,
             pgdata,
             socket_dir,
             bin_dir,
             runner,
             usage: Some(usage),
+            launched: false,
         };
         if !cluster.is_running() {
             cluster.init_if_needed()?;
             cluster.launch(&config.settings)?;
+            cluster.launched = true;
         }
         Ok(cluster)
     }
@@ -292,6 +300,11 @@ impl Cluster {
     /// The cluster's files (`PGDATA`).
     pub fn pgdata(&self) -> &Path {
         &self.pgdata
+    }
+
+    /// Whether this process started the server (rather than joining a running one).
+    pub fn launched_here(&self) -> bool {
+        self.launched
     }
 
     /// The process id of the running postmaster.

@@ -288,21 +288,31 @@ fn unquote(column: &str) -> String {
         .to_owned()
 }
 
-/// Every difference between the `expected` schema and the `found` one, one line each.
-pub fn diff(expected: &Schema, found: &Schema) -> Vec<String> {
+/// Every difference between the `expected` schema and the `found` one, one line each;
+/// `baseline` names the expected one in messages ("the manifest").
+pub fn diff(expected: &Schema, found: &Schema, baseline: &str) -> Vec<String> {
     let mut out = Vec::new();
-    diff_map(&mut out, "enum", &expected.enums, &found.enums, |v| {
-        format!("{v:?}")
-    });
+    let enums = |m: &BTreeMap<String, Vec<String>>| -> BTreeMap<String, String> {
+        m.iter()
+            .map(|(k, v)| (k.clone(), format!("({})", v.join(", "))))
+            .collect()
+    };
+    diff_map(
+        &mut out,
+        "enum",
+        baseline,
+        &enums(&expected.enums),
+        &enums(&found.enums),
+    );
     for (table, columns) in &expected.tables {
         match found.tables.get(table) {
             None => out.push(format!("table \"{table}\" is missing")),
             Some(live) => diff_map(
                 &mut out,
                 &format!("column \"{table}\"."),
+                baseline,
                 columns,
                 live,
-                String::clone,
             ),
         }
     }
@@ -311,38 +321,32 @@ pub fn diff(expected: &Schema, found: &Schema) -> Vec<String> {
         .keys()
         .filter(|t| !expected.tables.contains_key(*t))
     {
-        out.push(format!("table \"{table}\" is not in the manifest"));
+        out.push(format!("table \"{table}\" is not in {baseline}"));
     }
     diff_map(
         &mut out,
         "foreign key",
+        baseline,
         &expected.foreign_keys,
         &found.foreign_keys,
-        String::clone,
     );
-    diff_map(
-        &mut out,
-        "check",
-        &expected.checks,
-        &found.checks,
-        String::clone,
-    );
+    diff_map(&mut out, "check", baseline, &expected.checks, &found.checks);
     diff_map(
         &mut out,
         "index",
+        baseline,
         &expected.indexes,
         &found.indexes,
-        String::clone,
     );
     out
 }
 
-fn diff_map<V: PartialEq>(
+fn diff_map(
     out: &mut Vec<String>,
     what: &str,
-    expected: &BTreeMap<String, V>,
-    found: &BTreeMap<String, V>,
-    show: impl Fn(&V) -> String,
+    baseline: &str,
+    expected: &BTreeMap<String, String>,
+    found: &BTreeMap<String, String>,
 ) {
     // Columns read `column "Lead".phone`; other kinds `index "Lead_pkey"`.
     let label = |name: &str| {
@@ -354,27 +358,16 @@ fn diff_map<V: PartialEq>(
     };
     for (name, want) in expected {
         match found.get(name) {
-            None => out.push(format!(
-                "{} is missing (expected {})",
-                label(name),
-                show(want)
-            )),
-            Some(have) if have != want => out.push(format!(
-                "{}: expected {}, found {}",
-                label(name),
-                show(want),
-                show(have)
-            )),
+            None => out.push(format!("{} is missing (expected {want})", label(name))),
+            Some(have) if have != want => {
+                out.push(format!("{}: expected {want}, found {have}", label(name)));
+            }
             Some(_) => {}
         }
     }
     for (name, have) in found {
         if !expected.contains_key(name) {
-            out.push(format!(
-                "{} is not in the manifest ({})",
-                label(name),
-                show(have)
-            ));
+            out.push(format!("{} is not in {baseline} ({have})", label(name)));
         }
     }
 }

@@ -10,12 +10,12 @@
 
 use std::collections::BTreeSet;
 
-use sqlx::{Connection, Executor, PgConnection};
+use sqlx::{Connection, PgConnection};
 use squawk_linter::{Linter, Rule};
 
 use super::catalog::{self, Schema};
 use super::sql::{self, Statement, Token};
-use super::{MigrateError, Migration, MigrationSet, is_no_transaction};
+use super::{MigrateError, Migration, MigrationSet, StatementFailure, execute, is_no_transaction};
 
 /// Squawk's rules about locks and rewrites; the others (naming, type preferences) are matters of
 /// taste this lint does not enforce. `lock_timeout` is not required in files because the runner
@@ -74,7 +74,7 @@ pub async fn lint(
     for m in set.iter() {
         let file = format!("{}.up.sql", m.file_stem());
         if let Err(failure) = apply(conn, &m.up).await? {
-            findings.push(failure.into_finding(&file));
+            findings.push(replay_failure(&failure, &file));
             break;
         }
         for fk in catalog::foreign_keys(conn).await? {
@@ -104,11 +104,11 @@ pub async fn lint(
         let Some(down) = &m.down else { break };
         let file = format!("{}.down.sql", m.file_stem());
         if let Err(failure) = apply(conn, down).await? {
-            findings.push(failure.into_finding(&file));
+            findings.push(replay_failure(&failure, &file));
             break;
         }
         let restored = catalog::snapshot(conn).await?;
-        let differences = catalog::diff(&before[i], &restored);
+        let differences = catalog::diff(&before[i], &restored, "the schema from before");
         if !differences.is_empty() {
             findings.push(Finding {
                 file,
@@ -179,65 +179,45 @@ fn type_mismatch(
     )
 }
 
-/// Why replaying a file stopped.
-struct Failure {
-    statement: Statement,
-    error: sqlx::Error,
-}
-
-impl Failure {
-    fn into_finding(self, file: &str) -> Finding {
-        let db = self.error.as_database_error();
-        let detail = db
-            .and_then(|d| d.try_downcast_ref::<sqlx::postgres::PgDatabaseError>())
-            .and_then(|p| p.detail())
-            .unwrap_or_default()
-            .to_owned();
-        if db.and_then(|d| d.code()).as_deref() == Some("42804")
-            && let Some(message) = incompatible_key_message(&self.statement, &detail)
-        {
-            return Finding {
-                file: file.to_owned(),
-                line: Some(self.statement.line),
-                rule: "foreign-key-type".into(),
-                message,
-            };
-        }
-        let message = match db {
-            Some(d) if detail.is_empty() => d.message().to_owned(),
-            Some(d) => format!("{} ({detail})", d.message()),
-            None => self.error.to_string(),
-        };
-        Finding {
+/// A finding for a file whose replay PostgreSQL refused.
+fn replay_failure(failure: &StatementFailure, file: &str) -> Finding {
+    let detail = failure.detail().unwrap_or_default();
+    let message = (failure.code().as_deref() == Some("42804"))
+        .then(|| incompatible_key_message(&failure.statement, detail))
+        .flatten();
+    match message {
+        Some(message) => Finding {
             file: file.to_owned(),
-            line: Some(self.statement.line),
+            line: Some(failure.statement.line),
+            rule: "foreign-key-type".into(),
+            message,
+        },
+        None => Finding {
+            file: file.to_owned(),
+            line: Some(failure.line()),
             rule: "replay-failed".into(),
-            message: format!("fails on a fresh database: {message}"),
-        }
+            message: format!("fails on a fresh database: {failure}"),
+        },
     }
 }
 
 /// Runs a migration file's statements, in a transaction unless the file says otherwise. The
 /// outer error is a broken connection; the inner one the statement PostgreSQL refused.
-async fn apply(conn: &mut PgConnection, text: &str) -> Result<Result<(), Failure>, MigrateError> {
+async fn apply(
+    conn: &mut PgConnection,
+    text: &str,
+) -> Result<Result<(), StatementFailure>, MigrateError> {
     let statements = sql::split(text);
     if is_no_transaction(text) {
-        for statement in statements {
-            if let Err(error) = conn.execute(sqlx::raw_sql(&statement.text)).await {
-                return Ok(Err(Failure { statement, error }));
-            }
-        }
-        return Ok(Ok(()));
+        return Ok(execute(conn, &statements).await);
     }
     let mut tx = conn.begin().await?;
-    for statement in statements {
-        if let Err(error) = tx.execute(sqlx::raw_sql(&statement.text)).await {
-            tx.rollback().await?;
-            return Ok(Err(Failure { statement, error }));
-        }
+    let result = execute(&mut tx, &statements).await;
+    match result {
+        Ok(()) => tx.commit().await?,
+        Err(_) => tx.rollback().await?,
     }
-    tx.commit().await?;
-    Ok(Ok(()))
+    Ok(result)
 }
 
 /// Turns PostgreSQL's `Key columns "lead_id" and "id" are of incompatible types: text and uuid.`

@@ -19,10 +19,14 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use sqlx::{Connection, Executor, PgConnection};
 
+use sql::Statement;
+
 pub use source::{Migration, MigrationSet, is_no_transaction};
 
 /// The advisory lock key that serialises migrators ("junkquot" in ASCII).
-const LOCK_KEY: i64 = 0x6a75_6e6b_7175_6f74;
+pub const LOCK_KEY: i64 = 0x6a75_6e6b_7175_6f74;
+/// How often a waiting migrator asks for the advisory lock again.
+const LOCK_POLL: Duration = Duration::from_millis(200);
 /// How often a statement that timed out waiting for a lock is tried again.
 const LOCK_RETRIES: u32 = 5;
 
@@ -188,7 +192,7 @@ pub async fn up(
     set: &MigrationSet,
     target: Option<i64>,
     options: &MigrateOptions,
-    report: &mut dyn FnMut(Progress),
+    report: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<Vec<i64>, MigrateError> {
     let target = target.unwrap_or(set.latest());
     if !set.is_known(target) {
@@ -197,7 +201,19 @@ pub async fn up(
             known: set.known_versions(),
         });
     }
-    let _lock = AdvisoryLock::acquire(conn, report).await?;
+    AdvisoryLock::acquire(conn, report).await?;
+    let result = up_locked(conn, set, target, options, report).await;
+    AdvisoryLock::release(conn).await?;
+    result
+}
+
+async fn up_locked(
+    conn: &mut PgConnection,
+    set: &MigrationSet,
+    target: i64,
+    options: &MigrateOptions,
+    report: &mut (dyn FnMut(Progress) + Send),
+) -> Result<Vec<i64>, MigrateError> {
     let applied = applied(conn).await?;
     check_applied(set, &applied)?;
     let current = current_version(&applied);
@@ -223,7 +239,6 @@ pub async fn up(
         });
         done.push(m.version);
     }
-    AdvisoryLock::release(conn).await?;
     Ok(done)
 }
 
@@ -234,7 +249,7 @@ pub async fn down(
     set: &MigrationSet,
     target: i64,
     options: &MigrateOptions,
-    report: &mut dyn FnMut(Progress),
+    report: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<Vec<i64>, MigrateError> {
     if !set.is_known(target) {
         return Err(MigrateError::UnknownTarget {
@@ -242,7 +257,19 @@ pub async fn down(
             known: set.known_versions(),
         });
     }
-    let _lock = AdvisoryLock::acquire(conn, report).await?;
+    AdvisoryLock::acquire(conn, report).await?;
+    let result = down_locked(conn, set, target, options, report).await;
+    AdvisoryLock::release(conn).await?;
+    result
+}
+
+async fn down_locked(
+    conn: &mut PgConnection,
+    set: &MigrationSet,
+    target: i64,
+    options: &MigrateOptions,
+    report: &mut (dyn FnMut(Progress) + Send),
+) -> Result<Vec<i64>, MigrateError> {
     let applied = applied(conn).await?;
     check_applied(set, &applied)?;
     let current = current_version(&applied);
@@ -273,7 +300,6 @@ pub async fn down(
         });
         done.push(m.version);
     }
-    AdvisoryLock::release(conn).await?;
     Ok(done)
 }
 
@@ -314,41 +340,41 @@ async fn run(
     m: &Migration,
     direction: Direction,
     options: &MigrateOptions,
-    report: &mut dyn FnMut(Progress),
+    report: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<(), MigrateError> {
     let sql = match direction {
         Direction::Up => m.up.as_str(),
         Direction::Down => m.down.as_deref().unwrap_or_default(),
     };
-    let lock_timeout = format!("SET lock_timeout = {}", options.lock_timeout.as_millis());
+    let statements = sql::split(sql);
+    let timeout_ms = options.lock_timeout.as_millis();
     let started = Instant::now();
+    let mut attempt = 0;
     if is_no_transaction(sql) {
-        conn.execute(lock_timeout.as_str()).await?;
-        let statements = sql::split(sql);
-        for (i, statement) in statements.iter().enumerate() {
-            let mut attempt = 0;
-            let result = loop {
-                attempt += 1;
-                match conn.execute(sqlx::raw_sql(&statement.text)).await {
-                    Err(e) if is_lock_timeout(&e) && attempt <= LOCK_RETRIES => {
-                        report(Progress::LockRetry {
-                            version: m.version,
-                            attempt,
-                        });
-                        tokio::time::sleep(backoff(attempt)).await;
-                    }
-                    other => break other,
+        conn.execute(format!("SET lock_timeout = {timeout_ms}").as_str())
+            .await?;
+        let mut done = 0;
+        while done < statements.len() {
+            match execute(conn, &statements[done..=done]).await {
+                Ok(()) => done += 1,
+                Err(f) if f.is_lock_timeout() && attempt < LOCK_RETRIES => {
+                    attempt += 1;
+                    report(Progress::LockRetry {
+                        version: m.version,
+                        attempt,
+                    });
+                    tokio::time::sleep(backoff(attempt)).await;
                 }
-            };
-            if let Err(e) = result {
-                let _ = conn.execute("RESET lock_timeout").await;
-                return Err(MigrateError::FailedPartway {
-                    version: m.version,
-                    name: m.name.clone(),
-                    direction: direction.label(),
-                    done: i,
-                    message: describe(&e, &statement.text),
-                });
+                Err(f) => {
+                    let _ = conn.execute("RESET lock_timeout").await;
+                    return Err(MigrateError::FailedPartway {
+                        version: m.version,
+                        name: m.name.clone(),
+                        direction: direction.label(),
+                        done,
+                        message: f.to_string(),
+                    });
+                }
             }
         }
         conn.execute("RESET lock_timeout").await?;
@@ -357,77 +383,120 @@ async fn run(
         tx.commit().await?;
         return Ok(());
     }
-    let mut attempt = 0;
     loop {
-        attempt += 1;
         let mut tx = conn.begin().await?;
         // SET LOCAL: the timeout ends with the transaction.
-        tx.execute(
-            format!(
-                "SET LOCAL lock_timeout = {}",
-                options.lock_timeout.as_millis()
-            )
-            .as_str(),
-        )
-        .await?;
-        match tx.execute(sqlx::raw_sql(sql)).await {
-            Ok(_) => {
+        tx.execute(format!("SET LOCAL lock_timeout = {timeout_ms}").as_str())
+            .await?;
+        match execute(&mut tx, &statements).await {
+            Ok(()) => {
                 record(&mut tx, m, direction, started).await?;
                 tx.commit().await?;
                 return Ok(());
             }
-            Err(e) if is_lock_timeout(&e) && attempt <= LOCK_RETRIES => {
+            Err(f) if f.is_lock_timeout() && attempt < LOCK_RETRIES => {
                 tx.rollback().await?;
+                attempt += 1;
                 report(Progress::LockRetry {
                     version: m.version,
                     attempt,
                 });
                 tokio::time::sleep(backoff(attempt)).await;
             }
-            Err(e) => {
+            Err(f) => {
                 tx.rollback().await?;
                 return Err(MigrateError::Failed {
                     version: m.version,
                     name: m.name.clone(),
                     direction: direction.label(),
-                    message: describe(&e, sql),
+                    message: f.to_string(),
                 });
             }
         }
     }
 }
 
+/// A statement PostgreSQL refused.
+#[derive(Debug)]
+pub struct StatementFailure {
+    /// The statement.
+    pub statement: Statement,
+    /// What PostgreSQL said.
+    pub error: sqlx::Error,
+}
+
+impl StatementFailure {
+    fn is_lock_timeout(&self) -> bool {
+        self.code().as_deref() == Some("55P03")
+    }
+
+    /// The SQLSTATE code, when the server answered with one.
+    pub fn code(&self) -> Option<String> {
+        self.error
+            .as_database_error()
+            .and_then(|d| d.code())
+            .map(|c| c.into_owned())
+    }
+
+    /// PostgreSQL's detail line, if any.
+    pub fn detail(&self) -> Option<&str> {
+        self.error
+            .as_database_error()?
+            .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()?
+            .detail()
+    }
+
+    /// The line of the file the error points at: the statement's, or, for an error with a
+    /// position (a syntax error), the line of that position.
+    pub fn line(&self) -> usize {
+        let position = self
+            .error
+            .as_database_error()
+            .and_then(|d| d.try_downcast_ref::<sqlx::postgres::PgDatabaseError>())
+            .and_then(|p| p.position());
+        match position {
+            Some(sqlx::postgres::PgErrorPosition::Original(pos)) => {
+                // The position counts characters from 1.
+                let before = self.statement.text.chars().take(pos.saturating_sub(1));
+                self.statement.line + before.filter(|&c| c == '\n').count()
+            }
+            _ => self.statement.line,
+        }
+    }
+}
+
+impl std::fmt::Display for StatementFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.error.as_database_error() {
+            Some(db) => write!(f, "{}", db.message())?,
+            None => write!(f, "{}", self.error)?,
+        }
+        if let Some(detail) = self.detail() {
+            write!(f, " ({detail})")?;
+        }
+        write!(f, " at line {}", self.line())
+    }
+}
+
+/// Runs `statements` one at a time on `conn` (which may be in a transaction), stopping at the
+/// first that fails. One at a time, so that a failure names its statement and line.
+pub async fn execute(
+    conn: &mut PgConnection,
+    statements: &[Statement],
+) -> Result<(), StatementFailure> {
+    for statement in statements {
+        if let Err(error) = conn.execute(sqlx::raw_sql(&statement.text)).await {
+            return Err(StatementFailure {
+                statement: statement.clone(),
+                error,
+            });
+        }
+    }
+    Ok(())
+}
+
 fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(250 * 2u64.pow(attempt.min(6)))
-}
-
-fn is_lock_timeout(e: &sqlx::Error) -> bool {
-    e.as_database_error()
-        .and_then(|d| d.code())
-        .is_some_and(|code| code == "55P03")
-}
-
-/// A database error as one line, with the line of the migration file it points at.
-fn describe(e: &sqlx::Error, sql: &str) -> String {
-    let Some(db) = e.as_database_error() else {
-        return e.to_string();
-    };
-    let pg = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>();
-    let mut out = db.message().to_owned();
-    if let Some(detail) = pg.and_then(|p| p.detail()) {
-        out.push_str(&format!(" ({detail})"));
-    }
-    if let Some(sqlx::postgres::PgErrorPosition::Original(pos)) = pg.and_then(|p| p.position()) {
-        // The position counts characters from 1.
-        let line = sql
-            .chars()
-            .take(pos.saturating_sub(1))
-            .filter(|&c| c == '\n')
-            .count()
-            + 1;
-        out.push_str(&format!(" at line {line}"));
-    }
-    out
 }
 
 async fn record(
@@ -467,23 +536,29 @@ struct AdvisoryLock;
 impl AdvisoryLock {
     async fn acquire(
         conn: &mut PgConnection,
-        report: &mut dyn FnMut(Progress),
-    ) -> Result<Self, MigrateError> {
-        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-            .bind(LOCK_KEY)
-            .fetch_one(&mut *conn)
-            .await?;
-        if !got {
-            report(Progress::Waiting);
-            sqlx::query("SELECT pg_advisory_lock($1)")
+        report: &mut (dyn FnMut(Progress) + Send),
+    ) -> Result<(), MigrateError> {
+        // Poll rather than block in pg_advisory_lock: a session blocked there sits in an open
+        // transaction, and the holder's CREATE INDEX CONCURRENTLY waits for every open
+        // transaction to end, so the two would deadlock.
+        let mut waiting = false;
+        loop {
+            let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
                 .bind(LOCK_KEY)
-                .execute(&mut *conn)
+                .fetch_one(&mut *conn)
                 .await?;
+            if got {
+                return Ok(());
+            }
+            if !waiting {
+                waiting = true;
+                report(Progress::Waiting);
+            }
+            tokio::time::sleep(LOCK_POLL).await;
         }
-        Ok(Self)
     }
 
-    /// Releases the lock. On an error path the lock goes when the connection closes.
+    /// Releases the lock (a broken connection has released it already).
     async fn release(conn: &mut PgConnection) -> Result<(), MigrateError> {
         sqlx::query("SELECT pg_advisory_unlock($1)")
             .bind(LOCK_KEY)

@@ -35,7 +35,7 @@ impl Token {
 /// A statement: its text (without the closing `;`) and its tokens.
 #[derive(Debug, Clone)]
 pub struct Statement {
-    /// The statement's text, trimmed.
+    /// The statement's text, from its first token (comments before it left out).
     pub text: String,
     /// Its tokens, comments dropped.
     pub tokens: Vec<Token>,
@@ -80,7 +80,7 @@ fn push(
 ) {
     if !tokens.is_empty() {
         statements.push(Statement {
-            text: sql[range].trim().to_owned(),
+            text: sql[first..range.end].trim_end().to_owned(),
             tokens,
             line: sql[..first].matches('\n').count() + 1,
         });

@@ -48,7 +48,7 @@ pub async fn verify(conn: &mut PgConnection, set: &MigrationSet) -> Result<Repor
     if set.get(version).is_some() || version == 0 {
         let expected = set.manifest_at(version)?;
         let found = catalog::snapshot(conn).await?;
-        differences.extend(catalog::diff(&expected, &found));
+        differences.extend(catalog::diff(&expected, &found, "the manifest"));
     }
     let (total_tables, new_tables): (i64, i64) =
         sqlx::query_as(HEALTH_CHECK).fetch_one(&mut *conn).await?;
