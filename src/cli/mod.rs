@@ -100,10 +100,21 @@ fn usage_error(e: clap::Error) -> ExitCode {
         let _ = e.print();
         return ExitCode::from(2);
     }
+    // clap spreads an error over several lines (the error, a tip, the usage); keep the error
+    // and its tip, on one line.
     let rendered = e.render().to_string();
-    let first = rendered.lines().next().unwrap_or("invalid command line");
-    let first = first.strip_prefix("error: ").unwrap_or(first);
-    eprintln!("error: {first}; run `junkquote --help` for the commands and their options");
+    let message = rendered
+        .split("\n\nUsage:")
+        .next()
+        .unwrap_or_default()
+        .split("\n\nFor more information")
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let message = message.strip_prefix("error: ").unwrap_or(&message);
+    eprintln!("error: {message}; run `junkquote --help` for the commands and their options");
     ExitCode::from(2)
 }
 

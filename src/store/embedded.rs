@@ -40,8 +40,9 @@ pub enum EmbeddedError {
     )]
     NotInstalled,
     #[error(
-        "JUNKQUOTE_PG_BIN is {0}, but initdb, pg_ctl and postgres are not all there; point it at \
-         the bin directory of a PostgreSQL installation (e.g. /usr/lib/postgresql/15/bin) or unset it"
+        "JUNKQUOTE_PG_BIN is {0}, but initdb, pg_ctl and postgres are not all there; install \
+         PostgreSQL (Debian/Ubuntu: apt-get install postgresql) and point JUNKQUOTE_PG_BIN at its \
+         bin directory (e.g. /usr/lib/postgresql/15/bin), or unset it"
     )]
     NotInstalledAt(String),
     #[error(
@@ -202,13 +203,22 @@ impl Runner {
     }
 }
 
-/// The directory holding `initdb`, `pg_ctl` and `postgres`.
+/// The directory holding `initdb`, `pg_ctl` and `postgres`: `JUNKQUOTE_PG_BIN` when set, else
+/// the first complete one on PATH, else Debian's newest under `/usr/lib/postgresql`.
 fn find_bin_dir() -> Result<PathBuf, EmbeddedError> {
     let complete = |dir: &Path| {
         ["initdb", "pg_ctl", "postgres"]
             .iter()
             .all(|b| dir.join(b).is_file())
     };
+    if let Some(dir) = std::env::var_os("JUNKQUOTE_PG_BIN").filter(|d| !d.is_empty()) {
+        let dir = PathBuf::from(dir);
+        return if complete(&dir) {
+            Ok(dir)
+        } else {
+            Err(EmbeddedError::NotInstalledAt(dir.display().to_string()))
+        };
+    }
     if let Some(path) = std::env::var_os("PATH") {
         for dir in std::env::split_paths(&path) {
             if complete(&dir) {
@@ -363,7 +373,10 @@ impl Cluster {
         let Some(pid) = read_pid_file(&self.pgdata) else {
             return false;
         };
-        let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid.pid), None).is_ok();
+        // A crashed server this process started lingers as a zombie until reaped: not alive.
+        let stat = fs::read_to_string(format!("/proc/{}/stat", pid.pid)).unwrap_or_default();
+        let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid.pid), None).is_ok()
+            && !stat.contains(") Z ");
         // After a crash and a reboot the recorded pid may belong to an unrelated process.
         let is_postgres = fs::read_to_string(format!("/proc/{}/comm", pid.pid))
             .map(|comm| comm.trim().starts_with("postgres"))

@@ -55,6 +55,9 @@ impl Database {
     }
 
     fn from_url(url: &str, cluster: Option<Cluster>) -> Result<Self, DbError> {
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(DbError::InvalidUrl("it must start with postgres://".into()));
+        }
         let options = PgConnectOptions::from_str(url)
             .map_err(|e| DbError::InvalidUrl(e.to_string()))?
             .application_name("junkquote")

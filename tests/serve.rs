@@ -1,0 +1,151 @@
+//! `junkquote serve`: migrations first, health and readiness, JSON errors, graceful shutdown.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use common::{TestDb, version};
+
+/// A running `junkquote serve` on a free port.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    fn start(
+        args: &[&str],
+        database_url: Option<&str>,
+        data_dir: Option<&std::path::Path>,
+    ) -> Self {
+        let mut all = vec!["serve", "--addr", "127.0.0.1:0"];
+        all.extend_from_slice(args);
+        let mut child = common::command(&all, database_url, data_dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let base = loop {
+            let Some(Ok(line)) = lines.next() else {
+                let status = child.wait().expect("wait");
+                let mut err = String::new();
+                std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut err)
+                    .ok();
+                panic!("serve exited ({status}) before listening: {err}");
+            };
+            if let Some(addr) = line.strip_prefix("junkquote listening on ") {
+                break addr.to_owned();
+            }
+        };
+        Self { child, base }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Sends SIGTERM and waits for the process; returns its exit code.
+    fn terminate(mut self) -> Option<i32> {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status.code();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "serve did not stop after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn serve_migrates_answers_health_and_readiness_and_stops_on_sigterm() {
+    let db = TestDb::empty().await;
+    let server = Server::start(&[], Some(&db.url), None);
+    assert_eq!(
+        version(&mut db.conn().await).await,
+        3,
+        "pending migrations applied at start"
+    );
+
+    let health = reqwest::get(server.url("/healthz")).await.expect("healthz");
+    assert_eq!(health.status(), 200);
+    assert_eq!(
+        health.json::<serde_json::Value>().await.expect("json"),
+        serde_json::json!({"status": "ok"})
+    );
+
+    let ready = reqwest::get(server.url("/readyz")).await.expect("readyz");
+    assert_eq!(ready.status(), 200);
+    assert_eq!(
+        ready.json::<serde_json::Value>().await.expect("json"),
+        serde_json::json!({"status": "ready", "migration": 3})
+    );
+
+    let missing = reqwest::get(server.url("/no/such/page"))
+        .await
+        .expect("404");
+    assert_eq!(missing.status(), 404);
+    let body: serde_json::Value = missing.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "not_found");
+
+    assert_eq!(server.terminate(), Some(0));
+}
+
+#[tokio::test]
+async fn readiness_fails_while_migrations_are_pending() {
+    let db = TestDb::empty().await;
+    let server = Server::start(&["--no-migrate"], Some(&db.url), None);
+    let health = reqwest::get(server.url("/healthz")).await.expect("healthz");
+    assert_eq!(health.status(), 200, "the process is up");
+    let ready = reqwest::get(server.url("/readyz")).await.expect("readyz");
+    assert_eq!(ready.status(), 503);
+    let body: serde_json::Value = ready.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "not_ready");
+    let message = body["error"]["message"].as_str().expect("message");
+    assert!(
+        message.contains("schema is at migration 0, this server needs 3"),
+        "{message}"
+    );
+    assert_eq!(server.terminate(), Some(0));
+}
+
+#[tokio::test]
+async fn serve_on_the_embedded_cluster_shares_it_and_stops_it_on_exit() {
+    let dir = tempfile::Builder::new()
+        .prefix("jq-serve-")
+        .tempdir()
+        .expect("dir");
+    let server = Server::start(&[], None, Some(dir.path()));
+    let ready = reqwest::get(server.url("/readyz")).await.expect("readyz");
+    assert_eq!(ready.status(), 200);
+
+    // A second process on the same data directory joins the running cluster…
+    let out = common::junkquote(&["migrate", "status"], None, Some(dir.path()));
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert!(common::stdout(&out).contains("database at migration 3 of 3"));
+    // …and leaving does not stop it under the server.
+    let ready = reqwest::get(server.url("/readyz")).await.expect("readyz");
+    assert_eq!(ready.status(), 200);
+
+    assert_eq!(server.terminate(), Some(0));
+    assert!(
+        !dir.path().join("pg/postmaster.pid").exists(),
+        "the embedded PostgreSQL stopped with the server"
+    );
+}
