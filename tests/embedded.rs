@@ -167,3 +167,31 @@ fn missing_postgresql_binaries_are_reported_with_how_to_install_them() {
     );
     assert!(line.contains("apt-get install postgresql"), "{line}");
 }
+
+#[test]
+fn a_data_dir_postgres_cannot_reach_is_refused_with_the_blocking_directory() {
+    // Only root hands the cluster to another user (`postgres`); as anyone else the runner is the
+    // invoking user, who can reach wherever they can create a directory.
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let base = data_dir();
+    let private = base.path().join("private");
+    std::fs::create_dir(&private).expect("mkdir");
+    std::fs::set_permissions(
+        &private,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .expect("chmod");
+    let out = junkquote(&["migrate", "status"], None, Some(&private.join("data")));
+    let line = one_line_error(&out, 1);
+    assert!(
+        line.contains(&format!(
+            "PostgreSQL runs as postgres, which cannot enter {}",
+            private.display()
+        )),
+        "{line}"
+    );
+    assert!(!private.join("data").exists(), "nothing was created");
+}

@@ -512,6 +512,20 @@ fn absolute(path: &Path) -> Result<PathBuf, EmbeddedError> {
 
 /// Creates the data directory (mode 0700, owned by the runner) or checks an existing one.
 fn prepare_data_dir(dir: &Path, runner: &Runner) -> Result<(), EmbeddedError> {
+    if runner.switch {
+        // The runner must be able to walk down to the data directory from `/`; checked before
+        // anything is created. Directories still to be created will be (mode 0755).
+        for ancestor in dir.ancestors().skip(1) {
+            if let Ok(meta) = fs::metadata(ancestor)
+                && !runner.can_enter(&meta)
+            {
+                return Err(EmbeddedError::Unreachable {
+                    runner: runner.name.clone(),
+                    dir: ancestor.display().to_string(),
+                });
+            }
+        }
+    }
     match fs::metadata(dir) {
         Ok(meta) => {
             let me = Uid::effective().as_raw();
@@ -540,18 +554,6 @@ fn prepare_data_dir(dir: &Path, runner: &Runner) -> Result<(), EmbeddedError> {
     }
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io_err(dir))?;
     runner.chown(dir)?;
-    if runner.switch {
-        // The runner must be able to walk down to the data directory from `/`.
-        for ancestor in dir.ancestors().skip(1) {
-            let meta = fs::metadata(ancestor).map_err(io_err(ancestor))?;
-            if !runner.can_enter(&meta) {
-                return Err(EmbeddedError::Unreachable {
-                    runner: runner.name.clone(),
-                    dir: ancestor.display().to_string(),
-                });
-            }
-        }
-    }
     Ok(())
 }
 

@@ -201,9 +201,11 @@ pub async fn up(
             known: set.known_versions(),
         });
     }
+    quiet(conn).await?;
     AdvisoryLock::acquire(conn, report).await?;
     let result = up_locked(conn, set, target, options, report).await;
     AdvisoryLock::release(conn).await?;
+    conn.execute("RESET client_min_messages").await?;
     result
 }
 
@@ -257,9 +259,11 @@ pub async fn down(
             known: set.known_versions(),
         });
     }
+    quiet(conn).await?;
     AdvisoryLock::acquire(conn, report).await?;
     let result = down_locked(conn, set, target, options, report).await;
     AdvisoryLock::release(conn).await?;
+    conn.execute("RESET client_min_messages").await?;
     result
 }
 
@@ -301,6 +305,13 @@ async fn down_locked(
         done.push(m.version);
     }
     Ok(done)
+}
+
+/// Keeps PostgreSQL's notices ("index … does not exist, skipping" from the re-runnable
+/// `DROP INDEX IF EXISTS`) out of the log while migrating; warnings still show.
+async fn quiet(conn: &mut PgConnection) -> Result<(), MigrateError> {
+    conn.execute("SET client_min_messages = warning").await?;
+    Ok(())
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
