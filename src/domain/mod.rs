@@ -3,3 +3,4 @@
 pub mod items;
 pub mod money;
 pub mod pricing;
+pub mod schedule;
