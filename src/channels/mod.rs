@@ -1,0 +1,3 @@
+//! Channels: how messages arrive (and are proven to come from the provider) and leave.
+
+pub mod signature;
