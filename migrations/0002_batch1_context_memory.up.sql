@@ -26,6 +26,17 @@ CREATE INDEX "Customer_phone_idx" ON "Customer" (phone);
 CREATE INDEX "Customer_email_idx" ON "Customer" (email);
 CREATE INDEX "Customer_created_at_idx" ON "Customer" (created_at);
 
+-- The existing tables first, in the order the running service takes them ("Lead", then "Job"),
+-- each with its strongest lock at once: taking a weaker lock first (a foreign key from a new
+-- table) and upgrading it later is how migrations deadlock with live traffic.
+ALTER TABLE "Lead" ADD COLUMN customer_id uuid;
+ALTER TABLE "Lead" ADD CONSTRAINT "Lead_customer_id_fkey" FOREIGN KEY (customer_id)
+    REFERENCES "Customer" (id) ON DELETE SET NULL NOT VALID;
+
+ALTER TABLE "Job" ADD COLUMN customer_id uuid;
+ALTER TABLE "Job" ADD CONSTRAINT "Job_customer_id_fkey" FOREIGN KEY (customer_id)
+    REFERENCES "Customer" (id) ON DELETE SET NULL NOT VALID;
+
 CREATE TABLE "CustomerAddress" (
     id uuid NOT NULL DEFAULT gen_random_uuid(),
     customer_id uuid NOT NULL,
@@ -132,11 +143,3 @@ CREATE TABLE "JobEvent" (
 );
 -- The events of a job in time order (the latest last); also serves the foreign key.
 CREATE INDEX "JobEvent_job_id_created_at_idx" ON "JobEvent" (job_id, created_at);
-
-ALTER TABLE "Lead" ADD COLUMN customer_id uuid;
-ALTER TABLE "Lead" ADD CONSTRAINT "Lead_customer_id_fkey" FOREIGN KEY (customer_id)
-    REFERENCES "Customer" (id) ON DELETE SET NULL NOT VALID;
-
-ALTER TABLE "Job" ADD COLUMN customer_id uuid;
-ALTER TABLE "Job" ADD CONSTRAINT "Job_customer_id_fkey" FOREIGN KEY (customer_id)
-    REFERENCES "Customer" (id) ON DELETE SET NULL NOT VALID;

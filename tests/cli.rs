@@ -65,3 +65,16 @@ async fn status_lists_applied_and_pending_migrations() {
         "{text}"
     );
 }
+
+#[test]
+fn an_out_of_range_lock_timeout_is_a_usage_error() {
+    for value in ["1e30", "0", "-1", "soon"] {
+        let out = junkquote(
+            &["migrate", "up", &format!("--lock-timeout={value}")],
+            Some("postgres://127.0.0.1:1/x"),
+            None,
+        );
+        let line = one_line_error(&out, 2);
+        assert!(line.contains("--lock-timeout"), "{line}");
+    }
+}

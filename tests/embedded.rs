@@ -195,3 +195,122 @@ fn a_data_dir_postgres_cannot_reach_is_refused_with_the_blocking_directory() {
     );
     assert!(!private.join("data").exists(), "nothing was created");
 }
+
+#[test]
+fn a_server_that_cannot_start_is_one_line_and_does_not_hang() {
+    let dir = data_dir();
+    let config = ClusterConfig::service(dir.path());
+    assert!(
+        Cluster::start(&config)
+            .expect("first start")
+            .release()
+            .expect("stop")
+    );
+    let conf = dir.path().join("pg/postgresql.conf");
+    let original = std::fs::read_to_string(&conf).expect("read conf");
+    std::fs::write(&conf, format!("{original}\nthis is not a setting\n")).expect("break conf");
+
+    let started = std::time::Instant::now();
+    let out = junkquote(&["migrate", "status"], None, Some(dir.path()));
+    let line = one_line_error(&out, 1);
+    assert!(line.contains("PostgreSQL could not start"), "{line}");
+    assert!(line.contains("postgres.log"), "points at the log: {line}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+
+    // Mended, it starts again: the failed attempt left no lock behind.
+    std::fs::write(&conf, original).expect("mend conf");
+    let out = junkquote(&["migrate", "status"], None, Some(dir.path()));
+    assert!(out.status.success(), "{}", common::stderr(&out));
+}
+
+#[test]
+fn an_existing_directory_with_other_files_is_not_taken_over() {
+    let dir = data_dir();
+    std::fs::write(dir.path().join("notes.txt"), "mine").expect("write");
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let out = junkquote(&["migrate", "status"], None, Some(dir.path()));
+    let line = one_line_error(&out, 1);
+    assert!(
+        line.contains("already holds files that are not JunkQuote's (such as notes.txt)"),
+        "{line}"
+    );
+    let meta = std::fs::metadata(dir.path()).expect("stat");
+    assert_eq!(meta.mode() & 0o777, 0o755, "its mode is untouched");
+    assert!(!dir.path().join("pg").exists());
+}
+
+#[test]
+fn a_planted_socket_directory_is_refused() {
+    let base = data_dir();
+    let long = base
+        .path()
+        .join("another-directory-name-long-enough-that-the-socket-has-to-move-under-tmp-instead");
+    let socket_dir = junkquote::store::embedded::socket_dir_for(&long);
+    let victim = data_dir();
+    let _ = std::fs::remove_file(&socket_dir);
+    std::os::unix::fs::symlink(victim.path(), &socket_dir).expect("plant a symlink");
+    let result = Cluster::start(&ClusterConfig::service(&long));
+    let _ = std::fs::remove_file(&socket_dir);
+    let err = result.expect_err("refused");
+    assert!(
+        err.to_string().contains("exists but is not a directory of"),
+        "{err}"
+    );
+    let meta = std::fs::metadata(victim.path()).expect("stat");
+    assert_eq!(
+        meta.uid(),
+        nix::unistd::Uid::effective().as_raw(),
+        "the link's target was not given away"
+    );
+}
+
+#[tokio::test]
+async fn sigterm_while_waiting_leaves_nothing_running() {
+    use sqlx::Connection;
+    let dir = data_dir();
+    // A cluster nobody holds, with the migrators' lock taken by this test.
+    let cluster = Cluster::start(&ClusterConfig::service(dir.path())).expect("start");
+    let url = cluster.url("postgres");
+    cluster.detach();
+    let mut admin = sqlx::PgConnection::connect(&url).await.expect("connect");
+    sqlx::query("CREATE DATABASE junkquote")
+        .execute(&mut admin)
+        .await
+        .expect("create");
+    let mut holder = sqlx::PgConnection::connect(&url.replacen("/postgres?", "/junkquote?", 1))
+        .await
+        .expect("connect");
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(junkquote::store::migrate::LOCK_KEY)
+        .execute(&mut holder)
+        .await
+        .expect("lock");
+
+    let child = common::command(&["migrate", "up"], None, Some(dir.path()))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    drop(holder);
+    drop(admin);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("SIGTERM");
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(1), "{}", common::stderr(&out));
+    assert!(
+        common::stderr(&out).contains("interrupted"),
+        "{}",
+        common::stderr(&out)
+    );
+    assert!(
+        !running(dir.path()),
+        "its last user stopped the cluster on the way out"
+    );
+}

@@ -551,6 +551,7 @@ async fn a_lock_timeout_is_retried_instead_of_blocking_the_table() {
     });
     let options = MigrateOptions {
         lock_timeout: Duration::from_millis(100),
+        ..MigrateOptions::default()
     };
     let mut retries = 0;
     let done = migrate::up(&mut conn, &set, None, &options, &mut |p| {
@@ -617,8 +618,9 @@ async fn lint_names_table_column_and_both_types_of_a_text_key_against_uuid() {
     // The throwaway database is gone.
     let mut conn = db.conn().await;
     let scratch: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM pg_database WHERE datname LIKE 'junkquote_scratch_%'",
+        "SELECT count(*) FROM pg_database WHERE datname LIKE $1 || '_scratch_%'",
     )
+    .bind(&db.name)
     .fetch_one(&mut conn)
     .await
     .expect("count");
@@ -670,4 +672,89 @@ async fn lint_flags_locks_missing_downs_redundant_indexes_and_downs_that_do_not_
     ] {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
     }
+}
+
+#[tokio::test]
+async fn a_failing_first_migration_leaves_no_bookkeeping_behind() {
+    let db = TestDb::empty().await;
+    let dir = tempfile::tempdir().expect("dir");
+    write(
+        dir.path(),
+        "0001_a.up.sql",
+        "CREATE TABLE a (id int);\nSELECT 1 / 0;\n",
+    );
+    write(dir.path(), "0001_a.down.sql", "DROP TABLE a;");
+    let set = MigrationSet::from_dir(dir.path()).expect("load");
+    let mut conn = db.conn().await;
+    migrate::up(
+        &mut conn,
+        &set,
+        None,
+        &MigrateOptions::default(),
+        &mut |_| {},
+    )
+    .await
+    .expect_err("fails");
+    let schema: Option<String> =
+        sqlx::query_scalar("SELECT nspname::text FROM pg_namespace WHERE nspname = 'junkquote'")
+            .fetch_optional(&mut conn)
+            .await
+            .expect("query");
+    assert_eq!(schema, None);
+}
+
+#[tokio::test]
+async fn a_concurrent_index_build_waits_for_old_transactions_instead_of_failing() {
+    let db = TestDb::empty().await;
+    let dir = tempfile::tempdir().expect("dir");
+    write(dir.path(), "0001_a.up.sql", "CREATE TABLE a (id int);");
+    write(dir.path(), "0001_a.down.sql", "DROP TABLE a;");
+    write(
+        dir.path(),
+        "0002_idx.up.sql",
+        "-- junkquote:no-transaction\nDROP INDEX CONCURRENTLY IF EXISTS a_id;\nCREATE INDEX CONCURRENTLY a_id ON a (id);\n",
+    );
+    write(
+        dir.path(),
+        "0002_idx.down.sql",
+        "-- junkquote:no-transaction\nDROP INDEX CONCURRENTLY IF EXISTS a_id;\n",
+    );
+    let set = MigrationSet::from_dir(dir.path()).expect("load");
+    let mut conn = db.conn().await;
+    migrate::up(
+        &mut conn,
+        &set,
+        Some(1),
+        &MigrateOptions::default(),
+        &mut |_| {},
+    )
+    .await
+    .expect("table");
+    // A writer in an open transaction: the build has to wait for it.
+    let mut writer = db.conn().await;
+    writer.execute("BEGIN").await.expect("begin");
+    writer
+        .execute("INSERT INTO a VALUES (1)")
+        .await
+        .expect("insert");
+    let finish = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        writer.execute("COMMIT").await.expect("commit");
+    });
+    let options = MigrateOptions {
+        lock_timeout: Duration::from_millis(200),
+        ..MigrateOptions::default()
+    };
+    let done = migrate::up(&mut conn, &set, None, &options, &mut |_| {})
+        .await
+        .expect("index built");
+    assert_eq!(done, [2]);
+    finish.await.expect("join");
+    let valid: bool = sqlx::query_scalar(
+        "SELECT x.indisvalid FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid WHERE i.relname = 'a_id'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .expect("index");
+    assert!(valid);
 }

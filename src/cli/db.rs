@@ -27,7 +27,7 @@ pub fn run(
     match cmd {
         DbCommand::Verify => {
             let set = MigrationSet::builtin()?;
-            with_database(cli, runtime, async |db| {
+            with_database(cli, runtime, true, async |db| {
                 let mut conn = db.connect().await?;
                 let report = verify::verify(&mut conn, &set).await?;
                 conn.close().await?;
@@ -50,7 +50,7 @@ pub fn run(
                 Ok(ExitCode::FAILURE)
             })
         }
-        DbCommand::Url => with_database(cli, runtime, async |db| {
+        DbCommand::Url => with_database(cli, runtime, true, async |db| {
             if let Some(cluster) = db.cluster() {
                 cluster.pin()?;
                 eprintln!(
@@ -67,7 +67,7 @@ pub fn run(
                     .is_none_or(|u| u.trim().is_empty()),
                 "db stop stops the embedded PostgreSQL; with DATABASE_URL set there is none to stop"
             );
-            with_database(cli, runtime, async |db| {
+            with_database(cli, runtime, true, async |db| {
                 if let Some(cluster) = db.cluster() {
                     cluster.unpin()?;
                 }

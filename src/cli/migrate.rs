@@ -48,8 +48,19 @@ pub struct Source {
     #[arg(long, value_name = "DIR")]
     source: Option<PathBuf>,
     /// Give up on a lock after this many seconds (and retry) rather than block the table's users.
-    #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
-    lock_timeout: f64,
+    #[arg(long, value_name = "SECONDS", default_value = "5", value_parser = seconds)]
+    lock_timeout: Duration,
+}
+
+/// A number of seconds from 0.001 to 3600.
+fn seconds(text: &str) -> Result<Duration, String> {
+    let value: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if !(0.001..=3600.0).contains(&value) {
+        return Err(format!("{text} is out of range (0.001 to 3600 seconds)"));
+    }
+    Ok(Duration::from_secs_f64(value))
 }
 
 impl Source {
@@ -60,14 +71,11 @@ impl Source {
         })
     }
 
-    fn options(&self) -> anyhow::Result<MigrateOptions> {
-        anyhow::ensure!(
-            self.lock_timeout.is_finite() && self.lock_timeout > 0.0,
-            "--lock-timeout must be a positive number of seconds"
-        );
-        Ok(MigrateOptions {
-            lock_timeout: Duration::from_secs_f64(self.lock_timeout),
-        })
+    fn options(&self) -> MigrateOptions {
+        MigrateOptions {
+            lock_timeout: self.lock_timeout,
+            ..MigrateOptions::default()
+        }
     }
 }
 
@@ -79,9 +87,9 @@ pub fn run(
     match cmd {
         MigrateCommand::Up { to, source } => {
             let set = source.load()?;
-            let options = source.options()?;
+            let options = source.options();
             check_target(&set, *to)?;
-            with_database(cli, runtime, async |db| {
+            with_database(cli, runtime, true, async |db| {
                 let mut conn = db.connect().await?;
                 let done = migrate::up(&mut conn, &set, *to, &options, &mut print_progress).await?;
                 if done.is_empty() {
@@ -96,9 +104,9 @@ pub fn run(
         }
         MigrateCommand::Down { to, source } => {
             let set = source.load()?;
-            let options = source.options()?;
+            let options = source.options();
             check_target(&set, Some(*to))?;
-            with_database(cli, runtime, async |db| {
+            with_database(cli, runtime, true, async |db| {
                 let mut conn = db.connect().await?;
                 let done =
                     migrate::down(&mut conn, &set, *to, &options, &mut print_progress).await?;
@@ -111,7 +119,7 @@ pub fn run(
         }
         MigrateCommand::Status { source } => {
             let set = source.load()?;
-            with_database(cli, runtime, async |db| {
+            with_database(cli, runtime, true, async |db| {
                 let mut conn = db.connect().await?;
                 let applied = migrate::applied(&mut conn).await?;
                 conn.close().await?;
@@ -147,7 +155,7 @@ pub fn run(
                 Some(dir) => MigrationSet::from_dir(dir)?,
                 None => MigrationSet::builtin()?,
             };
-            with_database(cli, runtime, async |db| {
+            with_database(cli, runtime, true, async |db| {
                 let scratch = db.throwaway().await?;
                 let result = async {
                     let mut conn = PgConnection::connect_with(&scratch.options).await?;

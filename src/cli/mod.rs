@@ -15,7 +15,7 @@ use clap::{Parser, Subcommand};
 use crate::store::pool::Database;
 
 /// JunkQuote: quotes, approves and books junk-removal jobs over SMS, Messenger and web chat.
-#[derive(Debug, Parser)]
+#[derive(Parser)]
 #[command(name = "junkquote", version, about, propagate_version = true)]
 struct Cli {
     /// PostgreSQL to use; without it, JunkQuote runs its own embedded PostgreSQL.
@@ -129,17 +129,48 @@ fn init_tracing(serving: bool) {
 }
 
 /// Runs `work` against the database, then leaves it (stopping the embedded cluster if this was
-/// its last user), whatever `work` returned.
+/// its last user), whatever `work` returned. SIGINT or SIGTERM abandons `work` (a migration in
+/// flight rolls back with its connection) and still leaves the database in order; `serve`, which
+/// handles those signals itself, passes `interruptible: false`.
 fn with_database<T>(
     cli: &Cli,
     runtime: &tokio::runtime::Runtime,
+    interruptible: bool,
     work: impl AsyncFnOnce(&Database) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
     let db = cli.open_database()?;
     let result = runtime.block_on(async {
-        db.prepare().await?;
-        work(&db).await
+        let run = async {
+            db.prepare().await?;
+            work(&db).await
+        };
+        if !interruptible {
+            return run.await;
+        }
+        tokio::select! {
+            result = run => result,
+            () = shutdown_signal() => Err(anyhow::anyhow!("interrupted; nothing was left half done")),
+        }
     });
     db.close()?;
     result
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub(crate) async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    let mut terminate = match tokio::signal::unix::signal(
+        tokio::signal::unix::SignalKind::terminate(),
+    ) {
+        Ok(signal) => signal,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops junkquote");
+            let _ = interrupt.await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate.recv() => {}
+    }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use clap::Args;
 use sqlx::Connection;
 
-use super::{Cli, migrate::print_progress, with_database};
+use super::{Cli, migrate::print_progress, shutdown_signal, with_database};
 use crate::http::{self, AppState};
 use crate::store::migrate::{self, MigrateOptions, MigrationSet};
 
@@ -28,18 +28,19 @@ pub fn run(
     runtime: &tokio::runtime::Runtime,
 ) -> anyhow::Result<ExitCode> {
     let migrations = Arc::new(MigrationSet::builtin()?);
-    with_database(cli, runtime, async |db| {
+    with_database(cli, runtime, false, async |db| {
         if !args.no_migrate {
-            let mut conn = db.connect().await?;
-            migrate::up(
-                &mut conn,
-                &migrations,
-                None,
-                &MigrateOptions::default(),
-                &mut print_progress,
-            )
-            .await?;
-            conn.close().await?;
+            let migrate = async {
+                let mut conn = db.connect().await?;
+                let options = MigrateOptions::default();
+                migrate::up(&mut conn, &migrations, None, &options, &mut print_progress).await?;
+                conn.close().await?;
+                anyhow::Ok(())
+            };
+            tokio::select! {
+                result = migrate => result?,
+                () = shutdown_signal() => anyhow::bail!("interrupted while migrating; nothing was left half done"),
+            }
         }
         let pool = db.pool(16).await?;
         let (listener, addr) = http::bind(args.addr).await?;
@@ -49,29 +50,13 @@ pub fn run(
             pool: pool.clone(),
             migrations,
         };
-        http::serve(listener, state, shutdown_signal()).await?;
+        let shutdown = async {
+            shutdown_signal().await;
+            tracing::info!("shutting down");
+        };
+        http::serve(listener, state, shutdown).await?;
         pool.close().await;
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
     })
-}
-
-/// Completes on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    let mut terminate = match tokio::signal::unix::signal(
-        tokio::signal::unix::SignalKind::terminate(),
-    ) {
-        Ok(signal) => signal,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the server");
-            let _ = interrupt.await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = interrupt => {}
-        _ = terminate.recv() => {}
-    }
-    tracing::info!("shutting down");
 }

@@ -17,7 +17,7 @@ pub enum ApiError {
     #[error("{0}")]
     NotReady(String),
     /// Anything unexpected: logged in full, reported as a bare 500.
-    #[error("internal error: {0}")]
+    #[error("internal error")]
     Internal(#[from] anyhow::Error),
 }
 

@@ -68,12 +68,22 @@ pub enum EmbeddedError {
     #[error("{what} failed: {detail}")]
     Command { what: String, detail: String },
     #[error(
-        "PostgreSQL did not start within {secs}s; see its log at {log}:\n{tail}",
+        "PostgreSQL did not become ready within {secs}s (last log line: {last}); see {log}",
         secs = START_TIMEOUT.as_secs()
     )]
-    StartTimeout { log: String, tail: String },
-    #[error("PostgreSQL exited while starting; see its log at {log}:\n{tail}")]
-    StartFailed { log: String, tail: String },
+    StartTimeout { log: String, last: String },
+    #[error("PostgreSQL could not start: {last}; see {log}")]
+    StartFailed { log: String, last: String },
+    #[error(
+        "data directory {path} already holds files that are not JunkQuote's (such as {example}); \
+         give --data-dir (JUNKQUOTE_DATA_DIR) an empty or new directory"
+    )]
+    NotOurs { path: String, example: String },
+    #[error(
+        "socket directory {path} exists but is not a directory of {runner}'s; remove it or choose \
+         a shorter --data-dir so the socket can live inside it"
+    )]
+    SocketDir { path: String, runner: String },
     #[error("{path}: {source}")]
     Io {
         path: String,
@@ -286,10 +296,19 @@ impl Cluster {
             usage: Some(usage),
             launched: false,
         };
-        if !cluster.is_running() {
-            cluster.init_if_needed()?;
-            cluster.launch(&config.settings)?;
-            cluster.launched = true;
+        let ready = match cluster.state() {
+            ServerState::Ready => Ok(()),
+            ServerState::Starting(pid) => cluster.wait_ready(pid, None),
+            ServerState::Stopped => cluster
+                .init_if_needed()
+                .and_then(|()| cluster.launch(&config.settings))
+                .map(|()| cluster.launched = true),
+        };
+        if let Err(e) = ready {
+            // Leave without trying to stop anything: the control lock is still held here, and
+            // there is no server of ours to stop.
+            cluster.usage = None;
+            return Err(e);
         }
         Ok(cluster)
     }
@@ -362,33 +381,69 @@ impl Cluster {
         let Ok(_last) = lock(&path, FlockArg::LockExclusiveNonblock) else {
             return Ok(false);
         };
-        if !self.is_running() {
+        if self.state() == ServerState::Stopped {
             return Ok(false);
         }
         self.pg_ctl_stop()?;
+        if !self.socket_dir.starts_with(&self.data_dir) {
+            // The server has removed its socket; the directory under /tmp goes too (if empty).
+            let _ = fs::remove_dir(&self.socket_dir);
+        }
         Ok(true)
     }
 
-    fn is_running(&self) -> bool {
+    fn state(&self) -> ServerState {
         let Some(pid) = read_pid_file(&self.pgdata) else {
-            return false;
+            return ServerState::Stopped;
         };
-        // A crashed server this process started lingers as a zombie until reaped: not alive.
-        let stat = fs::read_to_string(format!("/proc/{}/stat", pid.pid)).unwrap_or_default();
-        let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid.pid), None).is_ok()
-            && !stat.contains(") Z ");
-        // After a crash and a reboot the recorded pid may belong to an unrelated process.
-        let is_postgres = fs::read_to_string(format!("/proc/{}/comm", pid.pid))
-            .map(|comm| comm.trim().starts_with("postgres"))
-            .unwrap_or(false);
-        if alive && is_postgres && pid.ready {
-            return true;
-        }
-        if !alive || !is_postgres {
+        if !is_live_postgres(pid.pid) {
             // A stale pid file would make the next start refuse; it belongs to no live server.
             let _ = fs::remove_file(self.pgdata.join("postmaster.pid"));
+            return ServerState::Stopped;
         }
-        false
+        if pid.ready {
+            ServerState::Ready
+        } else {
+            ServerState::Starting(pid.pid)
+        }
+    }
+
+    /// Waits for the server `pid` (started by `child`, if this process started it) to be ready.
+    fn wait_ready(
+        &self,
+        pid: i32,
+        mut child: Option<&mut std::process::Child>,
+    ) -> Result<(), EmbeddedError> {
+        let log_path = self.data_dir.join("postgres.log");
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Some(file) = read_pid_file(&self.pgdata)
+                && file.pid == pid
+                && file.ready
+            {
+                return Ok(());
+            }
+            let exited = match child.as_deref_mut() {
+                Some(child) => matches!(child.try_wait(), Ok(Some(_))),
+                None => !is_live_postgres(pid),
+            };
+            if exited {
+                return Err(EmbeddedError::StartFailed {
+                    log: log_path.display().to_string(),
+                    last: last_log_line(&log_path),
+                });
+            }
+            if Instant::now() > deadline {
+                if let Some(child) = child {
+                    let _ = child.kill();
+                }
+                return Err(EmbeddedError::StartTimeout {
+                    log: log_path.display().to_string(),
+                    last: last_log_line(&log_path),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
     }
 
     fn init_if_needed(&self) -> Result<(), EmbeddedError> {
@@ -412,17 +467,14 @@ impl Cluster {
         if !output.status.success() {
             return Err(EmbeddedError::Command {
                 what: "initdb".into(),
-                detail: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+                detail: last_line(&String::from_utf8_lossy(&output.stderr)),
             });
         }
         Ok(())
     }
 
     fn launch(&self, settings: &[(String, String)]) -> Result<(), EmbeddedError> {
-        fs::create_dir_all(&self.socket_dir).map_err(io_err(&self.socket_dir))?;
-        fs::set_permissions(&self.socket_dir, fs::Permissions::from_mode(0o700))
-            .map_err(io_err(&self.socket_dir))?;
-        self.runner.chown(&self.socket_dir)?;
+        self.prepare_socket_dir()?;
 
         let log_path = self.data_dir.join("postgres.log");
         let log = OpenOptions::new()
@@ -430,7 +482,6 @@ impl Cluster {
             .append(true)
             .open(&log_path)
             .map_err(io_err(&log_path))?;
-        let log_start = log.metadata().map(|m| m.len()).unwrap_or(0);
         let mut cmd = self.runner.command(&self.bin_dir.join("postgres"));
         cmd.arg("-D")
             .arg(&self.pgdata)
@@ -452,29 +503,40 @@ impl Cluster {
             .spawn()
             .map_err(io_err(&self.bin_dir))?;
 
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            if let Some(pid) = read_pid_file(&self.pgdata)
-                && pid.pid == child.id() as i32
-                && pid.ready
-            {
-                return Ok(());
+        let pid = child.id() as i32;
+        self.wait_ready(pid, Some(&mut child))
+    }
+
+    /// Creates the socket directory (mode 0700, the runner's), refusing one that is not ours:
+    /// under /tmp anyone could have planted a directory or a symbolic link there.
+    fn prepare_socket_dir(&self) -> Result<(), EmbeddedError> {
+        let dir = &self.socket_dir;
+        let me = Uid::effective().as_raw();
+        match fs::symlink_metadata(dir) {
+            Ok(meta) => {
+                let owner = meta.uid();
+                if !meta.is_dir() || (owner != self.runner.uid.as_raw() && owner != me) {
+                    return Err(EmbeddedError::SocketDir {
+                        path: dir.display().to_string(),
+                        runner: self.runner.name.clone(),
+                    });
+                }
             }
-            if let Ok(Some(_)) = child.try_wait() {
-                return Err(EmbeddedError::StartFailed {
-                    log: log_path.display().to_string(),
-                    tail: log_tail(&log_path, log_start),
-                });
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                fs::create_dir(dir).map_err(io_err(dir))?;
             }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                return Err(EmbeddedError::StartTimeout {
-                    log: log_path.display().to_string(),
-                    tail: log_tail(&log_path, log_start),
-                });
-            }
-            std::thread::sleep(Duration::from_millis(25));
+            Err(e) => return Err(io_err(dir)(e)),
         }
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io_err(dir))?;
+        if self.runner.switch {
+            std::os::unix::fs::lchown(
+                dir,
+                Some(self.runner.uid.as_raw()),
+                Some(self.runner.gid.as_raw()),
+            )
+            .map_err(io_err(dir))?;
+        }
+        Ok(())
     }
 
     fn pg_ctl_stop(&self) -> Result<(), EmbeddedError> {
@@ -491,7 +553,7 @@ impl Cluster {
         if !output.status.success() {
             return Err(EmbeddedError::Command {
                 what: "pg_ctl stop".into(),
-                detail: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+                detail: last_line(&String::from_utf8_lossy(&output.stderr)),
             });
         }
         Ok(())
@@ -510,7 +572,12 @@ fn absolute(path: &Path) -> Result<PathBuf, EmbeddedError> {
     std::path::absolute(path).map_err(io_err(path))
 }
 
-/// Creates the data directory (mode 0700, owned by the runner) or checks an existing one.
+/// What JunkQuote keeps in a data directory (besides `*.lock` files).
+const OUR_FILES: &[&str] = &["pg", "run", "postgres.log", "keep-running"];
+
+/// Creates the data directory (mode 0700, owned by the runner) or checks an existing one: it
+/// must belong to the runner or the current user and hold nothing but JunkQuote's files, so that
+/// `--data-dir $HOME` cannot take a home directory over.
 fn prepare_data_dir(dir: &Path, runner: &Runner) -> Result<(), EmbeddedError> {
     if runner.switch {
         // The runner must be able to walk down to the data directory from `/`; checked before
@@ -536,6 +603,17 @@ fn prepare_data_dir(dir: &Path, runner: &Runner) -> Result<(), EmbeddedError> {
                     runner: runner.name.clone(),
                 });
             }
+            let foreign = fs::read_dir(dir)
+                .map_err(io_err(dir))?
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .find(|name| !OUR_FILES.contains(&name.as_str()) && !name.ends_with(".lock"));
+            if let Some(example) = foreign {
+                return Err(EmbeddedError::NotOurs {
+                    path: dir.display().to_string(),
+                    example,
+                });
+            }
             let pgdata = dir.join("pg");
             if let Ok(pg) = fs::metadata(&pgdata)
                 && pg.uid() != runner.uid.as_raw()
@@ -559,7 +637,7 @@ fn prepare_data_dir(dir: &Path, runner: &Runner) -> Result<(), EmbeddedError> {
 
 /// The socket directory: inside the data directory when the path is short enough, else a
 /// directory under `/tmp` named after the data directory (so it is the same on every start).
-fn socket_dir_for(data_dir: &Path) -> PathBuf {
+pub fn socket_dir_for(data_dir: &Path) -> PathBuf {
     let inside = data_dir.join("run");
     if inside.as_os_str().len() <= MAX_SOCKET_DIR_LEN {
         return inside;
@@ -596,12 +674,46 @@ fn read_pid_file(pgdata: &Path) -> Option<PidFile> {
     Some(PidFile { pid, ready })
 }
 
-fn log_tail(path: &Path, from: u64) -> String {
+/// The last line of PostgreSQL's log that says something, for error messages.
+fn last_log_line(path: &Path) -> String {
     let mut text = String::new();
     if let Ok(mut file) = File::open(path) {
-        let _ = file.seek(SeekFrom::Start(from));
-        let _ = file.read_to_string(&mut text);
+        // The end of the log is enough: seek near it rather than read it all.
+        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let _ = file.seek(SeekFrom::Start(len.saturating_sub(8192)));
+        let mut bytes = Vec::new();
+        let _ = file.read_to_end(&mut bytes);
+        text = String::from_utf8_lossy(&bytes).into_owned();
     }
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(15)..].join("\n")
+    last_line(&text)
+}
+
+fn last_line(text: &str) -> String {
+    text.lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("(nothing logged)")
+        .to_owned()
+}
+
+/// Whether `pid` is a live (not zombie) PostgreSQL process.
+fn is_live_postgres(pid: i32) -> bool {
+    // A crashed server this process started lingers as a zombie until reaped: not alive.
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+        && !stat.contains(") Z ");
+    // After a crash and a reboot the recorded pid may belong to an unrelated process.
+    let is_postgres = fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map(|comm| comm.trim().starts_with("postgres"))
+        .unwrap_or(false);
+    alive && is_postgres
+}
+
+/// Whether a server runs in a cluster directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ServerState {
+    Stopped,
+    Starting(i32),
+    Ready,
 }

@@ -28,12 +28,11 @@ pub enum DbError {
     Unreachable { url: String, reason: String },
     #[error(transparent)]
     Embedded(#[from] EmbeddedError),
-    #[error("database error: {0}")]
+    #[error("database error")]
     Sql(#[from] sqlx::Error),
 }
 
 /// A PostgreSQL server to use: one given by URL, or the embedded cluster (started or joined).
-#[derive(Debug)]
 pub struct Database {
     url: String,
     options: PgConnectOptions,
@@ -156,7 +155,16 @@ impl Database {
     /// A new, empty database on the same server, for replaying migrations; dropped by
     /// [`Throwaway::drop_database`].
     pub async fn throwaway(&self) -> Result<Throwaway, DbError> {
-        let name = format!("junkquote_scratch_{}", uuid::Uuid::new_v4().simple());
+        // Named after the database it serves, so that its owner can tell it apart.
+        let base: String = self
+            .options
+            .get_database()
+            .unwrap_or("postgres")
+            .chars()
+            .take(40)
+            .collect();
+        let random = uuid::Uuid::new_v4().simple().to_string();
+        let name = format!("{base}_scratch_{}", &random[..8]);
         let admin = self.options.clone().database("postgres");
         let mut conn = self.connect_to(admin.clone()).await?;
         sqlx::query(&format!("CREATE DATABASE \"{name}\""))
@@ -176,6 +184,15 @@ impl Database {
             Some(cluster) => Ok(cluster.release()?),
             None => Ok(false),
         }
+    }
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field("url", &self.redacted_url())
+            .field("embedded", &self.cluster.is_some())
+            .finish()
     }
 }
 
@@ -213,20 +230,35 @@ fn reason(e: &sqlx::Error) -> String {
     }
 }
 
-/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+/// `postgres://user:secret@host/db?password=x` → `postgres://user:***@host/db?password=***`.
 pub fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
     };
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{tail}"),
-            None => url.to_owned(),
-        },
-        None => url.to_owned(),
-    }
+    let base = match base.split_once("://") {
+        Some((scheme, rest)) => {
+            let authority_end = rest.find('/').unwrap_or(rest.len());
+            let (authority, path) = rest.split_at(authority_end);
+            match authority.rsplit_once('@') {
+                Some((userinfo, host)) => match userinfo.split_once(':') {
+                    Some((user, _password)) => format!("{scheme}://{user}:***@{host}{path}"),
+                    None => base.to_owned(),
+                },
+                None => base.to_owned(),
+            }
+        }
+        None => base.to_owned(),
+    };
+    let Some(query) = query else { return base };
+    let query: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
+            _ => pair.to_owned(),
+        })
+        .collect();
+    format!("{base}?{}", query.join("&"))
 }
 
 #[cfg(test)]
@@ -240,6 +272,10 @@ mod tests {
             "postgres://u:***@h:5/db?x=1"
         );
         assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(
+            redact("postgres://h/db?user=u&password=pw&x=1"),
+            "postgres://h/db?user=u&password=***&x=1"
+        );
         assert_eq!(
             redact("postgres:///db?host=/tmp"),
             "postgres:///db?host=/tmp"

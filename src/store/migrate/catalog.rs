@@ -22,6 +22,17 @@ pub struct Schema {
     pub checks: BTreeMap<String, String>,
     /// Index name → definition.
     pub indexes: BTreeMap<String, String>,
+    /// `Table.column` → default expression. Compared by the lint's reversibility check; the
+    /// manifests leave defaults out, so `db verify` does not check them.
+    pub defaults: BTreeMap<String, String>,
+    /// `name(argument types)` → result type, for functions of `public` (not an extension's).
+    pub functions: BTreeMap<String, String>,
+    /// `Table.trigger` → definition.
+    pub triggers: BTreeMap<String, String>,
+    /// View name → definition.
+    pub views: BTreeMap<String, String>,
+    /// Sequences other than those behind identity columns.
+    pub sequences: BTreeMap<String, String>,
 }
 
 /// A foreign key with the types of both sides, which the lint compares.
@@ -68,8 +79,11 @@ pub struct Index {
     pub name: String,
     /// Its table.
     pub table: String,
-    /// Key columns or expressions, in order.
+    /// Key columns or expressions, in order (with `DESC` or `NULLS FIRST`/`LAST` when not the
+    /// default order).
     pub columns: Vec<String>,
+    /// Non-key columns (`INCLUDE`).
+    pub include: Vec<String>,
     /// Whether it backs a primary key.
     pub primary: bool,
     /// Whether it is unique.
@@ -91,6 +105,9 @@ impl Index {
             out.push_str("unique ");
         }
         out.push_str(&format!("{}({})", self.table, self.columns.join(", ")));
+        if !self.include.is_empty() {
+            out.push_str(&format!(" include ({})", self.include.join(", ")));
+        }
         if self.method != "btree" {
             out.push_str(&format!(" using {}", self.method));
         }
@@ -158,6 +175,64 @@ pub async fn snapshot(conn: &mut PgConnection) -> sqlx::Result<Schema> {
 
     for index in indexes(conn).await? {
         schema.indexes.insert(index.name.clone(), index.render());
+    }
+
+    let defaults: Vec<(String, String)> = sqlx::query_as(
+        "SELECT c.relname || '.' || a.attname, pg_get_expr(d.adbin, d.adrelid, true)
+         FROM pg_attrdef d
+         JOIN pg_class c ON c.oid = d.adrelid
+         JOIN pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum
+         JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname = 'public' AND NOT a.attisdropped",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    schema.defaults.extend(defaults);
+
+    let functions: Vec<(String, String)> = sqlx::query_as(
+        "SELECT p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')',
+                coalesce(pg_get_function_result(p.oid), 'procedure')
+         FROM pg_proc p
+         JOIN pg_namespace n ON n.oid = p.pronamespace
+         WHERE n.nspname = 'public'
+           AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                           WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid
+                             AND d.deptype = 'e')",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    schema.functions.extend(functions);
+
+    let triggers: Vec<(String, String)> = sqlx::query_as(
+        "SELECT c.relname || '.' || t.tgname, pg_get_triggerdef(t.oid, true)
+         FROM pg_trigger t
+         JOIN pg_class c ON c.oid = t.tgrelid
+         JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname = 'public' AND NOT t.tgisinternal",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    schema.triggers.extend(triggers);
+
+    // Views, and sequences not owned by an identity column or an extension.
+    let relations: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT c.relname::text, c.relkind::text,
+                CASE WHEN c.relkind IN ('v', 'm') THEN pg_get_viewdef(c.oid, true) ELSE '' END
+         FROM pg_class c
+         JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname = 'public' AND c.relkind IN ('v', 'm', 'S')
+           AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                           WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                             AND d.deptype IN ('i', 'e'))",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    for (name, kind, definition) in relations {
+        if kind == "S" {
+            schema.sequences.insert(name, "sequence".to_owned());
+        } else {
+            schema.views.insert(name, definition);
+        }
     }
     Ok(schema)
 }
@@ -243,13 +318,21 @@ pub async fn indexes(conn: &mut PgConnection) -> sqlx::Result<Vec<Index>> {
         bool,
         String,
         Vec<String>,
+        Vec<String>,
         Option<String>,
     );
+    // indoption bit 1 is DESC, bit 2 NULLS FIRST; only orders other than the default are shown.
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT i.relname::text, t.relname::text, x.indisprimary, x.indisunique, x.indisvalid,
                 am.amname::text,
                 ARRAY(SELECT pg_get_indexdef(x.indexrelid, k, true)
+                             || CASE WHEN x.indoption[k - 1] & 1 = 1 THEN ' DESC' ELSE '' END
+                             || CASE WHEN x.indoption[k - 1] & 3 = 2 THEN ' NULLS FIRST'
+                                     WHEN x.indoption[k - 1] & 3 = 1 THEN ' NULLS LAST'
+                                     ELSE '' END
                       FROM generate_series(1, x.indnkeyatts) k ORDER BY k),
+                ARRAY(SELECT pg_get_indexdef(x.indexrelid, k, true)
+                      FROM generate_series(x.indnkeyatts + 1, x.indnatts) k ORDER BY k),
                 pg_get_expr(x.indpred, x.indrelid, true)
          FROM pg_index x
          JOIN pg_class i ON i.oid = x.indexrelid
@@ -264,10 +347,11 @@ pub async fn indexes(conn: &mut PgConnection) -> sqlx::Result<Vec<Index>> {
     Ok(rows
         .into_iter()
         .map(
-            |(name, table, primary, unique, valid, method, columns, predicate)| Index {
+            |(name, table, primary, unique, valid, method, columns, include, predicate)| Index {
                 name,
                 table,
                 columns: columns.iter().map(|c| unquote(c)).collect(),
+                include: include.iter().map(|c| unquote(c)).collect(),
                 primary,
                 unique,
                 method,
@@ -337,6 +421,35 @@ pub fn diff(expected: &Schema, found: &Schema, baseline: &str) -> Vec<String> {
         baseline,
         &expected.indexes,
         &found.indexes,
+    );
+    diff_map(
+        &mut out,
+        "default",
+        baseline,
+        &expected.defaults,
+        &found.defaults,
+    );
+    diff_map(
+        &mut out,
+        "function",
+        baseline,
+        &expected.functions,
+        &found.functions,
+    );
+    diff_map(
+        &mut out,
+        "trigger",
+        baseline,
+        &expected.triggers,
+        &found.triggers,
+    );
+    diff_map(&mut out, "view", baseline, &expected.views, &found.views);
+    diff_map(
+        &mut out,
+        "sequence",
+        baseline,
+        &expected.sequences,
+        &found.sequences,
     );
     out
 }

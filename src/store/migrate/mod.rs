@@ -82,7 +82,12 @@ pub enum MigrateError {
     },
     #[error("{path}: {message}")]
     Source { path: String, message: String },
-    #[error("database error: {0}")]
+    #[error(
+        "another migrator has held the migration lock for {0} s; wait for it to finish (or stop \
+         it) and run this again"
+    )]
+    LockWait(u64),
+    #[error("database error")]
     Database(#[from] sqlx::Error),
 }
 
@@ -92,12 +97,15 @@ pub struct MigrateOptions {
     /// `lock_timeout` for every statement: DDL that cannot get its lock within this gives up
     /// (and is retried) instead of queueing every other query on the table behind it.
     pub lock_timeout: Duration,
+    /// How long to wait for another migrator before giving up.
+    pub migrator_wait: Duration,
 }
 
 impl Default for MigrateOptions {
     fn default() -> Self {
         Self {
             lock_timeout: Duration::from_secs(5),
+            migrator_wait: Duration::from_secs(600),
         }
     }
 }
@@ -202,7 +210,7 @@ pub async fn up(
         });
     }
     quiet(conn).await?;
-    AdvisoryLock::acquire(conn, report).await?;
+    AdvisoryLock::acquire(conn, options.migrator_wait, report).await?;
     let result = up_locked(conn, set, target, options, report).await;
     AdvisoryLock::release(conn).await?;
     conn.execute("RESET client_min_messages").await?;
@@ -226,9 +234,6 @@ async fn up_locked(
         .iter()
         .filter(|m| m.version > current && m.version <= target)
         .collect();
-    if !pending.is_empty() {
-        ensure_bookkeeping(conn).await?;
-    }
     let mut done = Vec::new();
     for m in pending {
         let started = Instant::now();
@@ -260,7 +265,7 @@ pub async fn down(
         });
     }
     quiet(conn).await?;
-    AdvisoryLock::acquire(conn, report).await?;
+    AdvisoryLock::acquire(conn, options.migrator_wait, report).await?;
     let result = down_locked(conn, set, target, options, report).await;
     AdvisoryLock::release(conn).await?;
     conn.execute("RESET client_min_messages").await?;
@@ -362,10 +367,14 @@ async fn run(
     let started = Instant::now();
     let mut attempt = 0;
     if is_no_transaction(sql) {
-        conn.execute(format!("SET lock_timeout = {timeout_ms}").as_str())
-            .await?;
         let mut done = 0;
         while done < statements.len() {
+            // A concurrent index build blocks no reader or writer while it waits, and one that
+            // gave up would leave an invalid index behind; it waits as long as it needs.
+            let concurrent = statements[done].tokens.iter().any(|t| t.is("concurrently"));
+            let timeout = if concurrent { 0 } else { timeout_ms };
+            conn.execute(format!("SET lock_timeout = {timeout}").as_str())
+                .await?;
             match execute(conn, &statements[done..=done]).await {
                 Ok(()) => done += 1,
                 Err(f) if f.is_lock_timeout() && attempt < LOCK_RETRIES => {
@@ -390,6 +399,7 @@ async fn run(
         }
         conn.execute("RESET lock_timeout").await?;
         let mut tx = conn.begin().await?;
+        ensure_bookkeeping(&mut tx).await?;
         record(&mut tx, m, direction, started).await?;
         tx.commit().await?;
         return Ok(());
@@ -401,6 +411,9 @@ async fn run(
             .await?;
         match execute(&mut tx, &statements).await {
             Ok(()) => {
+                // In the migration's own transaction: if the first migration fails, not even
+                // the bookkeeping schema is left behind.
+                ensure_bookkeeping(&mut tx).await?;
                 record(&mut tx, m, direction, started).await?;
                 tx.commit().await?;
                 return Ok(());
@@ -437,8 +450,10 @@ pub struct StatementFailure {
 }
 
 impl StatementFailure {
+    /// A lock not granted in time (55P03) or a deadlock with another session (40P01): both
+    /// are worth trying again after a pause.
     fn is_lock_timeout(&self) -> bool {
-        self.code().as_deref() == Some("55P03")
+        matches!(self.code().as_deref(), Some("55P03" | "40P01"))
     }
 
     /// The SQLSTATE code, when the server answered with one.
@@ -547,12 +562,14 @@ struct AdvisoryLock;
 impl AdvisoryLock {
     async fn acquire(
         conn: &mut PgConnection,
+        patience: Duration,
         report: &mut (dyn FnMut(Progress) + Send),
     ) -> Result<(), MigrateError> {
         // Poll rather than block in pg_advisory_lock: a session blocked there sits in an open
         // transaction, and the holder's CREATE INDEX CONCURRENTLY waits for every open
         // transaction to end, so the two would deadlock.
         let mut waiting = false;
+        let started = Instant::now();
         loop {
             let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
                 .bind(LOCK_KEY)
@@ -564,6 +581,9 @@ impl AdvisoryLock {
             if !waiting {
                 waiting = true;
                 report(Progress::Waiting);
+            }
+            if started.elapsed() > patience {
+                return Err(MigrateError::LockWait(patience.as_secs()));
             }
             tokio::time::sleep(LOCK_POLL).await;
         }

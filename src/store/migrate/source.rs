@@ -231,6 +231,14 @@ pub struct ManifestDelta {
     checks: BTreeMap<String, String>,
     #[serde(default)]
     indexes: BTreeMap<String, String>,
+    #[serde(default)]
+    functions: BTreeMap<String, String>,
+    #[serde(default)]
+    triggers: BTreeMap<String, String>,
+    #[serde(default)]
+    views: BTreeMap<String, String>,
+    #[serde(default)]
+    sequences: BTreeMap<String, String>,
 }
 
 impl ManifestDelta {
@@ -257,6 +265,10 @@ impl ManifestDelta {
         merge(&mut schema.foreign_keys, &self.foreign_keys);
         merge(&mut schema.checks, &self.checks);
         merge(&mut schema.indexes, &self.indexes);
+        merge(&mut schema.functions, &self.functions);
+        merge(&mut schema.triggers, &self.triggers);
+        merge(&mut schema.views, &self.views);
+        merge(&mut schema.sequences, &self.sequences);
     }
 }
 
