@@ -79,7 +79,7 @@ async fn serve_migrates_answers_health_and_readiness_and_stops_on_sigterm() {
     let server = Server::start(&[], Some(&db.url), None);
     assert_eq!(
         version(&mut db.conn().await).await,
-        3,
+        common::latest(),
         "pending migrations applied at start"
     );
 
@@ -94,7 +94,7 @@ async fn serve_migrates_answers_health_and_readiness_and_stops_on_sigterm() {
     assert_eq!(ready.status(), 200);
     assert_eq!(
         ready.json::<serde_json::Value>().await.expect("json"),
-        serde_json::json!({"status": "ready", "migration": 3})
+        serde_json::json!({"status": "ready", "migration": common::latest()})
     );
 
     let missing = reqwest::get(server.url("/no/such/page"))
@@ -119,7 +119,10 @@ async fn readiness_fails_while_migrations_are_pending() {
     assert_eq!(body["error"]["code"], "not_ready");
     let message = body["error"]["message"].as_str().expect("message");
     assert!(
-        message.contains("schema is at migration 0, this server needs 3"),
+        message.contains(&format!(
+            "schema is at migration 0, this server needs {}",
+            common::latest()
+        )),
         "{message}"
     );
     assert_eq!(server.terminate(), Some(0));
@@ -138,7 +141,10 @@ async fn serve_on_the_embedded_cluster_shares_it_and_stops_it_on_exit() {
     // A second process on the same data directory joins the running cluster…
     let out = common::junkquote(&["migrate", "status"], None, Some(dir.path()));
     assert!(out.status.success(), "{}", common::stderr(&out));
-    assert!(common::stdout(&out).contains("database at migration 3 of 3"));
+    assert!(common::stdout(&out).contains(&format!(
+        "database at migration {0} of {0}",
+        common::latest()
+    )));
     // …and leaving does not stop it under the server.
     let ready = reqwest::get(server.url("/readyz")).await.expect("readyz");
     assert_eq!(ready.status(), 200);

@@ -328,3 +328,19 @@ pub fn copy_of_builtin_migrations() -> tempfile::TempDir {
 pub async fn version(conn: &mut PgConnection) -> i64 {
     migrate::current_version(&migrate::applied(conn).await.expect("read bookkeeping"))
 }
+
+/// The newest built-in migration.
+pub fn latest() -> i64 {
+    MigrationSet::builtin()
+        .expect("built-in migrations")
+        .latest()
+}
+
+/// Every built-in migration's version, in order.
+pub fn versions() -> Vec<i64> {
+    MigrationSet::builtin()
+        .expect("built-in migrations")
+        .iter()
+        .map(|m| m.version)
+        .collect()
+}
