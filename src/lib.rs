@@ -5,6 +5,7 @@
 //! cluster, migrations), `channels` (provider signatures), `http` (the axum server) and `cli`
 //! (the subcommands).
 
+pub mod agent;
 pub mod channels;
 pub mod cli;
 pub mod domain;

@@ -2,76 +2,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
-use std::time::Duration;
-
-use common::{TestDb, version};
-
-/// A running `junkquote serve` on a free port.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Server {
-    fn start(
-        args: &[&str],
-        database_url: Option<&str>,
-        data_dir: Option<&std::path::Path>,
-    ) -> Self {
-        let mut all = vec!["serve", "--addr", "127.0.0.1:0"];
-        all.extend_from_slice(args);
-        let mut child = common::command(&all, database_url, data_dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let base = loop {
-            let Some(Ok(line)) = lines.next() else {
-                let status = child.wait().expect("wait");
-                let mut err = String::new();
-                std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut err)
-                    .ok();
-                panic!("serve exited ({status}) before listening: {err}");
-            };
-            if let Some(addr) = line.strip_prefix("junkquote listening on ") {
-                break addr.to_owned();
-            }
-        };
-        Self { child, base }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    /// Sends SIGTERM and waits for the process; returns its exit code.
-    fn terminate(mut self) -> Option<i32> {
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status.code();
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "serve did not stop after SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::{Server, TestDb, version};
 
 #[tokio::test]
 async fn serve_migrates_answers_health_and_readiness_and_stops_on_sigterm() {

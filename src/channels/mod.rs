@@ -1,3 +1,5 @@
 //! Channels: how messages arrive (and are proven to come from the provider) and leave.
 
 pub mod signature;
+pub mod twilio;
+pub mod worker;

@@ -7,7 +7,11 @@ use std::sync::Arc;
 use clap::Args;
 use sqlx::Connection;
 
+use tokio::sync::watch;
+
 use super::{Cli, migrate::print_progress, shutdown_signal, with_database};
+use crate::channels::twilio::{Secret, TwilioClient, TwilioConfig};
+use crate::channels::worker;
 use crate::http::{self, AppState};
 use crate::store::migrate::{self, MigrateOptions, MigrationSet};
 
@@ -20,6 +24,75 @@ pub struct ServeArgs {
     /// Do not apply pending migrations at start (the server then reports not ready until they are).
     #[arg(long)]
     no_migrate: bool,
+    #[command(flatten)]
+    twilio: TwilioArgs,
+}
+
+/// Twilio SMS settings. The webhook is enabled when the auth token and the public URL are both
+/// set; replies are sent when the account SID and the sending number are set too.
+#[derive(Args)]
+pub struct TwilioArgs {
+    /// The Twilio account's auth token (verifies webhook signatures).
+    #[arg(
+        long = "twilio-auth-token",
+        env = "TWILIO_AUTH_TOKEN",
+        hide_env_values = true
+    )]
+    auth_token: Option<String>,
+    /// The public URL Twilio posts SMS webhooks to, exactly as configured in Twilio.
+    #[arg(long = "twilio-webhook-url", env = "TWILIO_WEBHOOK_URL")]
+    webhook_url: Option<String>,
+    /// The Twilio account SID (for sending replies).
+    #[arg(long = "twilio-account-sid", env = "TWILIO_ACCOUNT_SID")]
+    account_sid: Option<String>,
+    /// The number replies are sent from.
+    #[arg(long = "twilio-from", env = "TWILIO_FROM_NUMBER")]
+    from_number: Option<String>,
+    /// Twilio's REST API base URL.
+    #[arg(
+        long = "twilio-api-base",
+        env = "TWILIO_API_BASE",
+        default_value = "https://api.twilio.com"
+    )]
+    api_base: String,
+}
+
+impl std::fmt::Debug for TwilioArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TwilioArgs")
+            .field("auth_token", &self.auth_token.as_ref().map(|_| "***"))
+            .field("webhook_url", &self.webhook_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TwilioArgs {
+    /// The SMS channel's configuration; half a configuration is an error, never "accept
+    /// unsigned webhooks".
+    fn config(&self) -> anyhow::Result<Option<TwilioConfig>> {
+        let set = |v: &Option<String>| {
+            v.as_deref()
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        };
+        match (set(&self.auth_token), set(&self.webhook_url)) {
+            (None, None) => Ok(None),
+            (Some(_), None) => anyhow::bail!(
+                "TWILIO_AUTH_TOKEN is set but TWILIO_WEBHOOK_URL is not; set it to the public URL Twilio posts to (signatures cover it)"
+            ),
+            (None, Some(_)) => anyhow::bail!(
+                "TWILIO_WEBHOOK_URL is set but TWILIO_AUTH_TOKEN is not; without the token SMS webhooks cannot be verified, so the server will not start"
+            ),
+            (Some(token), Some(url)) => Ok(Some(TwilioConfig {
+                auth_token: Secret::new(token),
+                webhook_url: url,
+                account_sid: set(&self.account_sid),
+                from_number: set(&self.from_number),
+                api_base: self.api_base.clone(),
+            })),
+        }
+    }
 }
 
 pub fn run(
@@ -28,6 +101,7 @@ pub fn run(
     runtime: &tokio::runtime::Runtime,
 ) -> anyhow::Result<ExitCode> {
     let migrations = Arc::new(MigrationSet::builtin()?);
+    let twilio = args.twilio.config()?;
     with_database(cli, runtime, false, async |db| {
         if !args.no_migrate {
             let migrate = async {
@@ -46,15 +120,32 @@ pub fn run(
         let (listener, addr) = http::bind(args.addr).await?;
         tracing::info!(%addr, database = %db.redacted_url(), "listening");
         println!("junkquote listening on http://{addr}");
+        let sender = twilio.as_ref().and_then(TwilioClient::new);
+        if twilio.is_some() && sender.is_none() {
+            tracing::info!(
+                "TWILIO_ACCOUNT_SID or TWILIO_FROM_NUMBER not set: SMS replies are kept in the outbox"
+            );
+        }
+        let (stop, stopped) = watch::channel(false);
+        let workers = [
+            tokio::spawn(worker::send_outbox(pool.clone(), sender, stopped.clone())),
+            tokio::spawn(worker::answer_leftovers(pool.clone(), stopped)),
+        ];
         let state = AppState {
             pool: pool.clone(),
             migrations,
+            twilio: twilio.map(Arc::new),
         };
         let shutdown = async {
             shutdown_signal().await;
             tracing::info!("shutting down");
         };
-        http::serve(listener, state, shutdown).await?;
+        let served = http::serve(listener, state, shutdown).await;
+        let _ = stop.send(true);
+        for handle in workers {
+            let _ = handle.await;
+        }
+        served?;
         pool.close().await;
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)

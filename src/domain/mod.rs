@@ -4,3 +4,28 @@ pub mod items;
 pub mod money;
 pub mod pricing;
 pub mod schedule;
+
+use serde::{Deserialize, Serialize};
+
+/// Where a conversation happens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    /// Text messages (Twilio).
+    Sms,
+    /// Facebook Messenger.
+    Messenger,
+    /// The web chat on the company's site.
+    Web,
+}
+
+impl Channel {
+    /// The name stored in the database's `"Channel"` enum.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Sms => "sms",
+            Channel::Messenger => "messenger",
+            Channel::Web => "web",
+        }
+    }
+}

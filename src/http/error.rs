@@ -10,10 +10,28 @@ use serde_json::json;
 /// An error a handler returns.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    /// The request is malformed.
+    #[error("{0}")]
+    BadRequest(String),
+    /// No or wrong credentials.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Credentials (or a signature) that do not allow this.
+    #[error("{0}")]
+    Forbidden(String),
     /// No such route or record.
     #[error("not found")]
     NotFound,
-    /// A dependency (the database) is not ready; the message says which.
+    /// The request conflicts with the current state.
+    #[error("{0}")]
+    Conflict(String),
+    /// The body is larger than this endpoint accepts.
+    #[error("the request body is larger than {0} bytes")]
+    TooLarge(usize),
+    /// Well-formed, but invalid.
+    #[error("{0}")]
+    Invalid(String),
+    /// A dependency (the database) is not ready, or a feature is not configured.
     #[error("{0}")]
     NotReady(String),
     /// Anything unexpected: logged in full, reported as a bare 500.
@@ -24,7 +42,13 @@ pub enum ApiError {
 impl ApiError {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            ApiError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
             ApiError::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -34,6 +58,15 @@ impl ApiError {
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
         ApiError::Internal(e.into())
+    }
+}
+
+impl From<axum::extract::rejection::BytesRejection> for ApiError {
+    fn from(e: axum::extract::rejection::BytesRejection) -> Self {
+        match e.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge(super::BODY_LIMIT),
+            _ => ApiError::BadRequest(e.body_text()),
+        }
     }
 }
 

@@ -1,7 +1,9 @@
 //! The HTTP server: axum routers over the application state.
 
+mod chat;
 pub mod error;
 mod health;
+mod webhooks;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -9,14 +11,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{get, post};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::channels::twilio::TwilioConfig;
 use crate::store::migrate::MigrationSet;
 use error::ApiError;
+
+/// The largest request body accepted (webhooks and chat messages are far smaller).
+pub const BODY_LIMIT: usize = 64 * 1024;
 
 /// What every handler can reach; cheap to clone.
 #[derive(Clone)]
@@ -25,6 +31,8 @@ pub struct AppState {
     pub pool: PgPool,
     /// The migrations this server expects applied.
     pub migrations: Arc<MigrationSet>,
+    /// Twilio, when the SMS channel is configured.
+    pub twilio: Option<Arc<TwilioConfig>>,
 }
 
 /// The whole application's routes.
@@ -32,7 +40,14 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/api/twilio/sms", post(webhooks::twilio_sms))
+        .route("/api/chat/sessions", post(chat::open))
+        .route(
+            "/api/chat/sessions/{id}/messages",
+            post(chat::post).get(chat::thread),
+        )
         .fallback(|| async { ApiError::NotFound })
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(30),

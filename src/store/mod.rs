@@ -1,5 +1,10 @@
-//! Storage: PostgreSQL through sqlx. The embedded cluster, connections, and migrations.
+//! Storage: PostgreSQL through sqlx. The embedded cluster, connections, migrations, and the
+//! repositories the agent and the HTTP layer use.
 
 pub mod embedded;
+pub mod inbox;
 pub mod migrate;
+pub mod outbox;
 pub mod pool;
+pub mod sales;
+pub mod settings;

@@ -10,10 +10,12 @@
 
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use junkquote::store::embedded::{Cluster, ClusterConfig};
 use junkquote::store::migrate::{self, MigrateOptions, MigrationSet};
@@ -343,4 +345,91 @@ pub fn versions() -> Vec<i64> {
         .iter()
         .map(|m| m.version)
         .collect()
+}
+
+/// A running `junkquote serve` on a free port.
+pub struct Server {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+}
+
+impl Server {
+    /// Starts `junkquote serve` with `args` and no channel configured.
+    pub fn start(args: &[&str], database_url: Option<&str>, data_dir: Option<&Path>) -> Self {
+        Self::start_with(args, &[], database_url, data_dir)
+    }
+
+    /// Starts `junkquote serve` with `args` and the environment variables `env`.
+    pub fn start_with(
+        args: &[&str],
+        env: &[(&str, &str)],
+        database_url: Option<&str>,
+        data_dir: Option<&Path>,
+    ) -> Self {
+        let mut all = vec!["serve", "--addr", "127.0.0.1:0"];
+        all.extend_from_slice(args);
+        let mut cmd = command(&all, database_url, data_dir);
+        for name in [
+            "TWILIO_AUTH_TOKEN",
+            "TWILIO_WEBHOOK_URL",
+            "TWILIO_ACCOUNT_SID",
+            "TWILIO_FROM_NUMBER",
+            "TWILIO_API_BASE",
+        ] {
+            cmd.env_remove(name);
+        }
+        // Quiet: stderr is a pipe nobody reads until the server fails.
+        cmd.env("RUST_LOG", "warn");
+        cmd.envs(env.iter().copied());
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let base = loop {
+            let Some(Ok(line)) = lines.next() else {
+                let status = child.wait().expect("wait");
+                let mut err = String::new();
+                std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut err)
+                    .ok();
+                panic!("serve exited ({status}) before listening: {err}");
+            };
+            if let Some(addr) = line.strip_prefix("junkquote listening on ") {
+                break addr.to_owned();
+            }
+        };
+        Self { child, base }
+    }
+
+    /// The URL of `path` on this server.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Sends SIGTERM and waits for the process; returns its exit code.
+    pub fn terminate(mut self) -> Option<i32> {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status.code();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "serve did not stop after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

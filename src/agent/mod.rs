@@ -1,0 +1,56 @@
+//! The conversation engine: answers a conversation's new messages, one conversation at a time
+//! and each conversation's messages in the order they arrived.
+
+pub mod rules;
+
+use chrono::Utc;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::store::{sales, settings};
+
+/// Answers every stored but unanswered message of a conversation, in arrival order, in one
+/// transaction. The conversation's row lock makes concurrent callers take turns, so a message is
+/// answered once, after the ones before it. Returns how many messages were answered.
+pub async fn process(pool: &PgPool, conversation_id: Uuid) -> sqlx::Result<usize> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT 1 FROM \"Conversation\" WHERE id = $1 FOR UPDATE")
+        .bind(conversation_id)
+        .execute(&mut *tx)
+        .await?;
+    let pending: Vec<(String, String, Uuid, String)> = sqlx::query_as(
+        "SELECT i.provider, i.provider_message_id, m.id, m.content
+         FROM \"InboundMessage\" i JOIN \"Message\" m ON m.id = i.message_id
+         WHERE i.conversation_id = $1 AND i.processed_at IS NULL
+         ORDER BY i.seq",
+    )
+    .bind(conversation_id)
+    .fetch_all(&mut *tx)
+    .await?;
+    if pending.is_empty() {
+        tx.commit().await?;
+        return Ok(0);
+    }
+    let settings = settings::load(&mut tx).await?;
+    let mut lead = sales::lead_of_conversation(&mut tx, conversation_id).await?;
+    for (provider, provider_message_id, message_id, text) in &pending {
+        // Paused: the message is kept and marked read, and nobody is answered automatically.
+        if !settings.paused {
+            let replies = rules::respond(&mut tx, &settings, &mut lead, text, Utc::now()).await?;
+            for reply in replies {
+                sales::reply(&mut tx, conversation_id, Some(*message_id), &lead, &reply).await?;
+            }
+        }
+        sqlx::query(
+            "UPDATE \"InboundMessage\" SET processed_at = now()
+             WHERE provider = $1 AND provider_message_id = $2",
+        )
+        .bind(provider)
+        .bind(provider_message_id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    sales::save_lead(&mut tx, &lead).await?;
+    tx.commit().await?;
+    Ok(pending.len())
+}

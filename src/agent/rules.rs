@@ -1,0 +1,402 @@
+//! The rule-based agent: deterministic, no network. It follows the lead through its stages:
+//! what to haul → a price → the owner's approval when needed → the address → pickup windows →
+//! a booking, and answers politely whatever it does not understand.
+
+use chrono::{DateTime, Duration, Utc};
+use sha2::{Digest, Sha256};
+use sqlx::PgConnection;
+
+use crate::domain::items::{Recognition, recognise};
+use crate::domain::money::Cents;
+use crate::domain::pricing::{PriceQuote, price};
+use crate::domain::schedule::{self, Choice, Window};
+use crate::store::sales::{self, Booked, Lead};
+use crate::store::settings::Settings;
+
+/// How long the owner's approval link works.
+const APPROVAL_VALID_HOURS: i64 = 48;
+
+const GREETING: &str = "Thanks for reaching out! Tell us what you'd like hauled away (for example: \
+                        \"a couch, a fridge and 5 bags of trash\") and we'll text you a price right away.";
+
+/// The replies to one customer message; updates `lead` (saved by the caller).
+pub async fn respond(
+    conn: &mut PgConnection,
+    settings: &Settings,
+    lead: &mut Lead,
+    text: &str,
+    now: DateTime<Utc>,
+) -> sqlx::Result<Vec<String>> {
+    let found = recognise(text);
+    let reply = match lead.stage.as_str() {
+        "scheduling" => schedule_reply(conn, settings, lead, text, now).await?,
+        "booked" | "reminding" => booked_reply(conn, settings, lead).await?,
+        "awaiting_owner" => {
+            if lead.address.is_none() && looks_like_address(text) && found.is_empty() {
+                lead.address = Some(text.trim().to_owned());
+                format!(
+                    "Got it: {}. As soon as the owner confirms your estimate we'll text you pickup windows.",
+                    text.trim()
+                )
+            } else {
+                "Your estimate is with the owner for a quick check; we'll text you as soon as it's confirmed."
+                    .to_owned()
+            }
+        }
+        // New, still describing the job, or quoted and waiting for the address.
+        _ => {
+            if !found.is_empty() {
+                quote_reply(conn, settings, lead, found, now).await?
+            } else if lead.state.quote_id.is_some() && looks_like_address(text) {
+                lead.address = Some(text.trim().to_owned());
+                offer_reply(conn, settings, lead, now, "Great").await?
+            } else if lead.state.quote_id.is_some() {
+                "Could you send the pickup address (street, city and ZIP)?".to_owned()
+            } else {
+                GREETING.to_owned()
+            }
+        }
+    };
+    Ok(vec![reply])
+}
+
+/// Prices what the customer has described so far and asks for what is missing.
+async fn quote_reply(
+    conn: &mut PgConnection,
+    settings: &Settings,
+    lead: &mut Lead,
+    found: Recognition,
+    now: DateTime<Utc>,
+) -> sqlx::Result<String> {
+    lead.state.recognition.merge(found);
+    let recognition = &lead.state.recognition;
+    let quote = price(&settings.pricebook, &recognition.job_spec());
+    let quote_id = sales::insert_quote(conn, lead.id, recognition, &quote).await?;
+    lead.state.quote_id = Some(quote_id);
+    lead.state.offers.clear();
+    let summary = format!(
+        "For {} your estimate is {} ({}).",
+        describe_items(recognition),
+        quote.total,
+        breakdown(&quote)
+    );
+    sales::audit(
+        conn,
+        Some(lead.id),
+        "agent",
+        "quote_created",
+        serde_json::json!({"quote_id": quote_id, "total_cents": quote.total.get()}),
+    )
+    .await?;
+    if quote.needs_approval {
+        let token = new_token();
+        let approval_id = sales::insert_approval(
+            conn,
+            quote_id,
+            &hash_token(&token),
+            now + Duration::hours(APPROVAL_VALID_HOURS),
+        )
+        .await?;
+        sales::audit(
+            conn,
+            Some(lead.id),
+            "agent",
+            "approval_requested",
+            serde_json::json!({"approval_id": approval_id, "reasons": quote.approval_reasons}),
+        )
+        .await?;
+        lead.stage = "awaiting_owner".to_owned();
+        let ask = if lead.address.is_none() {
+            " Meanwhile, what's the pickup address?"
+        } else {
+            ""
+        };
+        return Ok(format!(
+            "Thanks! {summary} The owner will confirm this price shortly.{ask} {}",
+            quote.disclaimer
+        ));
+    }
+    if lead.address.is_some() {
+        return offer_reply(conn, settings, lead, now, &format!("Thanks! {summary}")).await;
+    }
+    lead.stage = "quoting".to_owned();
+    Ok(format!(
+        "Thanks! {summary} {} What's the pickup address?",
+        quote.disclaimer
+    ))
+}
+
+/// Offers numbered pickup windows.
+async fn offer_reply(
+    conn: &mut PgConnection,
+    settings: &Settings,
+    lead: &mut Lead,
+    now: DateTime<Utc>,
+    opening: &str,
+) -> sqlx::Result<String> {
+    let hours = &settings.hours;
+    let length = job_length(lead);
+    let horizon = now + Duration::days(i64::from(hours.days_ahead) + 1);
+    let busy = sales::busy(conn, now, horizon).await?;
+    let offers = schedule::offer(now, length, &busy, hours);
+    lead.state.offers = offers.clone();
+    if offers.is_empty() {
+        lead.stage = "scheduling".to_owned();
+        return Ok(format!(
+            "{opening}. We're fully booked for the next {} days; the office will text you as soon as a window opens.",
+            hours.days_ahead
+        ));
+    }
+    lead.stage = "scheduling".to_owned();
+    let numbers: Vec<String> = (1..=offers.len()).map(|n| n.to_string()).collect();
+    let list: Vec<String> = offers
+        .iter()
+        .enumerate()
+        .map(|(i, w)| format!("{}) {}", i + 1, w.describe(hours.time_zone)))
+        .collect();
+    let address = lead.address.as_deref().unwrap_or_default();
+    Ok(format!(
+        "{opening}: {address}. Pickup windows:\n{}\nReply {}, or name a day and time that suits you.",
+        list.join("\n"),
+        or_list(&numbers)
+    ))
+}
+
+/// Books the window the customer picked, or explains what to do.
+async fn schedule_reply(
+    conn: &mut PgConnection,
+    settings: &Settings,
+    lead: &mut Lead,
+    text: &str,
+    now: DateTime<Utc>,
+) -> sqlx::Result<String> {
+    let found = recognise(text);
+    if !found.is_empty() {
+        // More to haul: price again, then offer windows again.
+        return quote_reply(conn, settings, lead, found, now).await;
+    }
+    let hours = &settings.hours;
+    let window = match schedule::read_choice(text, lead.state.offers.len(), now, hours) {
+        Some(Choice::Offer(n)) => lead.state.offers.get(n - 1).copied(),
+        Some(Choice::At(start)) => {
+            let window = Window {
+                start,
+                end: start + job_length(lead),
+            };
+            if !within_hours(&window, settings, now) {
+                return offer_reply(
+                    conn,
+                    settings,
+                    lead,
+                    now,
+                    "That time is outside our hours (or too soon)",
+                )
+                .await;
+            }
+            Some(window)
+        }
+        None => None,
+    };
+    let (Some(window), Some(quote_id)) = (window, lead.state.quote_id) else {
+        return offer_reply(
+            conn,
+            settings,
+            lead,
+            now,
+            "Sorry, I didn't catch which window",
+        )
+        .await;
+    };
+    match sales::book(conn, lead, quote_id, window).await? {
+        Booked::Job(job_id) => {
+            lead.state.job_id = Some(job_id);
+            lead.state.offers.clear();
+            lead.stage = "booked".to_owned();
+            let total = Cents::new(sales::quote_total(conn, quote_id).await?);
+            Ok(format!(
+                "You're booked! {} at {}. Estimated total {total}. We'll text you a reminder before we arrive.",
+                window.describe(hours.time_zone),
+                lead.address.as_deref().unwrap_or("your address")
+            ))
+        }
+        Booked::Taken => {
+            offer_reply(
+                conn,
+                settings,
+                lead,
+                now,
+                "Sorry, that window was just taken",
+            )
+            .await
+        }
+        Booked::NotApproved => {
+            lead.stage = "awaiting_owner".to_owned();
+            Ok("Your estimate still needs the owner's OK; we'll text you pickup windows as soon as it's confirmed.".to_owned())
+        }
+    }
+}
+
+async fn booked_reply(
+    conn: &mut PgConnection,
+    settings: &Settings,
+    lead: &Lead,
+) -> sqlx::Result<String> {
+    let window: Option<(DateTime<Utc>, DateTime<Utc>)> = match lead.state.job_id {
+        Some(job) => {
+            sqlx::query_as("SELECT window_start, window_end FROM \"Job\" WHERE id = $1")
+                .bind(job)
+                .fetch_optional(conn)
+                .await?
+        }
+        None => None,
+    };
+    Ok(match window {
+        Some((start, end)) => format!(
+            "You're booked for {}. If anything changes, reply here and the office will get back to you.",
+            Window { start, end }.describe(settings.hours.time_zone)
+        ),
+        None => "Thanks! The office will get back to you shortly.".to_owned(),
+    })
+}
+
+fn job_length(lead: &Lead) -> Duration {
+    let r = &lead.state.recognition;
+    let slow = r.items.iter().any(|i| i.heavy) || r.stairs_flights > 0 || r.carry_feet > 50;
+    schedule::duration(r.job_spec().volume, slow)
+}
+
+fn within_hours(window: &Window, settings: &Settings, now: DateTime<Utc>) -> bool {
+    let hours = &settings.hours;
+    let start = window.start.with_timezone(&hours.time_zone);
+    let end = window.end.with_timezone(&hours.time_zone);
+    window.start >= now + Duration::minutes(i64::from(hours.lead_minutes))
+        && start.date_naive() == end.date_naive()
+        && start.time() >= hours.open
+        && end.time() <= hours.close
+}
+
+/// "a couch, a refrigerator and 5 bags of trash"
+fn describe_items(r: &Recognition) -> String {
+    let parts: Vec<String> = r
+        .items
+        .iter()
+        .map(|i| {
+            if i.quantity == 1 {
+                let article = if i.description.starts_with(['a', 'e', 'i', 'o', 'u']) {
+                    "an"
+                } else {
+                    "a"
+                };
+                format!("{article} {}", i.description)
+            } else {
+                format!("{} {}", i.quantity, plural(&i.description))
+            }
+        })
+        .collect();
+    and_list(&parts)
+}
+
+fn plural(description: &str) -> String {
+    // "bag of trash" → "bags of trash"; "box" → "boxes"; "mattress (king)" → "mattresses (king)"
+    let (head, tail) = match description.find([' ', '(']) {
+        Some(i) if description[i..].starts_with(" of") || description[i..].starts_with(" (") => {
+            description.split_at(i)
+        }
+        _ => (description, ""),
+    };
+    let head = if head.ends_with(['s', 'x']) || head.ends_with("ch") {
+        format!("{head}es")
+    } else {
+        format!("{head}s")
+    };
+    format!("{head}{tail}")
+}
+
+fn and_list(parts: &[String]) -> String {
+    match parts {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}
+
+fn or_list(parts: &[String]) -> String {
+    match parts {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} or {last}", init.join(", ")),
+    }
+}
+
+/// The main lines of a quote, short enough for a text message.
+fn breakdown(quote: &PriceQuote) -> String {
+    quote
+        .lines
+        .iter()
+        .map(|l| format!("{} {}", l.label, l.amount))
+        .collect::<Vec<_>>()
+        .join(" + ")
+}
+
+/// Whether a message reads like a street address: a house number and a street name, or a ZIP.
+fn looks_like_address(text: &str) -> bool {
+    let words: Vec<&str> = text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect();
+    let number_then_word = words.windows(2).any(|w| {
+        w[0].chars().all(|c| c.is_ascii_digit())
+            && w[1].chars().all(char::is_alphabetic)
+            && w[1].len() > 1
+    });
+    let zip = words
+        .iter()
+        .any(|w| w.len() == 5 && w.chars().all(|c| c.is_ascii_digit()));
+    (number_then_word && words.len() >= 3) || zip
+}
+
+/// A random token for a link: 32 bytes, URL-safe base64.
+pub fn new_token() -> String {
+    use base64::Engine;
+    let bytes: Vec<u8> = uuid::Uuid::new_v4()
+        .as_bytes()
+        .iter()
+        .chain(uuid::Uuid::new_v4().as_bytes())
+        .copied()
+        .collect();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// How tokens are stored: their SHA-256, hex.
+pub fn hash_token(token: &str) -> String {
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn items_read_naturally() {
+        let r = recognise("a couch, a fridge and 5 bags of trash");
+        assert_eq!(
+            describe_items(&r),
+            "a couch, a refrigerator and 5 bags of trash"
+        );
+        assert_eq!(
+            describe_items(&recognise("2 boxes and an armchair")),
+            "2 boxes and an armchair"
+        );
+    }
+
+    #[test]
+    fn addresses_are_told_from_chatter() {
+        assert!(looks_like_address("123 Main St, Canton GA 30114"));
+        assert!(looks_like_address("45 Oak Avenue Marietta"));
+        assert!(!looks_like_address("1"));
+        assert!(!looks_like_address("thanks!"));
+    }
+}

@@ -1,0 +1,100 @@
+//! Background work that must survive restarts, so it lives in the database: sending the
+//! outbox, and answering messages stored by a request that died before answering them. Any
+//! number of servers can run these loops side by side.
+
+use std::time::Duration;
+
+use sqlx::PgPool;
+use tokio::sync::watch;
+
+use super::twilio::{SendError, TwilioClient};
+use crate::agent;
+use crate::store::{inbox, outbox};
+
+/// How often an idle loop looks for work.
+const IDLE: Duration = Duration::from_millis(250);
+
+/// Sends due outbox messages until `stop` turns true.
+pub async fn send_outbox(
+    pool: PgPool,
+    twilio: Option<TwilioClient>,
+    mut stop: watch::Receiver<bool>,
+) {
+    if twilio.is_some() {
+        match outbox::release_held(&pool, "sms").await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                count = n,
+                "SMS credentials configured: held replies queued again"
+            ),
+            Err(e) => tracing::warn!(error = %e, "could not release held replies"),
+        }
+    }
+    while !*stop.borrow() {
+        match send_one(&pool, twilio.as_ref()).await {
+            Ok(true) => continue,
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "outbox: database error"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(IDLE) => {}
+            _ = stop.changed() => {}
+        }
+    }
+}
+
+/// Sends one due message, if there is one; returns whether there was.
+pub async fn send_one(pool: &PgPool, twilio: Option<&TwilioClient>) -> sqlx::Result<bool> {
+    let Some(claim) = outbox::claim(pool).await? else {
+        return Ok(false);
+    };
+    let id = claim.message.id;
+    let client = match claim.message.channel.as_str() {
+        "sms" => twilio,
+        _ => None,
+    };
+    let Some(client) = client else {
+        // Bodies and numbers stay out of the log; the row keeps them.
+        tracing::info!(%id, channel = %claim.message.channel, "no credentials for this channel: reply kept in the outbox");
+        claim
+            .held("no credentials configured for this channel")
+            .await?;
+        return Ok(true);
+    };
+    let (recipient, body) = (claim.message.recipient.clone(), claim.message.body.clone());
+    match client.send(&recipient, &body).await {
+        Ok(sid) => {
+            tracing::info!(%id, "reply sent");
+            claim.sent(Some(&sid)).await?;
+        }
+        Err(SendError::Retryable(e)) => {
+            let next = claim.failed(&e).await?;
+            tracing::warn!(%id, error = %e, %next, "send failed; will retry");
+        }
+        Err(SendError::Permanent(e)) => {
+            tracing::warn!(%id, error = %e, "send refused; giving up");
+            claim.gave_up(&e).await?;
+        }
+    }
+    Ok(true)
+}
+
+/// Answers messages left unanswered (their request died after storing them) until `stop`.
+pub async fn answer_leftovers(pool: PgPool, mut stop: watch::Receiver<bool>) {
+    while !*stop.borrow() {
+        match inbox::unanswered(&pool, 5, 20).await {
+            Ok(conversations) => {
+                for id in conversations {
+                    if let Err(e) = agent::process(&pool, id).await {
+                        tracing::warn!(conversation = %id, error = %e, "could not answer");
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "looking for unanswered messages failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            _ = stop.changed() => {}
+        }
+    }
+}

@@ -1,0 +1,272 @@
+//! Receiving a customer's message: find (or make) the customer, their conversation and its lead,
+//! and store the message once, however often the provider delivers it.
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::domain::Channel;
+
+/// A conversation ends when its customer has been quiet this long; the next message opens a
+/// new conversation (and a new lead).
+pub const CONVERSATION_GAP_DAYS: i32 = 3;
+
+/// Who wrote.
+#[derive(Debug, Clone, Copy)]
+pub enum Sender<'a> {
+    /// A phone number in E.164 form.
+    Phone(&'a str),
+    /// A Messenger page-scoped id.
+    Psid(&'a str),
+    /// A web-chat session's conversation.
+    Conversation(Uuid),
+}
+
+/// A message as a channel delivers it.
+#[derive(Debug, Clone, Copy)]
+pub struct Inbound<'a> {
+    /// The channel it came on.
+    pub channel: Channel,
+    /// The provider whose ids `provider_message_id` comes from (`twilio`, `messenger`, `web`).
+    pub provider: &'a str,
+    /// The provider's id for this message; a second delivery with it is a duplicate.
+    pub provider_message_id: &'a str,
+    /// Who wrote it.
+    pub sender: Sender<'a>,
+    /// What it says.
+    pub text: &'a str,
+}
+
+/// Where a message was stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Received {
+    /// Its conversation.
+    pub conversation_id: Uuid,
+    /// The stored message.
+    pub message_id: Uuid,
+    /// It had been received before: nothing new was stored.
+    pub duplicate: bool,
+}
+
+/// Stores an inbound message in one transaction.
+pub async fn receive(pool: &PgPool, inbound: Inbound<'_>) -> sqlx::Result<Received> {
+    let mut tx = pool.begin().await?;
+    let conversation_id = match inbound.sender {
+        Sender::Conversation(id) => id,
+        Sender::Phone(phone) => {
+            conversation_for(&mut tx, inbound.channel, Identity::Phone(phone)).await?
+        }
+        Sender::Psid(psid) => {
+            conversation_for(&mut tx, inbound.channel, Identity::Psid(psid)).await?
+        }
+    };
+    // The conversation's row lock orders its messages: `seq` is taken, and committed, one
+    // message at a time, so arrival order is commit order.
+    sqlx::query("SELECT 1 FROM \"Conversation\" WHERE id = $1 FOR UPDATE")
+        .bind(conversation_id)
+        .execute(&mut *tx)
+        .await?;
+    let message_id: Uuid = sqlx::query_scalar(
+        "INSERT INTO \"Message\" (conversation_id, role, content, metadata, created_at)
+         VALUES ($1, 'user', $2,
+                 jsonb_build_object('provider', $3::text, 'provider_message_id', $4::text),
+                 clock_timestamp())
+         RETURNING id",
+    )
+    .bind(conversation_id)
+    .bind(inbound.text)
+    .bind(inbound.provider)
+    .bind(inbound.provider_message_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    // A concurrent delivery of the same message waits here for the first to commit, then finds
+    // the key taken.
+    let inserted: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO \"InboundMessage\" (provider, provider_message_id, conversation_id, message_id)
+         VALUES ($1, $2, $3, $4)
+         ON CONFLICT (provider, provider_message_id) DO NOTHING
+         RETURNING seq",
+    )
+    .bind(inbound.provider)
+    .bind(inbound.provider_message_id)
+    .bind(conversation_id)
+    .bind(message_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if inserted.is_none() {
+        tx.rollback().await?;
+        let (conversation_id, message_id): (Uuid, Uuid) = sqlx::query_as(
+            "SELECT conversation_id, message_id FROM \"InboundMessage\"
+             WHERE provider = $1 AND provider_message_id = $2",
+        )
+        .bind(inbound.provider)
+        .bind(inbound.provider_message_id)
+        .fetch_one(pool)
+        .await?;
+        return Ok(Received {
+            conversation_id,
+            message_id,
+            duplicate: true,
+        });
+    }
+    sqlx::query(
+        "WITH c AS (
+             UPDATE \"Conversation\" SET last_message_at = now(), updated_at = now()
+             WHERE id = $1 RETURNING lead_id
+         )
+         UPDATE \"Lead\" SET last_customer_message_at = now(), updated_at = now()
+         WHERE id = (SELECT lead_id FROM c)",
+    )
+    .bind(conversation_id)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Received {
+        conversation_id,
+        message_id,
+        duplicate: false,
+    })
+}
+
+enum Identity<'a> {
+    Phone(&'a str),
+    Psid(&'a str),
+}
+
+/// The customer's current conversation on `channel`, opening one (with its lead, and the
+/// customer if new) when there is none or the last went quiet.
+async fn conversation_for(
+    tx: &mut PgConnection,
+    channel: Channel,
+    identity: Identity<'_>,
+) -> sqlx::Result<Uuid> {
+    let (key, phone, psid) = match identity {
+        Identity::Phone(p) => (format!("phone:{p}"), Some(p), None),
+        Identity::Psid(p) => (format!("psid:{p}"), None, Some(p)),
+    };
+    // Two first messages from a new number at once must make one customer, not two.
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 7))")
+        .bind(&key)
+        .execute(&mut *tx)
+        .await?;
+    let customer: Option<Uuid> = match (phone, psid) {
+        (Some(phone), _) => {
+            sqlx::query_scalar(
+                "SELECT id FROM \"Customer\" WHERE phone = $1 ORDER BY created_at LIMIT 1",
+            )
+            .bind(phone)
+            .fetch_optional(&mut *tx)
+            .await?
+        }
+        (_, Some(psid)) => sqlx::query_scalar(
+            "SELECT id FROM \"Customer\" WHERE metadata->'psids' ? $1 ORDER BY created_at LIMIT 1",
+        )
+        .bind(psid)
+        .fetch_optional(&mut *tx)
+        .await?,
+        _ => None,
+    };
+    let customer_id = match customer {
+        Some(id) => id,
+        None => {
+            sqlx::query_scalar(
+                "INSERT INTO \"Customer\" (phone, metadata)
+                 VALUES ($1, CASE WHEN $2::text IS NULL THEN '{}'::jsonb
+                                  ELSE jsonb_build_object('psids', jsonb_build_array($2::text)) END)
+                 RETURNING id",
+            )
+            .bind(phone)
+            .bind(psid)
+            .fetch_one(&mut *tx)
+            .await?
+        }
+    };
+    let open: Option<Uuid> = sqlx::query_scalar(
+        "SELECT id FROM \"Conversation\"
+         WHERE customer_id = $1 AND channel = $2::text::\"Channel\"
+           AND coalesce(last_message_at, started_at) > now() - make_interval(days => $3)
+         ORDER BY started_at DESC LIMIT 1",
+    )
+    .bind(customer_id)
+    .bind(channel.as_str())
+    .bind(CONVERSATION_GAP_DAYS)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(id) = open {
+        return Ok(id);
+    }
+    open_conversation(tx, customer_id, channel, phone, psid.or(phone)).await
+}
+
+/// Opens a conversation with a new lead for `customer_id`.
+pub async fn open_conversation(
+    tx: &mut PgConnection,
+    customer_id: Uuid,
+    channel: Channel,
+    phone: Option<&str>,
+    external_id: Option<&str>,
+) -> sqlx::Result<Uuid> {
+    let psid = (channel == Channel::Messenger)
+        .then_some(external_id)
+        .flatten();
+    sqlx::query_scalar(
+        "WITH lead AS (
+             INSERT INTO \"Lead\" (channel, phone, \"messengerPsid\", customer_id, stage, \"stateMetadata\")
+             VALUES ($2::text::\"Channel\", $3, NULL, $1, 'clarifying', '{}')
+             RETURNING id
+         )
+         INSERT INTO \"Conversation\" (customer_id, lead_id, channel, external_id, metadata)
+         SELECT $1, id, $2::text::\"Channel\", $4, jsonb_build_object('psid', $5::text) FROM lead
+         RETURNING id",
+    )
+    .bind(customer_id)
+    .bind(channel.as_str())
+    .bind(phone)
+    .bind(external_id)
+    .bind(psid)
+    .fetch_one(&mut *tx)
+    .await
+}
+
+/// Conversations with messages that were stored but not answered, oldest first: what a crash
+/// between storing and answering leaves behind.
+pub async fn unanswered(
+    pool: &PgPool,
+    older_than_secs: i32,
+    limit: i64,
+) -> sqlx::Result<Vec<Uuid>> {
+    sqlx::query_scalar(
+        "SELECT conversation_id FROM \"InboundMessage\"
+         WHERE processed_at IS NULL AND received_at < now() - make_interval(secs => $1)
+         GROUP BY conversation_id ORDER BY min(received_at) LIMIT $2",
+    )
+    .bind(f64::from(older_than_secs))
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// A message of a conversation's thread.
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+pub struct ThreadMessage {
+    /// `user`, `assistant`, `system` or `tool`.
+    pub role: String,
+    /// The text.
+    pub content: String,
+    /// When it was written.
+    pub created_at: DateTime<Utc>,
+}
+
+/// The messages of a conversation in order (customer and assistant).
+pub async fn thread(
+    conn: &mut PgConnection,
+    conversation_id: Uuid,
+) -> sqlx::Result<Vec<ThreadMessage>> {
+    sqlx::query_as(
+        "SELECT role::text AS role, content, created_at FROM \"Message\"
+         WHERE conversation_id = $1 ORDER BY created_at, id",
+    )
+    .bind(conversation_id)
+    .fetch_all(conn)
+    .await
+}

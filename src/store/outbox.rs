@@ -1,0 +1,124 @@
+//! The outbox: replies and notifications waiting to be sent. Workers claim due rows with
+//! `FOR UPDATE SKIP LOCKED`, holding the row's lock while they send, so two workers never send
+//! the same row; a failed send is retried later with exponential backoff.
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+/// The most attempts before a message is marked failed for the operator to look at.
+pub const MAX_ATTEMPTS: i32 = 8;
+
+/// A message to send.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Outgoing {
+    /// Its id.
+    pub id: Uuid,
+    /// `sms`, `messenger`.
+    pub channel: String,
+    /// Phone number or PSID.
+    pub recipient: String,
+    /// The text.
+    pub body: String,
+    /// Attempts so far (before this one).
+    pub attempts: i32,
+}
+
+/// A claimed message: the open transaction holds its row lock until [`Claim::sent`],
+/// [`Claim::failed`] or [`Claim::held`].
+pub struct Claim {
+    tx: Transaction<'static, Postgres>,
+    /// The message.
+    pub message: Outgoing,
+}
+
+/// Claims the oldest due message nobody else is sending, if any.
+pub async fn claim(pool: &PgPool) -> sqlx::Result<Option<Claim>> {
+    let mut tx = pool.begin().await?;
+    let message: Option<Outgoing> = sqlx::query_as(
+        "SELECT id, channel, recipient, body, attempts FROM \"Outbox\"
+         WHERE status = 'pending' AND next_attempt_at <= now()
+         ORDER BY next_attempt_at, created_at
+         LIMIT 1
+         FOR UPDATE SKIP LOCKED",
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    Ok(message.map(|message| Claim { tx, message }))
+}
+
+impl Claim {
+    /// The provider accepted it.
+    pub async fn sent(mut self, provider_message_id: Option<&str>) -> sqlx::Result<()> {
+        sqlx::query(
+            "UPDATE \"Outbox\" SET status = 'sent', sent_at = now(), attempts = attempts + 1,
+                    provider_message_id = $2, last_error = NULL
+             WHERE id = $1",
+        )
+        .bind(self.message.id)
+        .bind(provider_message_id)
+        .execute(&mut *self.tx)
+        .await?;
+        self.tx.commit().await
+    }
+
+    /// Sending failed: try again after a backoff, or give up after [`MAX_ATTEMPTS`].
+    pub async fn failed(mut self, error: &str) -> sqlx::Result<DateTime<Utc>> {
+        let attempts = self.message.attempts + 1;
+        let delay_secs = 2f64.powi(attempts.min(12)).min(3600.0);
+        let status = if attempts >= MAX_ATTEMPTS {
+            "failed"
+        } else {
+            "pending"
+        };
+        let next: DateTime<Utc> = sqlx::query_scalar(
+            "UPDATE \"Outbox\" SET attempts = $2, status = $3, last_error = $4,
+                    next_attempt_at = now() + make_interval(secs => $5)
+             WHERE id = $1 RETURNING next_attempt_at",
+        )
+        .bind(self.message.id)
+        .bind(attempts)
+        .bind(status)
+        .bind(error)
+        .bind(delay_secs)
+        .fetch_one(&mut *self.tx)
+        .await?;
+        self.tx.commit().await?;
+        Ok(next)
+    }
+
+    /// The provider refused it for good (an invalid number): stop trying.
+    pub async fn gave_up(mut self, error: &str) -> sqlx::Result<()> {
+        sqlx::query(
+            "UPDATE \"Outbox\" SET status = 'failed', attempts = attempts + 1, last_error = $2
+             WHERE id = $1",
+        )
+        .bind(self.message.id)
+        .bind(error)
+        .execute(&mut *self.tx)
+        .await?;
+        self.tx.commit().await
+    }
+
+    /// No way to send it is configured: keep it, marked held, until one is.
+    pub async fn held(mut self, reason: &str) -> sqlx::Result<()> {
+        sqlx::query("UPDATE \"Outbox\" SET status = 'held', last_error = $2 WHERE id = $1")
+            .bind(self.message.id)
+            .bind(reason)
+            .execute(&mut *self.tx)
+            .await?;
+        self.tx.commit().await
+    }
+}
+
+/// Puts held messages of `channel` back in the queue (its credentials are now configured).
+pub async fn release_held(pool: &PgPool, channel: &str) -> sqlx::Result<u64> {
+    let done = sqlx::query(
+        "UPDATE \"Outbox\" SET status = 'pending', next_attempt_at = now()
+         WHERE status = 'held' AND channel = $1",
+    )
+    .bind(channel)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}

@@ -1,0 +1,357 @@
+//! Leads, quotes, approvals and bookings: what the agent writes as a conversation goes on.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::{Acquire, PgConnection};
+use uuid::Uuid;
+
+use crate::domain::Channel;
+use crate::domain::items::Recognition;
+use crate::domain::pricing::PriceQuote;
+use crate::domain::schedule::Window;
+
+/// The agent's memory of a lead between messages, kept in `Lead."stateMetadata"`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LeadState {
+    /// What the customer wants hauled, so far.
+    pub recognition: Recognition,
+    /// The latest quote.
+    pub quote_id: Option<Uuid>,
+    /// The windows last offered, in the order numbered.
+    pub offers: Vec<Window>,
+    /// The booked job.
+    pub job_id: Option<Uuid>,
+}
+
+/// A lead as the agent sees it.
+#[derive(Debug, Clone)]
+pub struct Lead {
+    /// Its id.
+    pub id: Uuid,
+    /// Its customer.
+    pub customer_id: Option<Uuid>,
+    /// Its stage (`LeadStage`).
+    pub stage: String,
+    /// The pickup address, once given.
+    pub address: Option<String>,
+    /// Where replies go: the channel and its recipient (phone, PSID or web session).
+    pub channel: Channel,
+    /// The recipient on that channel.
+    pub recipient: Option<String>,
+    /// The agent's memory.
+    pub state: LeadState,
+}
+
+type LeadRow = (
+    Uuid,
+    Option<Uuid>,
+    String,
+    Option<String>,
+    String,
+    Option<String>,
+    Option<serde_json::Value>,
+);
+
+/// The lead of a conversation, locked for the rest of the transaction.
+pub async fn lead_of_conversation(
+    conn: &mut PgConnection,
+    conversation_id: Uuid,
+) -> sqlx::Result<Lead> {
+    let (id, customer_id, stage, address, channel, recipient, state): LeadRow = sqlx::query_as(
+        "SELECT l.id, l.customer_id, l.stage::text, l.address, c.channel::text, c.external_id,
+                l.\"stateMetadata\"
+         FROM \"Conversation\" c JOIN \"Lead\" l ON l.id = c.lead_id
+         WHERE c.id = $1
+         FOR UPDATE OF l",
+    )
+    .bind(conversation_id)
+    .fetch_one(conn)
+    .await?;
+    let channel = match channel.as_str() {
+        "sms" => Channel::Sms,
+        "messenger" => Channel::Messenger,
+        _ => Channel::Web,
+    };
+    Ok(Lead {
+        id,
+        customer_id,
+        stage,
+        address,
+        channel,
+        recipient,
+        // A lead written by the original service keeps its own state shape: start afresh.
+        state: state
+            .and_then(|v| serde_json::from_value(v).ok())
+            .unwrap_or_default(),
+    })
+}
+
+/// Writes back the lead's stage, address and state.
+pub async fn save_lead(conn: &mut PgConnection, lead: &Lead) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE \"Lead\" SET stage = $2::text::\"LeadStage\", address = $3, \"stateMetadata\" = $4,
+                curbside = $5, last_agent_message_at = now(), updated_at = now()
+         WHERE id = $1",
+    )
+    .bind(lead.id)
+    .bind(&lead.stage)
+    .bind(&lead.address)
+    .bind(sqlx::types::Json(&lead.state))
+    .bind(lead.state.recognition.curbside)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Stores a quote for the lead; returns its id.
+pub async fn insert_quote(
+    conn: &mut PgConnection,
+    lead_id: Uuid,
+    recognition: &Recognition,
+    quote: &PriceQuote,
+) -> sqlx::Result<Uuid> {
+    let discounts: Vec<_> = quote.lines.iter().filter(|l| l.amount.get() < 0).collect();
+    let review: Vec<&str> = recognition
+        .items
+        .iter()
+        .filter(|i| i.needs_review)
+        .map(|i| i.description.as_str())
+        .collect();
+    let flags =
+        serde_json::json!({"approval_reasons": quote.approval_reasons, "needs_review": review});
+    sqlx::query_scalar(
+        "INSERT INTO \"Quote\" (lead_id, features_json, line_items_json, discounts_json, subtotal,
+                                total, confidence, needs_approval, status, flags_json, notes_json,
+                                disclaimer)
+         VALUES ($1, $2, $3, $4, $5::numeric / 100, $6::numeric / 100, round($7::numeric, 2), $8,
+                 $9::text::\"QuoteStatus\", $10, $11, $12)
+         RETURNING id",
+    )
+    .bind(lead_id)
+    .bind(sqlx::types::Json(recognition))
+    .bind(sqlx::types::Json(&quote.lines))
+    .bind(sqlx::types::Json(&discounts))
+    .bind(quote.subtotal.get())
+    .bind(quote.total.get())
+    .bind(quote.confidence)
+    .bind(quote.needs_approval)
+    .bind(if quote.needs_approval {
+        "pending_approval"
+    } else {
+        "sent"
+    })
+    .bind(flags)
+    .bind(serde_json::json!({"explanation": quote.explain(), "loads": quote.loads}))
+    .bind(&quote.disclaimer)
+    .fetch_one(conn)
+    .await
+}
+
+/// Asks the owner to approve a quote: an approval whose token (stored as its hash) works once,
+/// until `expires_at`.
+pub async fn insert_approval(
+    conn: &mut PgConnection,
+    quote_id: Uuid,
+    token_hash: &str,
+    expires_at: DateTime<Utc>,
+) -> sqlx::Result<Uuid> {
+    sqlx::query_scalar(
+        "INSERT INTO \"Approval\" (quote_id, token, status, expires_at)
+         VALUES ($1, $2, 'pending', $3) RETURNING id",
+    )
+    .bind(quote_id)
+    .bind(token_hash)
+    .bind(expires_at)
+    .fetch_one(conn)
+    .await
+}
+
+/// Whether a quote may be booked: it needs no approval, or was approved.
+pub async fn bookable(conn: &mut PgConnection, quote_id: Uuid) -> sqlx::Result<bool> {
+    sqlx::query_scalar(
+        "SELECT NOT needs_approval OR status IN ('approved', 'accepted') FROM \"Quote\" WHERE id = $1",
+    )
+    .bind(quote_id)
+    .fetch_one(conn)
+    .await
+}
+
+/// The quote's total in cents.
+pub async fn quote_total(conn: &mut PgConnection, quote_id: Uuid) -> sqlx::Result<i64> {
+    sqlx::query_scalar("SELECT (total * 100)::bigint FROM \"Quote\" WHERE id = $1")
+        .bind(quote_id)
+        .fetch_one(conn)
+        .await
+}
+
+/// The crew's booked windows that overlap `from`..`to`.
+pub async fn busy(
+    conn: &mut PgConnection,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> sqlx::Result<Vec<Window>> {
+    let rows: Vec<(DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT window_start, window_end FROM \"Booking\"
+         WHERE crew = 1 AND window_end > $1 AND window_start < $2",
+    )
+    .bind(from)
+    .bind(to)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(start, end)| Window { start, end })
+        .collect())
+}
+
+/// What came of a booking attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Booked {
+    /// The job is booked.
+    Job(Uuid),
+    /// Someone else booked overlapping crew time first.
+    Taken,
+    /// The quote waits for (or was refused) the owner's approval.
+    NotApproved,
+}
+
+/// Books the lead's quote into `window`: a Job with its items and events, and the crew's time,
+/// which the database refuses to give twice.
+pub async fn book(
+    conn: &mut PgConnection,
+    lead: &Lead,
+    quote_id: Uuid,
+    window: Window,
+) -> sqlx::Result<Booked> {
+    if !bookable(conn, quote_id).await? {
+        return Ok(Booked::NotApproved);
+    }
+    // A savepoint: a lost race rolls back the attempt, not the conversation's transaction.
+    let mut attempt = conn.begin().await?;
+    let job_id: Uuid = sqlx::query_scalar(
+        "INSERT INTO \"Job\" (lead_id, quote_id, window_start, window_end, status, customer_id)
+         VALUES ($1, $2, $3, $4, 'booked', $5) RETURNING id",
+    )
+    .bind(lead.id)
+    .bind(quote_id)
+    .bind(window.start)
+    .bind(window.end)
+    .bind(lead.customer_id)
+    .fetch_one(&mut *attempt)
+    .await?;
+    let booking = sqlx::query(
+        "INSERT INTO \"Booking\" (job_id, crew, window_start, window_end) VALUES ($1, 1, $2, $3)",
+    )
+    .bind(job_id)
+    .bind(window.start)
+    .bind(window.end)
+    .execute(&mut *attempt)
+    .await;
+    if let Err(e) = booking {
+        if e.as_database_error().and_then(|d| d.constraint()) == Some("Booking_no_overlap") {
+            attempt.rollback().await?;
+            return Ok(Booked::Taken);
+        }
+        return Err(e);
+    }
+    for item in &lead.state.recognition.items {
+        sqlx::query(
+            "INSERT INTO \"JobItem\" (job_id, description, quantity, metadata)
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(job_id)
+        .bind(&item.description)
+        .bind(i32::try_from(item.quantity).unwrap_or(i32::MAX))
+        .bind(serde_json::json!({
+            "cubic_feet_each": item.cubic_feet_each,
+            "regulated": item.regulated,
+            "heavy": item.heavy,
+            "needs_review": item.needs_review,
+        }))
+        .execute(&mut *attempt)
+        .await?;
+    }
+    sqlx::query(
+        "INSERT INTO \"JobEvent\" (job_id, event_type, actor, metadata, created_at)
+         VALUES ($1, 'created', 'agent', '{}', clock_timestamp()),
+                ($1, 'booked', 'agent', jsonb_build_object('window_start', $2::timestamptz, 'window_end', $3::timestamptz), clock_timestamp())",
+    )
+    .bind(job_id)
+    .bind(window.start)
+    .bind(window.end)
+    .execute(&mut *attempt)
+    .await?;
+    sqlx::query("UPDATE \"Quote\" SET status = 'accepted', updated_at = now() WHERE id = $1")
+        .bind(quote_id)
+        .execute(&mut *attempt)
+        .await?;
+    audit(
+        &mut attempt,
+        Some(lead.id),
+        "agent",
+        "job_booked",
+        serde_json::json!({"job_id": job_id}),
+    )
+    .await?;
+    attempt.commit().await?;
+    Ok(Booked::Job(job_id))
+}
+
+/// Stores the assistant's reply to message `in_reply_to` and queues it for delivery (web chat
+/// replies are read from the thread, so they skip the outbox). Returns the reply's id.
+pub async fn reply(
+    conn: &mut PgConnection,
+    conversation_id: Uuid,
+    in_reply_to: Option<Uuid>,
+    lead: &Lead,
+    text: &str,
+) -> sqlx::Result<Uuid> {
+    let message_id: Uuid = sqlx::query_scalar(
+        "INSERT INTO \"Message\" (conversation_id, role, content, metadata, created_at)
+         VALUES ($1, 'assistant', $2,
+                 CASE WHEN $3::uuid IS NULL THEN '{}'::jsonb
+                      ELSE jsonb_build_object('in_reply_to', $3::uuid) END,
+                 clock_timestamp())
+         RETURNING id",
+    )
+    .bind(conversation_id)
+    .bind(text)
+    .bind(in_reply_to)
+    .fetch_one(&mut *conn)
+    .await?;
+    if lead.channel != Channel::Web
+        && let Some(recipient) = &lead.recipient
+    {
+        sqlx::query(
+            "INSERT INTO \"Outbox\" (conversation_id, message_id, channel, recipient, body)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(conversation_id)
+        .bind(message_id)
+        .bind(lead.channel.as_str())
+        .bind(recipient)
+        .bind(text)
+        .execute(conn)
+        .await?;
+    }
+    Ok(message_id)
+}
+
+/// Records an action in the legacy `Audit` trail.
+pub async fn audit(
+    conn: &mut PgConnection,
+    lead_id: Option<Uuid>,
+    actor: &str,
+    action: &str,
+    payload: serde_json::Value,
+) -> sqlx::Result<()> {
+    sqlx::query("INSERT INTO \"Audit\" (lead_id, actor, action, payload) VALUES ($1, $2, $3, $4)")
+        .bind(lead_id)
+        .bind(actor)
+        .bind(action)
+        .bind(payload)
+        .execute(conn)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,437 @@
+//! The quoting conversation over signed Twilio webhooks, against a running server and a real
+//! PostgreSQL: the reference conversation, and the faults the original service had.
+
+mod common;
+
+use common::{Server, TestDb};
+use junkquote::channels::signature::twilio_signature;
+use uuid::Uuid;
+
+const TOKEN: &str = "test-auth-token";
+const PHONE: &str = "+14045550123";
+
+fn sms_server(db: &TestDb) -> Server {
+    Server::start_with(
+        &[],
+        &[
+            ("TWILIO_AUTH_TOKEN", TOKEN),
+            ("TWILIO_WEBHOOK_URL", "https://junk.example/api/twilio/sms"),
+        ],
+        Some(&db.url),
+        None,
+    )
+}
+
+fn form(sid: &str, from: &str, body: &str) -> Vec<(String, String)> {
+    [
+        ("MessageSid", sid),
+        ("From", from),
+        ("To", "+14045550000"),
+        ("Body", body),
+        ("NumMedia", "0"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect()
+}
+
+/// Posts an SMS webhook signed as Twilio would sign it.
+async fn sms(server: &Server, sid: &str, from: &str, body: &str) -> reqwest::Response {
+    post_sms(
+        server.url("/api/twilio/sms"),
+        sid.to_owned(),
+        from.to_owned(),
+        body.to_owned(),
+    )
+    .await
+}
+
+async fn post_sms(url: String, sid: String, from: String, body: String) -> reqwest::Response {
+    let params = form(&sid, &from, &body);
+    let signature = twilio_signature(TOKEN, "https://junk.example/api/twilio/sms", &params);
+    reqwest::Client::new()
+        .post(url)
+        .header("X-Twilio-Signature", signature)
+        .form(&params)
+        .send()
+        .await
+        .expect("webhook")
+}
+
+/// The replies queued for `phone`, oldest first.
+async fn replies_to(db: &TestDb, phone: &str) -> Vec<String> {
+    sqlx::query_scalar("SELECT body FROM \"Outbox\" WHERE recipient = $1 ORDER BY created_at")
+        .bind(phone)
+        .fetch_all(&mut db.conn().await)
+        .await
+        .expect("outbox")
+}
+
+async fn count(db: &TestDb, sql: &str) -> i64 {
+    sqlx::query_scalar(sql)
+        .fetch_one(&mut db.conn().await)
+        .await
+        .expect(sql)
+}
+
+#[tokio::test]
+async fn the_reference_conversation_books_a_job() {
+    let db = TestDb::migrated().await;
+    let server = sms_server(&db);
+
+    let response = sms(
+        &server,
+        "SM0001",
+        PHONE,
+        "Hi, I need a couch, a fridge and 5 bags of trash picked up",
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "text/xml");
+    let replies = replies_to(&db, PHONE).await;
+    assert_eq!(replies.len(), 1);
+    assert!(
+        replies[0].contains("$425"),
+        "states the price: {}",
+        replies[0]
+    );
+    assert!(
+        replies[0].contains("address"),
+        "asks for the address: {}",
+        replies[0]
+    );
+
+    sms(&server, "SM0002", PHONE, "123 Main St, Canton GA 30114").await;
+    let replies = replies_to(&db, PHONE).await;
+    assert_eq!(replies.len(), 2);
+    assert!(
+        replies[1].contains("1) "),
+        "numbered windows: {}",
+        replies[1]
+    );
+    assert!(replies[1].contains("Reply 1"), "{}", replies[1]);
+
+    sms(&server, "SM0003", PHONE, "1").await;
+    let replies = replies_to(&db, PHONE).await;
+    assert_eq!(replies.len(), 3);
+    assert!(replies[2].starts_with("You're booked!"), "{}", replies[2]);
+    // The confirmation names the window that was offered first.
+    let first_offer = replies[1]
+        .lines()
+        .find(|l| l.starts_with("1) "))
+        .expect("offer 1");
+    assert!(
+        replies[2].contains(first_offer.trim_start_matches("1) ")),
+        "{} / {first_offer}",
+        replies[2]
+    );
+
+    let mut conn = db.conn().await;
+    let customers: Vec<(Uuid, Option<String>)> =
+        sqlx::query_as("SELECT id, phone FROM \"Customer\"")
+            .fetch_all(&mut conn)
+            .await
+            .expect("customers");
+    assert_eq!(customers.len(), 1);
+    assert_eq!(customers[0].1.as_deref(), Some(PHONE));
+    let channels: Vec<String> = sqlx::query_scalar("SELECT channel::text FROM \"Conversation\"")
+        .fetch_all(&mut conn)
+        .await
+        .expect("conversations");
+    assert_eq!(channels, ["sms"]);
+    let roles: Vec<String> =
+        sqlx::query_scalar("SELECT role::text FROM \"Message\" ORDER BY created_at")
+            .fetch_all(&mut conn)
+            .await
+            .expect("messages");
+    assert_eq!(
+        roles,
+        [
+            "user",
+            "assistant",
+            "user",
+            "assistant",
+            "user",
+            "assistant"
+        ]
+    );
+    assert_eq!(count(&db, "SELECT count(*) FROM \"Quote\"").await, 1);
+    let (status, customer): (String, Option<Uuid>) =
+        sqlx::query_as("SELECT status::text, customer_id FROM \"Job\"")
+            .fetch_one(&mut conn)
+            .await
+            .expect("job");
+    assert_eq!(status, "booked");
+    assert_eq!(customer, Some(customers[0].0));
+    let items: Vec<(String, i32)> =
+        sqlx::query_as("SELECT description, quantity FROM \"JobItem\" ORDER BY description")
+            .fetch_all(&mut conn)
+            .await
+            .expect("items");
+    assert_eq!(
+        items,
+        [
+            ("bag of trash".to_owned(), 5),
+            ("couch".to_owned(), 1),
+            ("refrigerator".to_owned(), 1)
+        ]
+    );
+    let events: Vec<(String, String)> =
+        sqlx::query_as("SELECT event_type, actor FROM \"JobEvent\" ORDER BY created_at")
+            .fetch_all(&mut conn)
+            .await
+            .expect("events");
+    assert_eq!(
+        events,
+        [
+            ("created".to_owned(), "agent".to_owned()),
+            ("booked".to_owned(), "agent".to_owned())
+        ]
+    );
+    let (stage, address): (String, Option<String>) =
+        sqlx::query_as("SELECT stage::text, address FROM \"Lead\"")
+            .fetch_one(&mut conn)
+            .await
+            .expect("lead");
+    assert_eq!(stage, "booked");
+    assert_eq!(address.as_deref(), Some("123 Main St, Canton GA 30114"));
+    assert_eq!(count(&db, "SELECT count(*) FROM \"Booking\"").await, 1);
+    assert_eq!(server.terminate(), Some(0));
+}
+
+#[tokio::test]
+async fn a_forged_or_missing_signature_is_refused_and_nothing_is_stored() {
+    let db = TestDb::migrated().await;
+    let server = sms_server(&db);
+    let params = form("SM0100", PHONE, "a couch");
+    let client = reqwest::Client::new();
+    let forged = twilio_signature(
+        "not-the-token",
+        "https://junk.example/api/twilio/sms",
+        &params,
+    );
+    for signature in [Some(forged.as_str()), None, Some("")] {
+        let mut request = client.post(server.url("/api/twilio/sms")).form(&params);
+        if let Some(signature) = signature {
+            request = request.header("X-Twilio-Signature", signature);
+        }
+        let response = request.send().await.expect("post");
+        assert_eq!(response.status(), 403);
+        let body: serde_json::Value = response.json().await.expect("json");
+        assert_eq!(body["error"]["code"], "forbidden");
+    }
+    // Signed for another URL: refused too.
+    let elsewhere = twilio_signature(TOKEN, "https://evil.example/api/twilio/sms", &params);
+    let response = client
+        .post(server.url("/api/twilio/sms"))
+        .header("X-Twilio-Signature", elsewhere)
+        .form(&params)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(response.status(), 403);
+    for table in ["Customer", "Conversation", "Message", "Lead", "Outbox"] {
+        assert_eq!(
+            count(&db, &format!("SELECT count(*) FROM \"{table}\"")).await,
+            0,
+            "{table}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn without_the_auth_token_the_server_refuses_to_start_or_the_webhook_is_off() {
+    let db = TestDb::migrated().await;
+    let out = common::command(&["serve", "--addr", "127.0.0.1:0"], Some(&db.url), None)
+        .env("TWILIO_WEBHOOK_URL", "https://junk.example/api/twilio/sms")
+        .env_remove("TWILIO_AUTH_TOKEN")
+        .output()
+        .expect("run");
+    let line = common::one_line_error(&out, 1);
+    assert!(line.contains("TWILIO_AUTH_TOKEN is not"), "{line}");
+
+    // Neither set: the SMS channel is off, and its webhook accepts nothing.
+    let server = Server::start(&[], Some(&db.url), None);
+    let response = reqwest::Client::new()
+        .post(server.url("/api/twilio/sms"))
+        .form(&form("SM0200", PHONE, "a couch"))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(response.status(), 503);
+    assert_eq!(count(&db, "SELECT count(*) FROM \"Message\"").await, 0);
+}
+
+#[tokio::test]
+async fn a_retried_delivery_is_stored_and_answered_once() {
+    let db = TestDb::migrated().await;
+    let server = sms_server(&db);
+    // Three deliveries of one MessageSid, at the same time and then once more later.
+    let (a, b, c) = tokio::join!(
+        sms(&server, "SM0300", PHONE, "a couch please"),
+        sms(&server, "SM0300", PHONE, "a couch please"),
+        sms(&server, "SM0300", PHONE, "a couch please"),
+    );
+    for response in [a, b, c] {
+        assert_eq!(response.status(), 200);
+    }
+    assert_eq!(
+        sms(&server, "SM0300", PHONE, "a couch please")
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM \"Message\" WHERE role = 'user'").await,
+        1
+    );
+    assert_eq!(replies_to(&db, PHONE).await.len(), 1);
+    assert_eq!(count(&db, "SELECT count(*) FROM \"Customer\"").await, 1);
+}
+
+#[tokio::test]
+async fn ten_messages_at_once_are_all_stored_and_answered_in_order() {
+    let db = TestDb::migrated().await;
+    let server = sms_server(&db);
+    let handles: Vec<_> = (0..10)
+        .map(|i| {
+            let url = server.url("/api/twilio/sms");
+            tokio::spawn(post_sms(
+                url,
+                format!("SM04{i:02}"),
+                PHONE.to_owned(),
+                format!("message number {i}"),
+            ))
+        })
+        .collect();
+    for handle in handles {
+        assert_eq!(handle.await.expect("join").status(), 200);
+    }
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM \"Customer\"").await,
+        1,
+        "one customer"
+    );
+    assert_eq!(count(&db, "SELECT count(*) FROM \"Conversation\"").await, 1);
+    let mut conn = db.conn().await;
+    // Answered once each, in arrival order (a burst may be stored before the first answer).
+    let arrival: Vec<Uuid> =
+        sqlx::query_scalar("SELECT message_id FROM \"InboundMessage\" ORDER BY seq")
+            .fetch_all(&mut conn)
+            .await
+            .expect("arrival");
+    assert_eq!(arrival.len(), 10);
+    let answered: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT (metadata->>'in_reply_to')::uuid FROM \"Message\" WHERE role = 'assistant' ORDER BY created_at",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .expect("answers");
+    assert_eq!(answered, arrival);
+    let unprocessed = count(
+        &db,
+        "SELECT count(*) FROM \"InboundMessage\" WHERE processed_at IS NULL",
+    )
+    .await;
+    assert_eq!(unprocessed, 0);
+}
+
+#[tokio::test]
+async fn odd_messages_get_a_polite_reply_never_a_500() {
+    let db = TestDb::migrated().await;
+    let server = sms_server(&db);
+    let long = "junk ".repeat(320);
+    let bodies = [
+        "",
+        long.as_str(),
+        "🛋️🛋️🗑️",
+        "Hola, necesito que recojan un sofá",
+        "asdf qwer zxcv",
+        "?",
+    ];
+    for (i, body) in bodies.iter().enumerate() {
+        let from = format!("+1404555{:04}", 1000 + i);
+        let response = sms(&server, &format!("SM05{i:02}"), &from, body).await;
+        assert_eq!(response.status(), 200, "{body:?}");
+        let replies = replies_to(&db, &from).await;
+        assert_eq!(replies.len(), 1, "{body:?}");
+        assert!(!replies[0].is_empty());
+    }
+    // Oversized bodies are refused before anything is read.
+    let huge = "x".repeat(100 * 1024);
+    let params = form("SM0600", PHONE, &huge);
+    let signature = twilio_signature(TOKEN, "https://junk.example/api/twilio/sms", &params);
+    let response = reqwest::Client::new()
+        .post(server.url("/api/twilio/sms"))
+        .header("X-Twilio-Signature", signature)
+        .form(&params)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(response.status(), 413);
+    let body: serde_json::Value = response.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "too_large");
+}
+
+#[tokio::test]
+async fn two_customers_picking_the_same_last_window_get_one_booking() {
+    let db = TestDb::migrated().await;
+    let server = sms_server(&db);
+    let (a, b) = ("+14045550201", "+14045550202");
+    for (n, phone) in [a, b].iter().enumerate() {
+        sms(&server, &format!("SM07{n}0"), phone, "a couch").await;
+        sms(
+            &server,
+            &format!("SM07{n}1"),
+            phone,
+            "12 Oak St, Canton GA 30114",
+        )
+        .await;
+    }
+    // Both were offered the same first window; both take it at once.
+    let offers_a = replies_to(&db, a).await;
+    let offers_b = replies_to(&db, b).await;
+    let first = |replies: &[String]| {
+        replies[1]
+            .lines()
+            .find(|l| l.starts_with("1) "))
+            .map(str::to_owned)
+    };
+    assert_eq!(first(&offers_a), first(&offers_b));
+    let (ra, rb) = tokio::join!(
+        sms(&server, "SM0720", a, "1"),
+        sms(&server, "SM0721", b, "1")
+    );
+    assert_eq!((ra.status().as_u16(), rb.status().as_u16()), (200, 200));
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM \"Booking\"").await,
+        1,
+        "one booking"
+    );
+    let last_a = replies_to(&db, a).await.pop().expect("reply");
+    let last_b = replies_to(&db, b).await.pop().expect("reply");
+    let booked = [&last_a, &last_b]
+        .iter()
+        .filter(|r| r.starts_with("You're booked!"))
+        .count();
+    assert_eq!(booked, 1, "{last_a} / {last_b}");
+    let loser = if last_a.starts_with("You're booked!") {
+        &last_b
+    } else {
+        &last_a
+    };
+    assert!(
+        loser.starts_with("Sorry, that window was just taken"),
+        "{loser}"
+    );
+    assert!(loser.contains("1) "), "new windows are offered: {loser}");
+    assert!(
+        !loser.contains(
+            first(&offers_a)
+                .as_deref()
+                .unwrap_or("?")
+                .trim_start_matches("1) ")
+        ),
+        "not the taken one: {loser}"
+    );
+}
