@@ -435,3 +435,261 @@ async fn two_customers_picking_the_same_last_window_get_one_booking() {
         "not the taken one: {loser}"
     );
 }
+
+/// A stand-in for Twilio's Messages API: answers 500 to the first `failures` requests, then
+/// 201 with a message SID, and records every request's form.
+async fn fake_twilio(
+    failures: usize,
+) -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<(String, String)>)>>>,
+) {
+    use axum::routing::post;
+    use std::sync::{Arc, Mutex};
+    let seen: Arc<Mutex<Vec<(String, Vec<(String, String)>)>>> = Arc::default();
+    let record = seen.clone();
+    let app = axum::Router::new().route(
+        "/2010-04-01/Accounts/{sid}/Messages.json",
+        post(
+            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let record = record.clone();
+                async move {
+                    let auth = headers
+                        .get("authorization")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned();
+                    let form: Vec<(String, String)> =
+                        form_urlencoded::parse(&body).into_owned().collect();
+                    let n = {
+                        let mut seen = record.lock().expect("lock");
+                        seen.push((auth, form));
+                        seen.len()
+                    };
+                    if n <= failures {
+                        (
+                            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                            "{\"code\":20500}".to_owned(),
+                        )
+                    } else {
+                        (
+                            axum::http::StatusCode::CREATED,
+                            format!("{{\"sid\":\"SMout{n}\"}}"),
+                        )
+                    }
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (base, seen)
+}
+
+#[tokio::test]
+async fn replies_are_sent_through_twilio_and_a_failed_send_is_retried_not_lost_or_doubled() {
+    let db = TestDb::migrated().await;
+    let (base, seen) = fake_twilio(1).await;
+    let server = Server::start_with(
+        &[],
+        &[
+            ("TWILIO_AUTH_TOKEN", TOKEN),
+            ("TWILIO_WEBHOOK_URL", "https://junk.example/api/twilio/sms"),
+            ("TWILIO_ACCOUNT_SID", "AC123"),
+            ("TWILIO_FROM_NUMBER", "+14045550000"),
+            ("TWILIO_API_BASE", &base),
+        ],
+        Some(&db.url),
+        None,
+    );
+    sms(&server, "SM0800", PHONE, "a couch").await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let (status, attempts, sid): (String, i32, Option<String>) = loop {
+        let row: (String, i32, Option<String>) =
+            sqlx::query_as("SELECT status, attempts, provider_message_id FROM \"Outbox\"")
+                .fetch_one(&mut db.conn().await)
+                .await
+                .expect("outbox");
+        if row.0 == "sent" || std::time::Instant::now() > deadline {
+            break row;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        (status.as_str(), attempts),
+        ("sent", 2),
+        "one failure, then sent"
+    );
+    assert_eq!(sid.as_deref(), Some("SMout2"));
+    // Give a would-be second send the time to happen, then count.
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let seen = seen.lock().expect("lock").clone();
+    assert_eq!(
+        seen.len(),
+        2,
+        "one failed attempt and one send, never two sends"
+    );
+    let (auth, form) = &seen[1];
+    use base64::Engine;
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("AC123:{TOKEN}"))
+    );
+    assert_eq!(auth, &expected);
+    let field = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    assert_eq!(field("To").as_deref(), Some(PHONE));
+    assert_eq!(field("From").as_deref(), Some("+14045550000"));
+    assert!(
+        field("Body").unwrap_or_default().contains("$259"),
+        "{form:?}"
+    );
+}
+
+#[tokio::test]
+async fn without_sending_credentials_replies_are_kept_in_the_outbox() {
+    let db = TestDb::migrated().await;
+    let server = sms_server(&db);
+    sms(&server, "SM0900", PHONE, "a couch").await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let status: String = sqlx::query_scalar("SELECT status FROM \"Outbox\"")
+            .fetch_one(&mut db.conn().await)
+            .await
+            .expect("outbox");
+        if status == "held" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "status stayed {status}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn web_chat_quotes_and_books_behind_a_session_token() {
+    let db = TestDb::migrated().await;
+    let server = Server::start(&[], Some(&db.url), None);
+    let client = reqwest::Client::new();
+    let session: serde_json::Value = client
+        .post(server.url("/api/chat/sessions"))
+        .send()
+        .await
+        .expect("open")
+        .json()
+        .await
+        .expect("json");
+    let (id, token) = (
+        session["session_id"].as_str().expect("id"),
+        session["token"].as_str().expect("token"),
+    );
+    let say = |text: &str| {
+        client
+            .post(server.url(&format!("/api/chat/sessions/{id}/messages")))
+            .bearer_auth(token)
+            .json(&serde_json::json!({"text": text}))
+            .send()
+    };
+    let reply: serde_json::Value = say("2 mattresses and a dresser")
+        .await
+        .expect("post")
+        .json()
+        .await
+        .expect("json");
+    let first = reply["replies"][0]["content"].as_str().expect("reply");
+    assert!(first.contains('$'), "{first}");
+    let reply: serde_json::Value = say("45 Oak Avenue, Marietta GA 30060")
+        .await
+        .expect("post")
+        .json()
+        .await
+        .expect("json");
+    assert!(
+        reply["replies"][0]["content"]
+            .as_str()
+            .expect("reply")
+            .contains("1) ")
+    );
+    let reply: serde_json::Value = say("2").await.expect("post").json().await.expect("json");
+    assert!(
+        reply["replies"][0]["content"]
+            .as_str()
+            .expect("reply")
+            .starts_with("You're booked!")
+    );
+
+    let thread: serde_json::Value = client
+        .get(server.url(&format!("/api/chat/sessions/{id}/messages")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(thread["messages"].as_array().expect("messages").len(), 6);
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM \"Job\" WHERE status = 'booked'").await,
+        1
+    );
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM \"Outbox\"").await,
+        0,
+        "web replies are read, not sent"
+    );
+
+    // Bad input: no token, another session's token, an empty or oversized text, broken JSON.
+    let other: serde_json::Value = client
+        .post(server.url("/api/chat/sessions"))
+        .send()
+        .await
+        .expect("open")
+        .json()
+        .await
+        .expect("json");
+    let url = server.url(&format!("/api/chat/sessions/{id}/messages"));
+    let no_token = client
+        .post(&url)
+        .json(&serde_json::json!({"text": "hi"}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(no_token.status(), 401);
+    let wrong = client
+        .post(&url)
+        .bearer_auth(other["token"].as_str().expect("token"))
+        .json(&serde_json::json!({"text": "hi"}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(wrong.status(), 403);
+    assert_eq!(say("   ").await.expect("post").status(), 422);
+    assert_eq!(say(&"x".repeat(2001)).await.expect("post").status(), 422);
+    let broken = client
+        .post(&url)
+        .bearer_auth(token)
+        .body("{")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(broken.status(), 400);
+    let missing = client
+        .get(server.url(&format!(
+            "/api/chat/sessions/{}/messages",
+            uuid::Uuid::new_v4()
+        )))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(missing.status(), 404);
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM \"Message\" WHERE role = 'user'").await,
+        3,
+        "nothing bad was stored"
+    );
+}
