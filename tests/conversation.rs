@@ -436,6 +436,9 @@ async fn two_customers_picking_the_same_last_window_get_one_booking() {
     );
 }
 
+/// The requests a fake provider received: (Authorization header, form fields).
+type Seen = std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<(String, String)>)>>>;
+
 /// A stand-in for Twilio's Messages API: answers 500 to the first `failures` requests, then
 /// 201 with a message SID, and records every request's form.
 async fn fake_twilio(
@@ -445,8 +448,8 @@ async fn fake_twilio(
     std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<(String, String)>)>>>,
 ) {
     use axum::routing::post;
-    use std::sync::{Arc, Mutex};
-    let seen: Arc<Mutex<Vec<(String, Vec<(String, String)>)>>> = Arc::default();
+    use std::sync::Arc;
+    let seen: Seen = Arc::default();
     let record = seen.clone();
     let app = axum::Router::new().route(
         "/2010-04-01/Accounts/{sid}/Messages.json",
