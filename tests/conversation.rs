@@ -696,3 +696,214 @@ async fn web_chat_quotes_and_books_behind_a_session_token() {
         "nothing bad was stored"
     );
 }
+
+/// Creates an API token with the command line.
+fn api_token(db: &TestDb) -> String {
+    let out = common::junkquote(&["admin", "create-token", "ops"], Some(&db.url), None);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    common::stdout(&out).trim().to_owned()
+}
+
+/// The owner's approval token from the latest approval request in the outbox.
+async fn owner_token(db: &TestDb) -> String {
+    let body: String = sqlx::query_scalar(
+        "SELECT body FROM \"Outbox\" WHERE channel = 'owner' ORDER BY created_at DESC LIMIT 1",
+    )
+    .fetch_one(&mut db.conn().await)
+    .await
+    .expect("owner notification");
+    body.split("/api/approvals/")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("token in the notification")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn big_quotes_wait_for_the_owner_whose_token_works_once() {
+    let db = TestDb::migrated().await;
+    let server = sms_server(&db);
+    let client = reqwest::Client::new();
+    sms(
+        &server,
+        "SM1000",
+        PHONE,
+        "a hot tub, a piano, 2 couches and 20 bags of trash",
+    )
+    .await;
+    let replies = replies_to(&db, PHONE).await;
+    assert!(
+        replies[0].contains("The owner will confirm this price shortly"),
+        "{}",
+        replies[0]
+    );
+    sms(&server, "SM1001", PHONE, "9 Elm St, Canton GA 30114").await;
+    sms(&server, "SM1002", PHONE, "1").await;
+    let replies = replies_to(&db, PHONE).await;
+    assert!(
+        replies[2].contains("with the owner"),
+        "booking waits: {}",
+        replies[2]
+    );
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM \"Job\"").await,
+        0,
+        "an unapproved quote cannot be booked"
+    );
+
+    // The operator API needs a token.
+    let token = api_token(&db);
+    let unauthenticated = client
+        .get(server.url("/api/v1/approvals"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(unauthenticated.status(), 401);
+    let wrong = client
+        .get(server.url("/api/v1/approvals"))
+        .bearer_auth("nope")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(wrong.status(), 401);
+    let pending: serde_json::Value = client
+        .get(server.url("/api/v1/approvals"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    let pending = pending["approvals"].as_array().expect("list").clone();
+    assert_eq!(pending.len(), 1);
+    assert!(
+        pending[0]["explanation"]
+            .as_str()
+            .expect("explanation")
+            .contains("Total:")
+    );
+
+    // The owner's link: an unknown token, a bad decision, then approve once.
+    let owner = owner_token(&db).await;
+    let decide = |token: String, decision: &'static str| {
+        client
+            .post(server.url(&format!("/api/approvals/{token}")))
+            .json(&serde_json::json!({"decision": decision}))
+            .send()
+    };
+    assert_eq!(
+        decide("not-a-token".into(), "approve")
+            .await
+            .expect("post")
+            .status(),
+        404
+    );
+    assert_eq!(
+        decide(owner.clone(), "maybe").await.expect("post").status(),
+        422
+    );
+    let approved = decide(owner.clone(), "approve").await.expect("post");
+    assert_eq!(approved.status(), 200);
+    let again = decide(owner.clone(), "deny").await.expect("post");
+    assert_eq!(again.status(), 409, "the token works once");
+    let replies = replies_to(&db, PHONE).await;
+    let told = replies.last().expect("reply");
+    assert!(
+        told.starts_with("Good news: the owner confirmed your estimate"),
+        "{told}"
+    );
+    assert!(
+        told.contains("1) "),
+        "windows follow, the address being known: {told}"
+    );
+    sms(&server, "SM1003", PHONE, "1").await;
+    assert!(
+        replies_to(&db, PHONE)
+            .await
+            .last()
+            .expect("reply")
+            .starts_with("You're booked!")
+    );
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM \"Job\" WHERE status = 'booked'").await,
+        1
+    );
+
+    // An expired link is refused; the operator can still decide by id.
+    let other = "+14045550999";
+    sms(&server, "SM1010", other, "a hot tub, a piano and 3 couches").await;
+    let expired = owner_token(&db).await;
+    sqlx::query(
+        "UPDATE \"Approval\" SET expires_at = now() - interval '1 hour' WHERE status = 'pending'",
+    )
+    .execute(&mut db.conn().await)
+    .await
+    .expect("expire");
+    let response = decide(expired, "approve").await.expect("post");
+    assert_eq!(response.status(), 409);
+    let body: serde_json::Value = response.json().await.expect("json");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .expect("message")
+            .contains("expired")
+    );
+    let id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM \"Approval\" WHERE status = 'pending'")
+        .fetch_one(&mut db.conn().await)
+        .await
+        .expect("pending");
+    let denied = client
+        .post(server.url(&format!("/api/v1/approvals/{id}")))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"decision": "deny"}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(denied.status(), 200);
+    assert!(
+        replies_to(&db, other)
+            .await
+            .last()
+            .expect("reply")
+            .starts_with("Sorry, we can't confirm")
+    );
+    let approver: String = sqlx::query_scalar("SELECT approver FROM \"Approval\" WHERE id = $1")
+        .bind(id)
+        .fetch_one(&mut db.conn().await)
+        .await
+        .expect("approver");
+    assert_eq!(approver, "operator:ops");
+}
+
+#[tokio::test]
+async fn the_pause_switch_stops_every_automated_reply() {
+    let db = TestDb::migrated().await;
+    let server = sms_server(&db);
+    let token = api_token(&db);
+    let client = reqwest::Client::new();
+    let pause = |paused: bool| {
+        client
+            .put(server.url("/api/v1/settings/paused"))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({"paused": paused}))
+            .send()
+    };
+    assert_eq!(pause(true).await.expect("put").status(), 200);
+    sms(&server, "SM1100", PHONE, "a couch").await;
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM \"Message\" WHERE role = 'user'").await,
+        1,
+        "kept"
+    );
+    assert!(
+        replies_to(&db, PHONE).await.is_empty(),
+        "not answered while paused"
+    );
+    // The leftovers worker does not answer it either: it was read, just not answered.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert!(replies_to(&db, PHONE).await.is_empty());
+    assert_eq!(pause(false).await.expect("put").status(), 200);
+    sms(&server, "SM1101", PHONE, "and a fridge").await;
+    assert_eq!(replies_to(&db, PHONE).await.len(), 1, "answered again");
+}

@@ -54,3 +54,31 @@ pub async fn process(pool: &PgPool, conversation_id: Uuid) -> sqlx::Result<usize
     tx.commit().await?;
     Ok(pending.len())
 }
+
+/// Records the owner's decision on an approval and tells the customer, in one transaction.
+pub async fn decide(
+    pool: &PgPool,
+    key: sales::ApprovalKey<'_>,
+    decision: sales::Decision,
+    approver: &str,
+) -> sqlx::Result<Result<(), sales::DecisionRefused>> {
+    let mut tx = pool.begin().await?;
+    let conversation_id = match sales::decide(&mut tx, key, decision, approver).await? {
+        Ok(id) => id,
+        Err(refused) => {
+            tx.rollback().await?;
+            return Ok(Err(refused));
+        }
+    };
+    let settings = settings::load(&mut tx).await?;
+    let mut lead = sales::lead_of_conversation(&mut tx, conversation_id).await?;
+    let approved = decision == sales::Decision::Approve;
+    let reply =
+        rules::approval_decided(&mut tx, &settings, &mut lead, approved, Utc::now()).await?;
+    if !settings.paused {
+        sales::reply(&mut tx, conversation_id, None, &lead, &reply).await?;
+    }
+    sales::save_lead(&mut tx, &lead).await?;
+    tx.commit().await?;
+    Ok(Ok(()))
+}

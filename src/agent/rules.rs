@@ -3,13 +3,13 @@
 //! a booking, and answers politely whatever it does not understand.
 
 use chrono::{DateTime, Duration, Utc};
-use sha2::{Digest, Sha256};
 use sqlx::PgConnection;
 
 use crate::domain::items::{Recognition, recognise};
 use crate::domain::money::Cents;
 use crate::domain::pricing::{PriceQuote, price};
 use crate::domain::schedule::{self, Choice, Window};
+use crate::domain::token::{hash_token, new_token};
 use crate::store::sales::{self, Booked, Lead};
 use crate::store::settings::Settings;
 
@@ -103,6 +103,17 @@ async fn quote_reply(
             "agent",
             "approval_requested",
             serde_json::json!({"approval_id": approval_id, "reasons": quote.approval_reasons}),
+        )
+        .await?;
+        sales::notify_owner(
+            conn,
+            &format!(
+                "Approval needed: {} for {} ({}). Approve or deny within {APPROVAL_VALID_HOURS} h: \
+                 POST /api/approvals/{token} with {{\"decision\": \"approve\"}} or {{\"decision\": \"deny\"}}.",
+                quote.total,
+                describe_items(&lead.state.recognition),
+                quote.approval_reasons.join("; ")
+            ),
         )
         .await?;
         lead.stage = "awaiting_owner".to_owned();
@@ -236,6 +247,30 @@ async fn schedule_reply(
     }
 }
 
+/// Tells the customer what the owner decided about their quote, and moves the lead on.
+pub async fn approval_decided(
+    conn: &mut PgConnection,
+    settings: &Settings,
+    lead: &mut Lead,
+    approved: bool,
+    now: DateTime<Utc>,
+) -> sqlx::Result<String> {
+    if !approved {
+        lead.stage = "done".to_owned();
+        return Ok("Sorry, we can't confirm that estimate by text. The office will call you to work out the details.".to_owned());
+    }
+    let total = match lead.state.quote_id {
+        Some(quote_id) => Cents::new(sales::quote_total(conn, quote_id).await?),
+        None => Cents::ZERO,
+    };
+    let opening = format!("Good news: the owner confirmed your estimate of {total}");
+    if lead.address.is_some() {
+        return offer_reply(conn, settings, lead, now, &opening).await;
+    }
+    lead.stage = "quoting".to_owned();
+    Ok(format!("{opening}. What's the pickup address?"))
+}
+
 async fn booked_reply(
     conn: &mut PgConnection,
     settings: &Settings,
@@ -353,26 +388,6 @@ fn looks_like_address(text: &str) -> bool {
         .iter()
         .any(|w| w.len() == 5 && w.chars().all(|c| c.is_ascii_digit()));
     (number_then_word && words.len() >= 3) || zip
-}
-
-/// A random token for a link: 32 bytes, URL-safe base64.
-pub fn new_token() -> String {
-    use base64::Engine;
-    let bytes: Vec<u8> = uuid::Uuid::new_v4()
-        .as_bytes()
-        .iter()
-        .chain(uuid::Uuid::new_v4().as_bytes())
-        .copied()
-        .collect();
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
-
-/// How tokens are stored: their SHA-256, hex.
-pub fn hash_token(token: &str) -> String {
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 #[cfg(test)]

@@ -14,14 +14,24 @@ use crate::store::{inbox, outbox};
 /// How often an idle loop looks for work.
 const IDLE: Duration = Duration::from_millis(250);
 
+/// Where outbox messages can go.
+#[derive(Debug, Clone, Default)]
+pub struct Senders {
+    /// SMS through Twilio, when configured.
+    pub twilio: Option<TwilioClient>,
+    /// The owner's phone, for approval requests and alerts.
+    pub owner_phone: Option<String>,
+}
+
 /// Sends due outbox messages until `stop` turns true.
-pub async fn send_outbox(
-    pool: PgPool,
-    twilio: Option<TwilioClient>,
-    mut stop: watch::Receiver<bool>,
-) {
-    if twilio.is_some() {
-        match outbox::release_held(&pool, "sms").await {
+pub async fn send_outbox(pool: PgPool, senders: Senders, mut stop: watch::Receiver<bool>) {
+    if senders.twilio.is_some() {
+        let channels: &[&str] = if senders.owner_phone.is_some() {
+            &["sms", "owner"]
+        } else {
+            &["sms"]
+        };
+        match outbox::release_held(&pool, channels).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(
                 count = n,
@@ -31,7 +41,7 @@ pub async fn send_outbox(
         }
     }
     while !*stop.borrow() {
-        match send_one(&pool, twilio.as_ref()).await {
+        match send_one(&pool, &senders).await {
             Ok(true) => continue,
             Ok(false) => {}
             Err(e) => tracing::warn!(error = %e, "outbox: database error"),
@@ -44,24 +54,29 @@ pub async fn send_outbox(
 }
 
 /// Sends one due message, if there is one; returns whether there was.
-pub async fn send_one(pool: &PgPool, twilio: Option<&TwilioClient>) -> sqlx::Result<bool> {
+pub async fn send_one(pool: &PgPool, senders: &Senders) -> sqlx::Result<bool> {
     let Some(claim) = outbox::claim(pool).await? else {
         return Ok(false);
     };
     let id = claim.message.id;
-    let client = match claim.message.channel.as_str() {
-        "sms" => twilio,
+    // Owner notifications go to the owner's phone by SMS.
+    let route = match claim.message.channel.as_str() {
+        "sms" => senders
+            .twilio
+            .as_ref()
+            .map(|c| (c, claim.message.recipient.clone())),
+        "owner" => senders.twilio.as_ref().zip(senders.owner_phone.clone()),
         _ => None,
     };
-    let Some(client) = client else {
+    let Some((client, recipient)) = route else {
         // Bodies and numbers stay out of the log; the row keeps them.
-        tracing::info!(%id, channel = %claim.message.channel, "no credentials for this channel: reply kept in the outbox");
+        tracing::info!(%id, channel = %claim.message.channel, "no credentials for this channel: message kept in the outbox");
         claim
             .held("no credentials configured for this channel")
             .await?;
         return Ok(true);
     };
-    let (recipient, body) = (claim.message.recipient.clone(), claim.message.body.clone());
+    let body = claim.message.body.clone();
     match client.send(&recipient, &body).await {
         Ok(sid) => {
             tracing::info!(%id, "reply sent");

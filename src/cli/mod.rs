@@ -3,6 +3,7 @@
 //! Errors reach the user as one line, `error: what went wrong: why`, with a non-zero exit:
 //! 1 for a failed command, 2 for a command line that could not be understood.
 
+mod admin;
 mod db;
 mod migrate;
 mod serve;
@@ -45,6 +46,9 @@ enum Command {
     /// Check the database and print how to reach it.
     #[command(subcommand)]
     Db(db::DbCommand),
+    /// Operator credentials.
+    #[command(subcommand)]
+    Admin(admin::AdminCommand),
 }
 
 impl Cli {
@@ -79,6 +83,7 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => serve::run(&cli, args, &runtime),
         Command::Migrate(cmd) => migrate::run(&cli, cmd, &runtime),
         Command::Db(cmd) => db::run(&cli, cmd, &runtime),
+        Command::Admin(cmd) => admin::run(&cli, cmd, &runtime),
     };
     match result {
         Ok(code) => code,
@@ -173,4 +178,19 @@ pub(crate) async fn shutdown_signal() {
         _ = interrupt => {}
         _ = terminate.recv() => {}
     }
+}
+
+/// Refuses to go on unless every built-in migration is applied (unchanged).
+async fn require_current_schema(conn: &mut sqlx::PgConnection) -> anyhow::Result<()> {
+    use crate::store::migrate::{self, MigrationSet};
+    let set = MigrationSet::builtin()?;
+    let applied = migrate::applied(conn).await?;
+    migrate::check_applied(&set, &applied)?;
+    let current = migrate::current_version(&applied);
+    anyhow::ensure!(
+        current == set.latest(),
+        "the database schema is at migration {current}, this junkquote needs {}; run `junkquote migrate up` first",
+        set.latest()
+    );
+    Ok(())
 }

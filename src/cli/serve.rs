@@ -26,6 +26,9 @@ pub struct ServeArgs {
     no_migrate: bool,
     #[command(flatten)]
     twilio: TwilioArgs,
+    /// The owner's phone: approval requests are texted there.
+    #[arg(long, env = "JUNKQUOTE_OWNER_PHONE")]
+    owner_phone: Option<String>,
 }
 
 /// Twilio SMS settings. The webhook is enabled when the auth token and the public URL are both
@@ -128,7 +131,14 @@ pub fn run(
         }
         let (stop, stopped) = watch::channel(false);
         let workers = [
-            tokio::spawn(worker::send_outbox(pool.clone(), sender, stopped.clone())),
+            tokio::spawn(worker::send_outbox(
+                pool.clone(),
+                worker::Senders {
+                    twilio: sender,
+                    owner_phone: args.owner_phone.clone().filter(|p| !p.trim().is_empty()),
+                },
+                stopped.clone(),
+            )),
             tokio::spawn(worker::answer_leftovers(pool.clone(), stopped)),
         ];
         let state = AppState {

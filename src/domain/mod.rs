@@ -4,6 +4,7 @@ pub mod items;
 pub mod money;
 pub mod pricing;
 pub mod schedule;
+pub mod token;
 
 use serde::{Deserialize, Serialize};
 

@@ -12,8 +12,9 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::error::ApiError;
-use crate::agent::{self, rules};
+use crate::agent;
 use crate::domain::Channel;
+use crate::domain::token::{hash_token, new_token};
 use crate::store::inbox::{self, Inbound, Sender};
 
 /// The longest message a visitor may send, in characters.
@@ -21,7 +22,7 @@ pub const MAX_TEXT: usize = 2000;
 
 /// `POST /api/chat/sessions` → `{session_id, token}`.
 pub async fn open(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let token = rules::new_token();
+    let token = new_token();
     let mut tx = state.pool.begin().await?;
     let customer_id: Uuid =
         sqlx::query_scalar("INSERT INTO \"Customer\" DEFAULT VALUES RETURNING id")
@@ -41,7 +42,7 @@ pub async fn open(State(state): State<AppState>) -> Result<Json<Value>, ApiError
     )
     .bind(session_id)
     .bind(conversation_id)
-    .bind(rules::hash_token(&token))
+    .bind(hash_token(&token))
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -139,7 +140,7 @@ async fn authorise(state: &AppState, session: &str, headers: &HeaderMap) -> Resu
     let Some((conversation_id, stored)) = row else {
         return Err(ApiError::NotFound);
     };
-    let given = rules::hash_token(token.trim());
+    let given = hash_token(token.trim());
     if !bool::from(given.as_bytes().ct_eq(stored.as_bytes())) {
         return Err(ApiError::Forbidden(
             "the token does not belong to this session".into(),

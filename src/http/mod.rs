@@ -1,5 +1,6 @@
 //! The HTTP server: axum routers over the application state.
 
+mod api;
 mod chat;
 pub mod error;
 mod health;
@@ -11,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tower_http::timeout::TimeoutLayer;
@@ -46,6 +47,10 @@ pub fn router(state: AppState) -> Router {
             "/api/chat/sessions/{id}/messages",
             post(chat::post).get(chat::thread),
         )
+        .route("/api/approvals/{token}", post(api::decide_by_token))
+        .route("/api/v1/approvals", get(api::approvals))
+        .route("/api/v1/approvals/{id}", post(api::decide_by_id))
+        .route("/api/v1/settings/paused", put(api::set_paused))
         .fallback(|| async { ApiError::NotFound })
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .layer(TimeoutLayer::with_status_code(

@@ -8,3 +8,4 @@ pub mod outbox;
 pub mod pool;
 pub mod sales;
 pub mod settings;
+pub mod tokens;

@@ -111,13 +111,13 @@ impl Claim {
     }
 }
 
-/// Puts held messages of `channel` back in the queue (its credentials are now configured).
-pub async fn release_held(pool: &PgPool, channel: &str) -> sqlx::Result<u64> {
+/// Puts held messages of `channels` back in the queue (their credentials are now configured).
+pub async fn release_held(pool: &PgPool, channels: &[&str]) -> sqlx::Result<u64> {
     let done = sqlx::query(
         "UPDATE \"Outbox\" SET status = 'pending', next_attempt_at = now()
-         WHERE status = 'held' AND channel = $1",
+         WHERE status = 'held' AND channel = ANY($1)",
     )
-    .bind(channel)
+    .bind(channels)
     .execute(pool)
     .await?;
     Ok(done.rows_affected())

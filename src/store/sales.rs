@@ -338,6 +338,15 @@ pub async fn reply(
     Ok(message_id)
 }
 
+/// Queues a message for the owner (sent to the owner's phone when one is configured).
+pub async fn notify_owner(conn: &mut PgConnection, text: &str) -> sqlx::Result<()> {
+    sqlx::query("INSERT INTO \"Outbox\" (channel, recipient, body) VALUES ('owner', 'owner', $1)")
+        .bind(text)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// Records an action in the legacy `Audit` trail.
 pub async fn audit(
     conn: &mut PgConnection,
@@ -354,4 +363,156 @@ pub async fn audit(
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// A decision on an approval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Decision {
+    /// Book it at this price.
+    Approve,
+    /// Do not.
+    Deny,
+}
+
+/// Why a decision could not be recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecisionRefused {
+    /// No such approval (or token).
+    Unknown,
+    /// It was decided already: tokens work once.
+    AlreadyDecided,
+    /// The token expired.
+    Expired,
+}
+
+/// Records the owner's decision on the approval found by `id` or by its token's hash (checking
+/// the token's expiry); returns the conversation to tell, locked for the caller's transaction.
+pub async fn decide(
+    conn: &mut PgConnection,
+    by: ApprovalKey<'_>,
+    decision: Decision,
+    approver: &str,
+) -> sqlx::Result<Result<Uuid, DecisionRefused>> {
+    // The conversation first, as the agent takes its locks: conversation, then lead, then quote.
+    let conversation: Option<Uuid> = sqlx::query_scalar(
+        "SELECT c.id FROM \"Approval\" a
+         JOIN \"Quote\" q ON q.id = a.quote_id
+         JOIN \"Conversation\" c ON c.lead_id = q.lead_id
+         WHERE a.id = $1 OR a.token = $2
+         ORDER BY c.started_at DESC LIMIT 1",
+    )
+    .bind(match by {
+        ApprovalKey::Id(id) => Some(id),
+        ApprovalKey::TokenHash(_) => None,
+    })
+    .bind(match by {
+        ApprovalKey::Id(_) => None,
+        ApprovalKey::TokenHash(hash) => Some(hash),
+    })
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(conversation) = conversation else {
+        return Ok(Err(DecisionRefused::Unknown));
+    };
+    sqlx::query("SELECT 1 FROM \"Conversation\" WHERE id = $1 FOR UPDATE")
+        .bind(conversation)
+        .execute(&mut *conn)
+        .await?;
+    let row: Option<(Uuid, Uuid, Option<DateTime<Utc>>, Option<DateTime<Utc>>, bool)> = match by {
+        ApprovalKey::Id(id) => sqlx::query_as(
+            "SELECT id, quote_id, decided_at, expires_at, false FROM \"Approval\" WHERE id = $1 FOR UPDATE",
+        )
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?,
+        ApprovalKey::TokenHash(hash) => sqlx::query_as(
+            "SELECT id, quote_id, decided_at, expires_at, true FROM \"Approval\" WHERE token = $1 FOR UPDATE",
+        )
+        .bind(hash)
+        .fetch_optional(&mut *conn)
+        .await?,
+    };
+    let Some((id, quote_id, decided_at, expires_at, by_token)) = row else {
+        return Ok(Err(DecisionRefused::Unknown));
+    };
+    if decided_at.is_some() {
+        return Ok(Err(DecisionRefused::AlreadyDecided));
+    }
+    if by_token && expires_at.is_some_and(|at| at <= Utc::now()) {
+        return Ok(Err(DecisionRefused::Expired));
+    }
+    let (approval_status, quote_status) = match decision {
+        Decision::Approve => ("approved", "approved"),
+        Decision::Deny => ("denied", "denied"),
+    };
+    sqlx::query(
+        "UPDATE \"Approval\" SET status = $2::text::\"ApprovalStatus\", decided_at = now(), approver = $3
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(approval_status)
+    .bind(approver)
+    .execute(&mut *conn)
+    .await?;
+    let lead_id: Uuid = sqlx::query_scalar(
+        "UPDATE \"Quote\" SET status = $2::text::\"QuoteStatus\", updated_at = now() WHERE id = $1 RETURNING lead_id",
+    )
+    .bind(quote_id)
+    .bind(quote_status)
+    .fetch_one(&mut *conn)
+    .await?;
+    audit(
+        conn,
+        Some(lead_id),
+        approver,
+        &format!("quote_{approval_status}"),
+        serde_json::json!({"approval_id": id, "quote_id": quote_id}),
+    )
+    .await?;
+    Ok(Ok(conversation))
+}
+
+/// How an approval is named.
+#[derive(Debug, Clone, Copy)]
+pub enum ApprovalKey<'a> {
+    /// By id (an authenticated operator).
+    Id(Uuid),
+    /// By its token's SHA-256 (the owner's link).
+    TokenHash(&'a str),
+}
+
+/// A quote waiting for the owner.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct PendingApproval {
+    /// The approval's id.
+    pub id: Uuid,
+    /// The quote.
+    pub quote_id: Uuid,
+    /// Its lead.
+    pub lead_id: Uuid,
+    /// The quote's total, in cents.
+    pub total_cents: i64,
+    /// Why it needs approval.
+    pub reasons: serde_json::Value,
+    /// The quote, line by line.
+    pub explanation: Option<String>,
+    /// When it was asked for.
+    pub created_at: DateTime<Utc>,
+    /// When its token stops working.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// Approvals waiting for a decision, oldest first.
+pub async fn pending_approvals(conn: &mut PgConnection) -> sqlx::Result<Vec<PendingApproval>> {
+    sqlx::query_as(
+        "SELECT a.id, a.quote_id, q.lead_id, (q.total * 100)::bigint AS total_cents,
+                coalesce(q.flags_json->'approval_reasons', '[]') AS reasons,
+                q.notes_json->>'explanation' AS explanation, a.created_at, a.expires_at
+         FROM \"Approval\" a JOIN \"Quote\" q ON q.id = a.quote_id
+         WHERE a.status = 'pending'
+         ORDER BY a.created_at",
+    )
+    .fetch_all(conn)
+    .await
 }

@@ -1,0 +1,127 @@
+//! The JSON API under `/api/v1`, for operators with an API token, and the owner's approval link.
+
+use axum::Json;
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::AppState;
+use super::error::{ApiError, ApiJson};
+use crate::agent;
+use crate::domain::token::hash_token;
+use crate::store::sales::{self, ApprovalKey, Decision, DecisionRefused};
+use crate::store::{settings, tokens};
+
+/// An operator authenticated by `Authorization: Bearer <API token>`; its name is the actor.
+pub struct Operator(pub String);
+
+impl FromRequestParts<AppState> for Operator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = parts
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| {
+                ApiError::Unauthorized("Authorization: Bearer <API token> is required".into())
+            })?;
+        match tokens::verify(&state.pool, token.trim()).await? {
+            Some(name) => Ok(Operator(format!("operator:{name}"))),
+            None => Err(ApiError::Unauthorized(
+                "unknown or revoked API token".into(),
+            )),
+        }
+    }
+}
+
+/// `GET /api/v1/approvals`: quotes waiting for the owner.
+pub async fn approvals(
+    State(state): State<AppState>,
+    _: Operator,
+) -> Result<Json<Value>, ApiError> {
+    let mut conn = state.pool.acquire().await?;
+    let pending = sales::pending_approvals(&mut conn).await?;
+    Ok(Json(json!({"approvals": pending})))
+}
+
+#[derive(Deserialize)]
+pub struct DecisionBody {
+    decision: Decision,
+}
+
+/// `POST /api/v1/approvals/{id}` with `{"decision": "approve" | "deny"}`.
+pub async fn decide_by_id(
+    State(state): State<AppState>,
+    Operator(actor): Operator,
+    Path(id): Path<Uuid>,
+    ApiJson(body): ApiJson<DecisionBody>,
+) -> Result<Json<Value>, ApiError> {
+    decide(&state, ApprovalKey::Id(id), body.decision, &actor).await
+}
+
+/// `POST /api/approvals/{token}` with `{"decision": …}`: the owner's link; the token is the
+/// credential, works once, and expires.
+pub async fn decide_by_token(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    ApiJson(body): ApiJson<DecisionBody>,
+) -> Result<Json<Value>, ApiError> {
+    let hash = hash_token(&token);
+    decide(
+        &state,
+        ApprovalKey::TokenHash(&hash),
+        body.decision,
+        "owner",
+    )
+    .await
+}
+
+async fn decide(
+    state: &AppState,
+    key: ApprovalKey<'_>,
+    decision: Decision,
+    actor: &str,
+) -> Result<Json<Value>, ApiError> {
+    match agent::decide(&state.pool, key, decision, actor).await? {
+        Ok(()) => Ok(Json(json!({"status": match decision {
+            Decision::Approve => "approved",
+            Decision::Deny => "denied",
+        }}))),
+        Err(DecisionRefused::Unknown) => Err(ApiError::NotFound),
+        Err(DecisionRefused::AlreadyDecided) => Err(ApiError::Conflict(
+            "this approval was already decided".into(),
+        )),
+        Err(DecisionRefused::Expired) => Err(ApiError::Conflict(
+            "this approval link has expired; decide from the console or the API".into(),
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct PauseBody {
+    paused: bool,
+}
+
+/// `PUT /api/v1/settings/paused` with `{"paused": true}`: stops (or resumes) every automated reply.
+pub async fn set_paused(
+    State(state): State<AppState>,
+    Operator(actor): Operator,
+    ApiJson(body): ApiJson<PauseBody>,
+) -> Result<Json<Value>, ApiError> {
+    let mut tx = state.pool.begin().await?;
+    settings::set_paused(&mut tx, body.paused).await?;
+    sales::audit(
+        &mut tx,
+        None,
+        &actor,
+        if body.paused { "paused" } else { "resumed" },
+        json!({}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(json!({"paused": body.paused})))
+}
