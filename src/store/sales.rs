@@ -386,6 +386,9 @@ pub enum DecisionRefused {
     Expired,
 }
 
+/// An approval's id, quote, decision time, expiry, and whether it was found by token.
+type ApprovalRow = (Uuid, Uuid, Option<DateTime<Utc>>, Option<DateTime<Utc>>, bool);
+
 /// Records the owner's decision on the approval found by `id` or by its token's hash (checking
 /// the token's expiry); returns the conversation to tell, locked for the caller's transaction.
 pub async fn decide(
@@ -419,7 +422,7 @@ pub async fn decide(
         .bind(conversation)
         .execute(&mut *conn)
         .await?;
-    let row: Option<(Uuid, Uuid, Option<DateTime<Utc>>, Option<DateTime<Utc>>, bool)> = match by {
+    let row: Option<ApprovalRow> = match by {
         ApprovalKey::Id(id) => sqlx::query_as(
             "SELECT id, quote_id, decided_at, expires_at, false FROM \"Approval\" WHERE id = $1 FOR UPDATE",
         )
