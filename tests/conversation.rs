@@ -907,3 +907,114 @@ async fn the_pause_switch_stops_every_automated_reply() {
     sms(&server, "SM1101", PHONE, "and a fridge").await;
     assert_eq!(replies_to(&db, PHONE).await.len(), 1, "answered again");
 }
+
+/// Plays the reference conversation for `phone` through to a booking.
+async fn book(server: &Server, phone: &str, prefix: &str) {
+    sms(
+        server,
+        &format!("{prefix}1"),
+        phone,
+        "a couch, a fridge and 5 bags of trash",
+    )
+    .await;
+    sms(
+        server,
+        &format!("{prefix}2"),
+        phone,
+        "123 Main St, Canton GA 30114",
+    )
+    .await;
+    sms(server, &format!("{prefix}3"), phone, "1").await;
+}
+
+#[tokio::test]
+async fn a_reminder_goes_out_once_on_the_customers_channel() {
+    let db = TestDb::migrated().await;
+    let server = sms_server(&db);
+    book(&server, PHONE, "SM120").await;
+    // Move the pickup to an hour from now: both the 24 h and the 2 h reminders are due, and
+    // the customer should get one reminder, not two.
+    sqlx::query(
+        "UPDATE \"Job\" SET window_start = now() + interval '1 hour', window_end = now() + interval '3 hours'",
+    )
+    .execute(&mut db.conn().await)
+    .await
+    .expect("move");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !replies_to(&db, PHONE)
+        .await
+        .last()
+        .expect("reply")
+        .starts_with("Reminder:")
+    {
+        assert!(std::time::Instant::now() < deadline, "no reminder");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let reminders: Vec<String> = replies_to(&db, PHONE)
+        .await
+        .into_iter()
+        .filter(|r| r.starts_with("Reminder:"))
+        .collect();
+    assert_eq!(reminders.len(), 1, "{reminders:?}");
+    assert!(reminders[0].contains("123 Main St"), "{}", reminders[0]);
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM \"JobEvent\" WHERE event_type = 'reminder_sent'"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM \"Lead\" WHERE stage = 'reminding'"
+        )
+        .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn the_calendar_feed_lists_booked_jobs_behind_a_token() {
+    let db = TestDb::migrated().await;
+    let server = sms_server(&db);
+    book(&server, PHONE, "SM130").await;
+    let token = api_token(&db);
+    let client = reqwest::Client::new();
+    let refused = client
+        .get(server.url("/calendar.ics"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(refused.status(), 401);
+    let wrong = client
+        .get(server.url("/calendar.ics?token=nope"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(wrong.status(), 401);
+    let feed = client
+        .get(server.url(&format!("/calendar.ics?token={token}")))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(feed.status(), 200);
+    assert!(
+        feed.headers()["content-type"]
+            .to_str()
+            .expect("type")
+            .starts_with("text/calendar")
+    );
+    let text = feed.text().await.expect("body");
+    assert!(text.starts_with("BEGIN:VCALENDAR\r\n"), "{text}");
+    assert_eq!(text.matches("BEGIN:VEVENT").count(), 1, "{text}");
+    let unfolded = text.replace("\r\n ", "");
+    assert!(
+        unfolded.contains("LOCATION:123 Main St\\, Canton GA 30114"),
+        "{unfolded}"
+    );
+    assert!(unfolded.contains("SUMMARY:Junk pickup: "), "{unfolded}");
+    assert!(unfolded.contains("DESCRIPTION:Estimate $425"), "{unfolded}");
+}

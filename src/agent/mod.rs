@@ -7,7 +7,8 @@ use chrono::Utc;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::store::{sales, settings};
+use crate::domain::schedule::Window;
+use crate::store::{jobs, sales, settings};
 
 /// Answers every stored but unanswered message of a conversation, in arrival order, in one
 /// transaction. The conversation's row lock makes concurrent callers take turns, so a message is
@@ -81,4 +82,39 @@ pub async fn decide(
     sales::save_lead(&mut tx, &lead).await?;
     tx.commit().await?;
     Ok(Ok(()))
+}
+
+/// Sends one due pickup reminder on the customer's channel, if one is due; returns whether one
+/// was. Paused, nothing is sent (and nothing is marked sent, so it goes out once resumed).
+pub async fn remind_one(pool: &PgPool) -> sqlx::Result<bool> {
+    let mut tx = pool.begin().await?;
+    let settings = settings::load(&mut tx).await?;
+    if settings.paused {
+        tx.commit().await?;
+        return Ok(false);
+    }
+    let Some(due) = jobs::claim_due_reminder(&mut tx, &settings.reminder_hours).await? else {
+        tx.commit().await?;
+        return Ok(false);
+    };
+    sqlx::query("SELECT 1 FROM \"Conversation\" WHERE id = $1 FOR UPDATE")
+        .bind(due.conversation_id)
+        .execute(&mut *tx)
+        .await?;
+    let mut lead = sales::lead_of_conversation(&mut tx, due.conversation_id).await?;
+    let window = Window {
+        start: due.window_start,
+        end: due.window_end,
+    };
+    let text = format!(
+        "Reminder: your junk pickup is {} at {}. Reply here if anything changes.",
+        window.describe(settings.hours.time_zone),
+        due.address.as_deref().unwrap_or("your address")
+    );
+    sales::reply(&mut tx, due.conversation_id, None, &lead, &text).await?;
+    jobs::reminder_sent(&mut tx, due.job_id, due.hours).await?;
+    lead.stage = "reminding".to_owned();
+    sales::save_lead(&mut tx, &lead).await?;
+    tx.commit().await?;
+    Ok(true)
 }

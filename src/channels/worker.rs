@@ -113,3 +113,18 @@ pub async fn answer_leftovers(pool: PgPool, mut stop: watch::Receiver<bool>) {
         }
     }
 }
+
+/// Sends pickup reminders as they fall due, until `stop`.
+pub async fn send_reminders(pool: PgPool, mut stop: watch::Receiver<bool>) {
+    while !*stop.borrow() {
+        match agent::remind_one(&pool).await {
+            Ok(true) => continue,
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "reminders: database error"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = stop.changed() => {}
+        }
+    }
+}

@@ -139,7 +139,8 @@ pub fn run(
                 },
                 stopped.clone(),
             )),
-            tokio::spawn(worker::answer_leftovers(pool.clone(), stopped)),
+            tokio::spawn(worker::answer_leftovers(pool.clone(), stopped.clone())),
+            tokio::spawn(worker::send_reminders(pool.clone(), stopped)),
         ];
         let state = AppState {
             pool: pool.clone(),

@@ -1,6 +1,7 @@
 //! The HTTP server: axum routers over the application state.
 
 mod api;
+mod calendar;
 mod chat;
 pub mod error;
 mod health;
@@ -48,6 +49,7 @@ pub fn router(state: AppState) -> Router {
             post(chat::post).get(chat::thread),
         )
         .route("/api/approvals/{token}", post(api::decide_by_token))
+        .route("/calendar.ics", get(calendar::feed))
         .route("/api/v1/approvals", get(api::approvals))
         .route("/api/v1/approvals/{id}", post(api::decide_by_id))
         .route("/api/v1/settings/paused", put(api::set_paused))

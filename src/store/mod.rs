@@ -3,6 +3,7 @@
 
 pub mod embedded;
 pub mod inbox;
+pub mod jobs;
 pub mod migrate;
 pub mod outbox;
 pub mod pool;

@@ -387,7 +387,13 @@ pub enum DecisionRefused {
 }
 
 /// An approval's id, quote, decision time, expiry, and whether it was found by token.
-type ApprovalRow = (Uuid, Uuid, Option<DateTime<Utc>>, Option<DateTime<Utc>>, bool);
+type ApprovalRow = (
+    Uuid,
+    Uuid,
+    Option<DateTime<Utc>>,
+    Option<DateTime<Utc>>,
+    bool,
+);
 
 /// Records the owner's decision on the approval found by `id` or by its token's hash (checking
 /// the token's expiry); returns the conversation to tell, locked for the caller's transaction.

@@ -1,0 +1,105 @@
+//! Booked jobs seen from the calendar: reminders due, and the operator's iCal feed.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+/// A booked job that is due a reminder.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DueReminder {
+    /// The job.
+    pub job_id: Uuid,
+    /// Its conversation (where the reminder goes).
+    pub conversation_id: Uuid,
+    /// The reminder's lead time, in hours before the window.
+    pub hours: i32,
+    /// The window's start.
+    pub window_start: DateTime<Utc>,
+    /// The window's end.
+    pub window_end: DateTime<Utc>,
+    /// The pickup address.
+    pub address: Option<String>,
+}
+
+/// Claims one booked job with a reminder due: the smallest configured lead time that has been
+/// reached, when no reminder that close to the window was sent yet (a job booked late gets one
+/// reminder, not every one it missed). The job stays locked for the caller's transaction.
+pub async fn claim_due_reminder(
+    conn: &mut PgConnection,
+    hours: &[i32],
+) -> sqlx::Result<Option<DueReminder>> {
+    sqlx::query_as(
+        "SELECT j.id AS job_id, c.id AS conversation_id, h.hours, j.window_start, j.window_end,
+                l.address
+         FROM \"Job\" j
+         JOIN \"Lead\" l ON l.id = j.lead_id
+         JOIN LATERAL (SELECT id FROM \"Conversation\" WHERE lead_id = j.lead_id
+                       ORDER BY started_at DESC LIMIT 1) c ON true
+         JOIN LATERAL (SELECT min(h) AS hours FROM unnest($1::int[]) h
+                       WHERE j.window_start - make_interval(hours => h) <= now()) h ON true
+         WHERE j.status = 'booked' AND j.window_start > now() AND h.hours IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM \"JobEvent\" e
+                           WHERE e.job_id = j.id AND e.event_type = 'reminder_sent'
+                             AND (e.metadata->>'hours')::int <= h.hours)
+         ORDER BY j.window_start
+         LIMIT 1
+         FOR UPDATE OF j SKIP LOCKED",
+    )
+    .bind(hours)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Records that a reminder went out.
+pub async fn reminder_sent(conn: &mut PgConnection, job_id: Uuid, hours: i32) -> sqlx::Result<()> {
+    sqlx::query(
+        "WITH e AS (
+             INSERT INTO \"JobEvent\" (job_id, event_type, actor, metadata)
+             VALUES ($1, 'reminder_sent', 'system', jsonb_build_object('hours', $2::int))
+         )
+         UPDATE \"Job\" SET reminder_sent_at = now(), updated_at = now() WHERE id = $1",
+    )
+    .bind(job_id)
+    .bind(hours)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A job on the operator's calendar.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CalendarJob {
+    /// The job.
+    pub id: Uuid,
+    /// Its window.
+    pub window_start: DateTime<Utc>,
+    /// Its window's end.
+    pub window_end: DateTime<Utc>,
+    /// `booked`, `completed`, …
+    pub status: String,
+    /// The pickup address.
+    pub address: Option<String>,
+    /// Its items, "2 × couch, 1 × refrigerator".
+    pub items: Option<String>,
+    /// The quote's total in cents.
+    pub total_cents: Option<i64>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Booked and completed jobs from 30 days ago on, for the iCal feed.
+pub async fn calendar(conn: &mut PgConnection) -> sqlx::Result<Vec<CalendarJob>> {
+    sqlx::query_as(
+        "SELECT j.id, j.window_start, j.window_end, j.status::text AS status, l.address,
+                (SELECT string_agg(i.quantity || ' × ' || i.description, ', ' ORDER BY i.created_at)
+                 FROM \"JobItem\" i WHERE i.job_id = j.id) AS items,
+                (q.total * 100)::bigint AS total_cents, j.updated_at
+         FROM \"Job\" j
+         JOIN \"Lead\" l ON l.id = j.lead_id
+         LEFT JOIN \"Quote\" q ON q.id = j.quote_id
+         WHERE j.status IN ('booked', 'completed') AND j.window_end > now() - interval '30 days'
+         ORDER BY j.window_start",
+    )
+    .fetch_all(conn)
+    .await
+}
