@@ -7,6 +7,7 @@ use std::time::Duration;
 use sqlx::PgPool;
 use tokio::sync::watch;
 
+use super::messenger::MessengerClient;
 use super::twilio::{SendError, TwilioClient};
 use crate::agent;
 use crate::store::{inbox, outbox};
@@ -19,12 +20,17 @@ const IDLE: Duration = Duration::from_millis(250);
 pub struct Senders {
     /// SMS through Twilio, when configured.
     pub twilio: Option<TwilioClient>,
+    /// Messenger's Send API, when configured.
+    pub messenger: Option<MessengerClient>,
     /// The owner's phone, for approval requests and alerts.
     pub owner_phone: Option<String>,
 }
 
 /// Sends due outbox messages until `stop` turns true.
 pub async fn send_outbox(pool: PgPool, senders: Senders, mut stop: watch::Receiver<bool>) {
+    if senders.messenger.is_some() {
+        let _ = outbox::release_held(&pool, &["messenger"]).await;
+    }
     if senders.twilio.is_some() {
         let channels: &[&str] = if senders.owner_phone.is_some() {
             &["sms", "owner"]
@@ -60,15 +66,21 @@ pub async fn send_one(pool: &PgPool, senders: &Senders) -> sqlx::Result<bool> {
     };
     let id = claim.message.id;
     // Owner notifications go to the owner's phone by SMS.
+    let recipient = claim.message.recipient.clone();
     let route = match claim.message.channel.as_str() {
-        "sms" => senders
+        "sms" => senders.twilio.as_ref().map(|c| Route::Sms(c, recipient)),
+        "owner" => senders
             .twilio
             .as_ref()
-            .map(|c| (c, claim.message.recipient.clone())),
-        "owner" => senders.twilio.as_ref().zip(senders.owner_phone.clone()),
+            .zip(senders.owner_phone.clone())
+            .map(|(c, phone)| Route::Sms(c, phone)),
+        "messenger" => senders
+            .messenger
+            .as_ref()
+            .map(|c| Route::Messenger(c, recipient)),
         _ => None,
     };
-    let Some((client, recipient)) = route else {
+    let Some(route) = route else {
         // Bodies and numbers stay out of the log; the row keeps them.
         tracing::info!(%id, channel = %claim.message.channel, "no credentials for this channel: message kept in the outbox");
         claim
@@ -77,7 +89,11 @@ pub async fn send_one(pool: &PgPool, senders: &Senders) -> sqlx::Result<bool> {
         return Ok(true);
     };
     let body = claim.message.body.clone();
-    match client.send(&recipient, &body).await {
+    let result = match &route {
+        Route::Sms(client, to) => client.send(to, &body).await,
+        Route::Messenger(client, psid) => client.send(psid, &body).await,
+    };
+    match result {
         Ok(sid) => {
             tracing::info!(%id, "reply sent");
             claim.sent(Some(&sid)).await?;
@@ -92,6 +108,11 @@ pub async fn send_one(pool: &PgPool, senders: &Senders) -> sqlx::Result<bool> {
         }
     }
     Ok(true)
+}
+
+enum Route<'a> {
+    Sms(&'a TwilioClient, String),
+    Messenger(&'a MessengerClient, String),
 }
 
 /// Answers messages left unanswered (their request died after storing them) until `stop`.

@@ -39,7 +39,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the HTTP server (applies pending migrations first).
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Apply, revert, inspect and lint schema migrations.
     #[command(subcommand)]
     Migrate(migrate::MigrateCommand),

@@ -10,6 +10,7 @@ use sqlx::Connection;
 use tokio::sync::watch;
 
 use super::{Cli, migrate::print_progress, shutdown_signal, with_database};
+use crate::channels::messenger::{MessengerClient, MessengerConfig};
 use crate::channels::twilio::{Secret, TwilioClient, TwilioConfig};
 use crate::channels::worker;
 use crate::http::{self, AppState};
@@ -26,6 +27,8 @@ pub struct ServeArgs {
     no_migrate: bool,
     #[command(flatten)]
     twilio: TwilioArgs,
+    #[command(flatten)]
+    messenger: MessengerArgs,
     /// The owner's phone: approval requests are texted there.
     #[arg(long, env = "JUNKQUOTE_OWNER_PHONE")]
     owner_phone: Option<String>,
@@ -58,6 +61,68 @@ pub struct TwilioArgs {
         default_value = "https://api.twilio.com"
     )]
     api_base: String,
+}
+
+/// Messenger settings. The webhook is enabled when the verify token and the app secret are both
+/// set; replies are sent when the page access token is set too.
+#[derive(Args)]
+pub struct MessengerArgs {
+    /// The token Facebook sends when subscribing the webhook.
+    #[arg(
+        long = "fb-verify-token",
+        env = "FB_VERIFY_TOKEN",
+        hide_env_values = true
+    )]
+    verify_token: Option<String>,
+    /// The app secret that signs webhooks.
+    #[arg(long = "fb-app-secret", env = "FB_APP_SECRET", hide_env_values = true)]
+    app_secret: Option<String>,
+    /// The page access token (for sending replies).
+    #[arg(
+        long = "fb-page-access-token",
+        env = "FB_PAGE_ACCESS_TOKEN",
+        hide_env_values = true
+    )]
+    page_access_token: Option<String>,
+    /// The Graph API's base URL.
+    #[arg(
+        long = "fb-graph-api-base",
+        env = "FB_GRAPH_API_BASE",
+        default_value = "https://graph.facebook.com"
+    )]
+    graph_base: String,
+}
+
+impl std::fmt::Debug for MessengerArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MessengerArgs").finish_non_exhaustive()
+    }
+}
+
+impl MessengerArgs {
+    fn config(&self) -> anyhow::Result<Option<MessengerConfig>> {
+        let set = |v: &Option<String>| {
+            v.as_deref()
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        };
+        match (set(&self.verify_token), set(&self.app_secret)) {
+            (None, None) => Ok(None),
+            (Some(_), None) => anyhow::bail!(
+                "FB_VERIFY_TOKEN is set but FB_APP_SECRET is not; without it Messenger webhooks cannot be verified, so the server will not start"
+            ),
+            (None, Some(_)) => anyhow::bail!(
+                "FB_APP_SECRET is set but FB_VERIFY_TOKEN is not; set the token you gave Facebook when subscribing the webhook"
+            ),
+            (Some(verify), Some(secret)) => Ok(Some(MessengerConfig {
+                verify_token: Secret::new(verify),
+                app_secret: Secret::new(secret),
+                page_access_token: set(&self.page_access_token).map(Secret::new),
+                graph_base: self.graph_base.clone(),
+            })),
+        }
+    }
 }
 
 impl std::fmt::Debug for TwilioArgs {
@@ -105,6 +170,7 @@ pub fn run(
 ) -> anyhow::Result<ExitCode> {
     let migrations = Arc::new(MigrationSet::builtin()?);
     let twilio = args.twilio.config()?;
+    let messenger = args.messenger.config()?;
     with_database(cli, runtime, false, async |db| {
         if !args.no_migrate {
             let migrate = async {
@@ -135,6 +201,7 @@ pub fn run(
                 pool.clone(),
                 worker::Senders {
                     twilio: sender,
+                    messenger: messenger.as_ref().and_then(MessengerClient::new),
                     owner_phone: args.owner_phone.clone().filter(|p| !p.trim().is_empty()),
                 },
                 stopped.clone(),
@@ -146,6 +213,7 @@ pub fn run(
             pool: pool.clone(),
             migrations,
             twilio: twilio.map(Arc::new),
+            messenger: messenger.map(Arc::new),
         };
         let shutdown = async {
             shutdown_signal().await;

@@ -19,6 +19,7 @@ use tokio::net::TcpListener;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::channels::messenger::MessengerConfig;
 use crate::channels::twilio::TwilioConfig;
 use crate::store::migrate::MigrationSet;
 use error::ApiError;
@@ -35,6 +36,8 @@ pub struct AppState {
     pub migrations: Arc<MigrationSet>,
     /// Twilio, when the SMS channel is configured.
     pub twilio: Option<Arc<TwilioConfig>>,
+    /// Messenger, when that channel is configured.
+    pub messenger: Option<Arc<MessengerConfig>>,
 }
 
 /// The whole application's routes.
@@ -43,6 +46,10 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/api/twilio/sms", post(webhooks::twilio_sms))
+        .route(
+            "/api/messenger",
+            get(webhooks::messenger_verify).post(webhooks::messenger),
+        )
         .route("/api/chat/sessions", post(chat::open))
         .route(
             "/api/chat/sessions/{id}/messages",

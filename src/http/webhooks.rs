@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use super::AppState;
 use super::error::ApiError;
 use crate::agent;
-use crate::channels::{signature, twilio};
+use crate::channels::{messenger, signature, twilio};
 use crate::domain::Channel;
 use crate::store::inbox::{self, Inbound, Sender};
 
@@ -85,4 +85,97 @@ fn is_e164(phone: &str) -> bool {
     phone.strip_prefix('+').is_some_and(|digits| {
         (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
     })
+}
+
+/// The query of Messenger's subscription handshake.
+#[derive(serde::Deserialize)]
+pub struct Handshake {
+    #[serde(rename = "hub.mode")]
+    mode: Option<String>,
+    #[serde(rename = "hub.verify_token")]
+    verify_token: Option<String>,
+    #[serde(rename = "hub.challenge")]
+    challenge: Option<String>,
+}
+
+/// `GET /api/messenger`: answers Facebook's challenge when the verify token matches.
+pub async fn messenger_verify(
+    State(state): State<AppState>,
+    axum::extract::Query(handshake): axum::extract::Query<Handshake>,
+) -> Result<Response, ApiError> {
+    let Some(config) = state.messenger.as_deref() else {
+        return Err(ApiError::NotReady(
+            "the Messenger channel is not configured".into(),
+        ));
+    };
+    let token_ok = handshake.verify_token.as_deref().is_some_and(|t| {
+        bool::from(subtle::ConstantTimeEq::ct_eq(
+            t.as_bytes(),
+            config.verify_token.expose().as_bytes(),
+        ))
+    });
+    match (handshake.mode.as_deref(), token_ok, handshake.challenge) {
+        (Some("subscribe"), true, Some(challenge)) => Ok(challenge.into_response()),
+        _ => Err(ApiError::Forbidden("wrong verify token".into())),
+    }
+}
+
+/// `POST /api/messenger`: page messages, signed with the app secret.
+pub async fn messenger(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let Some(config) = state.messenger.as_deref() else {
+        return Err(ApiError::NotReady(
+            "the Messenger channel is not configured".into(),
+        ));
+    };
+    let body = body?;
+    let signed = headers
+        .get("x-hub-signature-256")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|sig| signature::messenger_valid(config.app_secret.expose(), &body, sig));
+    if !signed {
+        return Err(ApiError::Forbidden(
+            "missing or invalid X-Hub-Signature-256".into(),
+        ));
+    }
+    let payload: messenger::Payload = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("not a Messenger payload: {e}")))?;
+    if payload.object != "page" {
+        return Err(ApiError::Invalid("only page events are handled".into()));
+    }
+    let mut conversations = Vec::new();
+    for event in payload.entry.iter().flat_map(|e| &e.messaging) {
+        let Some(message) = event.message.as_ref().filter(|m| !m.is_echo) else {
+            continue;
+        };
+        // A photo without words still reaches the agent, which asks what to haul.
+        let text = match (&message.text, message.attachments.is_empty()) {
+            (Some(text), _) => text.as_str(),
+            (None, false) => "[photo]",
+            (None, true) => "",
+        };
+        let received = inbox::receive(
+            &state.pool,
+            Inbound {
+                channel: Channel::Messenger,
+                provider: "messenger",
+                provider_message_id: &message.mid,
+                sender: Sender::Psid(&event.sender.id),
+                text,
+            },
+        )
+        .await?;
+        if !received.duplicate && !conversations.contains(&received.conversation_id) {
+            conversations.push(received.conversation_id);
+        }
+    }
+    for id in conversations {
+        if let Err(e) = agent::process(&state.pool, id).await {
+            tracing::warn!(conversation = %id, error = %e, "answering failed; left for the worker");
+        }
+    }
+    Ok("EVENT_RECEIVED".into_response())
 }

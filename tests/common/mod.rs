@@ -376,6 +376,11 @@ impl Server {
             "TWILIO_ACCOUNT_SID",
             "TWILIO_FROM_NUMBER",
             "TWILIO_API_BASE",
+            "FB_VERIFY_TOKEN",
+            "FB_APP_SECRET",
+            "FB_PAGE_ACCESS_TOKEN",
+            "FB_GRAPH_API_BASE",
+            "JUNKQUOTE_OWNER_PHONE",
         ] {
             cmd.env_remove(name);
         }
