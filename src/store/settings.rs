@@ -22,36 +22,42 @@ pub struct Settings {
     pub paused: bool,
 }
 
+type ConfigRow = (
+    Option<serde_json::Value>,
+    Option<serde_json::Value>,
+    Vec<i32>,
+    bool,
+);
+
 /// Loads the settings, writing the defaults first if there are none.
 pub async fn load(conn: &mut PgConnection) -> sqlx::Result<Settings> {
-    sqlx::query(
-        "INSERT INTO \"Config\" (tenant_id, pricebook, hours)
-         VALUES ($1, $2, $3)
-         ON CONFLICT (tenant_id) DO NOTHING",
-    )
-    .bind(TENANT)
-    .bind(sqlx::types::Json(Pricebook::default()))
-    .bind(sqlx::types::Json(Hours::default()))
-    .execute(&mut *conn)
-    .await?;
-    let (pricebook, hours, reminder_hours, paused): (
-        Option<serde_json::Value>,
-        Option<serde_json::Value>,
-        Vec<i32>,
-        bool,
-    ) = sqlx::query_as(
-        "SELECT pricebook, hours, reminder_hours, paused FROM \"Config\" WHERE tenant_id = $1",
-    )
-    .bind(TENANT)
-    .fetch_one(&mut *conn)
-    .await?;
+    let select = "SELECT pricebook, hours, reminder_hours, paused FROM \"Config\" WHERE tenant_id = $1";
+    // Read first: the row exists on every call but the first, and a read takes no row lock.
+    let mut row: Option<ConfigRow> = sqlx::query_as(select)
+        .bind(TENANT)
+        .fetch_optional(&mut *conn)
+        .await?;
+    if row.is_none() {
+        sqlx::query(
+            "INSERT INTO \"Config\" (tenant_id, pricebook, hours)
+             VALUES ($1, $2, $3)
+             ON CONFLICT (tenant_id) DO NOTHING",
+        )
+        .bind(TENANT)
+        .bind(sqlx::types::Json(Pricebook::default()))
+        .bind(sqlx::types::Json(Hours::default()))
+        .execute(&mut *conn)
+        .await?;
+        row = Some(sqlx::query_as(select).bind(TENANT).fetch_one(&mut *conn).await?);
+    }
+    let Some((pricebook, hours, reminder_hours, paused)) = row else {
+        return Err(sqlx::Error::RowNotFound);
+    };
     // A row written by the original service may lack them, or hold its own pricebook shape.
     let pricebook = pricebook
         .and_then(|v| serde_json::from_value(v).ok())
         .unwrap_or_default();
-    let hours = hours
-        .and_then(|v| serde_json::from_value(v).ok())
-        .unwrap_or_default();
+    let hours = hours.and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default();
     Ok(Settings {
         pricebook,
         hours,
