@@ -128,10 +128,6 @@ impl MessengerClient {
             "Messenger answered {status}: {}",
             body.chars().take(300).collect::<String>()
         );
-        if status.is_server_error() || status.as_u16() == 429 {
-            Err(SendError::Retryable(message))
-        } else {
-            Err(SendError::Permanent(message))
-        }
+        Err(SendError::from_status(status, message))
     }
 }

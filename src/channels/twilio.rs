@@ -54,6 +54,17 @@ pub enum SendError {
     Permanent(String),
 }
 
+impl SendError {
+    /// The error for a provider's non-success `status`: worth retrying for 5xx and 429.
+    pub fn from_status(status: reqwest::StatusCode, message: String) -> Self {
+        if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+            SendError::Retryable(message)
+        } else {
+            SendError::Permanent(message)
+        }
+    }
+}
+
 /// Sends SMS through Twilio's Messages API.
 #[derive(Debug, Clone)]
 pub struct TwilioClient {
@@ -111,10 +122,6 @@ impl TwilioClient {
         // Twilio's error bodies carry a code and a message, never the request's content.
         let detail: String = text.chars().take(300).collect();
         let message = format!("Twilio answered {status}: {detail}");
-        if status.is_server_error() || status.as_u16() == 429 {
-            Err(SendError::Retryable(message))
-        } else {
-            Err(SendError::Permanent(message))
-        }
+        Err(SendError::from_status(status, message))
     }
 }

@@ -31,7 +31,8 @@ type ConfigRow = (
 
 /// Loads the settings, writing the defaults first if there are none.
 pub async fn load(conn: &mut PgConnection) -> sqlx::Result<Settings> {
-    let select = "SELECT pricebook, hours, reminder_hours, paused FROM \"Config\" WHERE tenant_id = $1";
+    let select =
+        "SELECT pricebook, hours, reminder_hours, paused FROM \"Config\" WHERE tenant_id = $1";
     // Read first: the row exists on every call but the first, and a read takes no row lock.
     let mut row: Option<ConfigRow> = sqlx::query_as(select)
         .bind(TENANT)
@@ -48,7 +49,12 @@ pub async fn load(conn: &mut PgConnection) -> sqlx::Result<Settings> {
         .bind(sqlx::types::Json(Hours::default()))
         .execute(&mut *conn)
         .await?;
-        row = Some(sqlx::query_as(select).bind(TENANT).fetch_one(&mut *conn).await?);
+        row = Some(
+            sqlx::query_as(select)
+                .bind(TENANT)
+                .fetch_one(&mut *conn)
+                .await?,
+        );
     }
     let Some((pricebook, hours, reminder_hours, paused)) = row else {
         return Err(sqlx::Error::RowNotFound);
@@ -57,7 +63,9 @@ pub async fn load(conn: &mut PgConnection) -> sqlx::Result<Settings> {
     let pricebook = pricebook
         .and_then(|v| serde_json::from_value(v).ok())
         .unwrap_or_default();
-    let hours = hours.and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default();
+    let hours = hours
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default();
     Ok(Settings {
         pricebook,
         hours,
