@@ -28,9 +28,12 @@ CREATE INDEX "InboundMessage_unprocessed_idx" ON "InboundMessage" (received_at)
     WHERE processed_at IS NULL;
 
 -- Replies and notifications waiting to be sent, claimed by workers with SKIP LOCKED, retried
--- with backoff; `dedupe_key` makes a notification (a reminder) impossible to queue twice.
+-- with backoff, and sent to each recipient in `seq` order; `kind` tells a reply from an
+-- unprompted update; `dedupe_key` makes a notification impossible to queue twice.
 CREATE TABLE "Outbox" (
     id uuid NOT NULL DEFAULT gen_random_uuid(),
+    seq bigint GENERATED ALWAYS AS IDENTITY,
+    kind text NOT NULL DEFAULT 'reply',
     conversation_id uuid,
     message_id uuid,
     channel text NOT NULL,
@@ -46,6 +49,7 @@ CREATE TABLE "Outbox" (
     sent_at timestamptz,
     CONSTRAINT "Outbox_pkey" PRIMARY KEY (id),
     CONSTRAINT "Outbox_status_check" CHECK (status IN ('pending', 'sent', 'failed', 'held')),
+    CONSTRAINT "Outbox_kind_check" CHECK (kind IN ('reply', 'update')),
     CONSTRAINT "Outbox_conversation_id_fkey" FOREIGN KEY (conversation_id)
         REFERENCES "Conversation" (id) ON DELETE CASCADE,
     CONSTRAINT "Outbox_message_id_fkey" FOREIGN KEY (message_id)
@@ -55,6 +59,7 @@ CREATE UNIQUE INDEX "Outbox_dedupe_key_key" ON "Outbox" (dedupe_key);
 CREATE INDEX "Outbox_conversation_id_idx" ON "Outbox" (conversation_id);
 CREATE INDEX "Outbox_message_id_idx" ON "Outbox" (message_id);
 CREATE INDEX "Outbox_due_idx" ON "Outbox" (next_attempt_at) WHERE status = 'pending';
+CREATE INDEX "Outbox_recipient_seq_idx" ON "Outbox" (recipient, seq) WHERE status = 'pending';
 
 -- A booked job's crew time. The exclusion constraint makes two bookings of the same crew at
 -- overlapping times impossible, whatever races the application loses.

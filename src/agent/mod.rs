@@ -93,14 +93,21 @@ pub async fn remind_one(pool: &PgPool) -> sqlx::Result<bool> {
         tx.commit().await?;
         return Ok(false);
     }
-    let Some(due) = jobs::claim_due_reminder(&mut tx, &settings.reminder_hours).await? else {
+    let Some(candidate) = jobs::next_due_reminder(&mut tx, &settings.reminder_hours).await? else {
         tx.commit().await?;
         return Ok(false);
     };
     sqlx::query("SELECT 1 FROM \"Conversation\" WHERE id = $1 FOR UPDATE")
-        .bind(due.conversation_id)
+        .bind(candidate.conversation_id)
         .execute(&mut *tx)
         .await?;
+    // Another worker may have sent it meanwhile (or hold it): then there is nothing to do.
+    let Some(due) =
+        jobs::claim_due_reminder(&mut tx, &settings.reminder_hours, candidate.job_id).await?
+    else {
+        tx.commit().await?;
+        return Ok(false);
+    };
     let mut lead = sales::lead_of_conversation(&mut tx, due.conversation_id).await?;
     let window = Window {
         start: due.window_start,

@@ -181,33 +181,36 @@ async fn schedule_reply(
     text: &str,
     now: DateTime<Utc>,
 ) -> sqlx::Result<String> {
-    let found = recognise(text);
-    if !found.is_empty() {
-        // More to haul: price again, then offer windows again.
-        return quote_reply(conn, settings, lead, found, now).await;
-    }
     let hours = &settings.hours;
-    let window = match schedule::read_choice(text, lead.state.offers.len(), now, hours) {
-        Some(Choice::Offer(n)) => lead.state.offers.get(n - 1).copied(),
-        Some(Choice::At(start)) => {
-            let window = Window {
-                start,
-                end: start + job_length(lead),
-            };
-            if !within_hours(&window, settings, now) {
-                return offer_reply(
-                    conn,
-                    settings,
-                    lead,
-                    now,
-                    "That time is outside our hours (or too soon)",
-                )
-                .await;
-            }
-            Some(window)
+    let choice = schedule::read_choice(text, lead.state.offers.len(), now, hours);
+    if choice.is_none() {
+        let found = recognise(text);
+        if !found.is_empty() {
+            // More to haul: price again, then offer windows again.
+            return quote_reply(conn, settings, lead, found, now).await;
         }
+    }
+    let window = match choice {
+        Some(Choice::Offer(n)) => lead.state.offers.get(n - 1).copied(),
+        Some(Choice::At(start)) => Some(Window {
+            start,
+            end: start + job_length(lead),
+        }),
         None => None,
     };
+    // An offer made yesterday, or a time of the customer's own, must still be bookable now.
+    if let Some(window) = window
+        && !within_hours(&window, settings, now)
+    {
+        return offer_reply(
+            conn,
+            settings,
+            lead,
+            now,
+            "That time is outside our hours or too soon",
+        )
+        .await;
+    }
     let (Some(window), Some(quote_id)) = (window, lead.state.quote_id) else {
         return offer_reply(
             conn,
@@ -310,24 +313,36 @@ fn within_hours(window: &Window, settings: &Settings, now: DateTime<Utc>) -> boo
         && end.time() <= hours.close
 }
 
-/// "a couch, a refrigerator and 5 bags of trash"
+/// "a couch, a refrigerator and 5 bags of trash": the same item mentioned twice counted once,
+/// and a long list cut short so that a reply fits in a text message.
 fn describe_items(r: &Recognition) -> String {
-    let parts: Vec<String> = r
-        .items
+    const SHOWN: usize = 8;
+    let mut merged: Vec<(String, u32)> = Vec::new();
+    for item in &r.items {
+        match merged.iter_mut().find(|(d, _)| *d == item.description) {
+            Some((_, quantity)) => *quantity += item.quantity,
+            None => merged.push((item.description.clone(), item.quantity)),
+        }
+    }
+    let mut parts: Vec<String> = merged
         .iter()
-        .map(|i| {
-            if i.quantity == 1 {
-                let article = if i.description.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        .take(SHOWN)
+        .map(|(description, quantity)| {
+            if *quantity == 1 {
+                let article = if description.starts_with(['a', 'e', 'i', 'o', 'u']) {
                     "an"
                 } else {
                     "a"
                 };
-                format!("{article} {}", i.description)
+                format!("{article} {description}")
             } else {
-                format!("{} {}", i.quantity, plural(&i.description))
+                format!("{quantity} {}", plural(description))
             }
         })
         .collect();
+    if merged.len() > SHOWN {
+        parts.push(format!("{} more kinds of items", merged.len() - SHOWN));
+    }
     and_list(&parts)
 }
 
@@ -368,27 +383,69 @@ fn breakdown(quote: &PriceQuote) -> String {
     quote
         .lines
         .iter()
+        .take(6)
         .map(|l| format!("{} {}", l.label, l.amount))
+        .chain((quote.lines.len() > 6).then(|| "more".to_owned()))
         .collect::<Vec<_>>()
         .join(" + ")
 }
 
-/// Whether a message reads like a street address: a house number and a street name, or a ZIP.
+/// Whether a message reads like a street address: a house number followed by a street name
+/// with a street word ("St", "Ave", …), or a ZIP code; never a time ("5 pm tomorrow").
 fn looks_like_address(text: &str) -> bool {
-    let words: Vec<&str> = text
+    let lower = text.to_lowercase();
+    let words: Vec<&str> = lower
         .split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
         .collect();
-    let number_then_word = words.windows(2).any(|w| {
-        w[0].chars().all(|c| c.is_ascii_digit())
-            && w[1].chars().all(char::is_alphabetic)
-            && w[1].len() > 1
+    let timey = words.iter().any(|w| {
+        matches!(
+            *w,
+            "am" | "pm" | "today" | "tomorrow" | "tonight" | "morning" | "afternoon" | "evening"
+        )
     });
+    let house_number = words
+        .windows(2)
+        .any(|w| w[0].chars().all(|c| c.is_ascii_digit()) && w[1].chars().all(char::is_alphabetic));
+    let street = words.iter().any(|w| STREET_WORDS.contains(w));
     let zip = words
         .iter()
         .any(|w| w.len() == 5 && w.chars().all(|c| c.is_ascii_digit()));
-    (number_then_word && words.len() >= 3) || zip
+    !timey && ((house_number && street) || zip)
 }
+
+const STREET_WORDS: &[&str] = &[
+    "st",
+    "street",
+    "ave",
+    "avenue",
+    "rd",
+    "road",
+    "dr",
+    "drive",
+    "ln",
+    "lane",
+    "blvd",
+    "boulevard",
+    "ct",
+    "court",
+    "way",
+    "pl",
+    "place",
+    "hwy",
+    "highway",
+    "pkwy",
+    "parkway",
+    "cir",
+    "circle",
+    "ter",
+    "terrace",
+    "trl",
+    "trail",
+    "apt",
+    "suite",
+    "unit",
+];
 
 #[cfg(test)]
 mod tests {
@@ -413,5 +470,7 @@ mod tests {
         assert!(looks_like_address("45 Oak Avenue Marietta"));
         assert!(!looks_like_address("1"));
         assert!(!looks_like_address("thanks!"));
+        assert!(!looks_like_address("Can you come at 5 pm tomorrow"));
+        assert!(!looks_like_address("yes 10 am works"));
     }
 }

@@ -95,15 +95,23 @@ impl MessengerClient {
         })
     }
 
-    /// Sends `text` to the page-scoped id `psid`; returns the message id.
-    pub async fn send(&self, psid: &str, text: &str) -> Result<String, SendError> {
+    /// Sends `text` to the page-scoped id `psid`; returns the message id. An `update` (a
+    /// reminder, the owner's decision) may come more than 24 hours after the customer last
+    /// wrote, so it goes as a tagged confirmed-event update rather than a response.
+    pub async fn send(&self, psid: &str, text: &str, update: bool) -> Result<String, SendError> {
+        let (messaging_type, tag) = if update {
+            ("MESSAGE_TAG", Some("CONFIRMED_EVENT_UPDATE"))
+        } else {
+            ("RESPONSE", None)
+        };
         let response = self
             .http
             .post(&self.url)
             .query(&[("access_token", self.token.expose())])
             .json(&serde_json::json!({
                 "recipient": {"id": psid},
-                "messaging_type": "RESPONSE",
+                "messaging_type": messaging_type,
+                "tag": tag,
                 "message": {"text": text},
             }))
             .send()

@@ -119,7 +119,7 @@ impl TwilioClient {
                 .unwrap_or_default();
             return Ok(sid);
         }
-        // Twilio's error bodies carry a code and a message, never the request's content.
+        // Twilio's error bodies may name the number; callers mask numbers before logging.
         let detail: String = text.chars().take(300).collect();
         let message = format!("Twilio answered {status}: {detail}");
         Err(SendError::from_status(status, message))

@@ -91,7 +91,11 @@ pub async fn send_one(pool: &PgPool, senders: &Senders) -> sqlx::Result<bool> {
     let body = claim.message.body.clone();
     let result = match &route {
         Route::Sms(client, to) => client.send(to, &body).await,
-        Route::Messenger(client, psid) => client.send(psid, &body).await,
+        Route::Messenger(client, psid) => {
+            client
+                .send(psid, &body, claim.message.kind == "update")
+                .await
+        }
     };
     match result {
         Ok(sid) => {
@@ -100,10 +104,10 @@ pub async fn send_one(pool: &PgPool, senders: &Senders) -> sqlx::Result<bool> {
         }
         Err(SendError::Retryable(e)) => {
             let next = claim.failed(&e).await?;
-            tracing::warn!(%id, error = %e, %next, "send failed; will retry");
+            tracing::warn!(%id, error = %outbox::redact_numbers(&e), %next, "send failed; will retry");
         }
         Err(SendError::Permanent(e)) => {
-            tracing::warn!(%id, error = %e, "send refused; giving up");
+            tracing::warn!(%id, error = %outbox::redact_numbers(&e), "send refused; giving up");
             claim.gave_up(&e).await?;
         }
     }

@@ -189,22 +189,32 @@ pub fn read_choice(text: &str, offers: usize, now: DateTime<Utc>, hours: &Hours)
     }
     let tz = hours.time_zone;
     let today = now.with_timezone(&tz).date_naive();
-    let date = read_date(&words, today)?;
-    let time = read_time(&words)?;
+    let (date, day_word) = read_date(&words, today)?;
+    // The day of the month ("nov 12") is not an hour.
+    let rest: Vec<&str> = words
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| Some(*i) != day_word)
+        .map(|(_, w)| *w)
+        .collect();
+    let time = read_time(&rest)?;
     at(tz, date, time).map(Choice::At)
 }
 
-fn read_date(words: &[&str], today: NaiveDate) -> Option<NaiveDate> {
+/// The date a reply names, and the index of the day-of-month word it used, if any.
+fn read_date(words: &[&str], today: NaiveDate) -> Option<(NaiveDate, Option<usize>)> {
     for (i, word) in words.iter().enumerate() {
         match *word {
-            "today" => return Some(today),
-            "tomorrow" | "tmrw" | "tmr" => return today.succ_opt(),
+            "today" => return Some((today, None)),
+            "tomorrow" | "tmrw" | "tmr" => return today.succ_opt().map(|d| (d, None)),
             _ => {}
         }
         if let Some(weekday) = weekday(word) {
             let ahead =
                 (7 + weekday.num_days_from_monday() - today.weekday().num_days_from_monday()) % 7;
-            return today.checked_add_days(chrono::Days::new(u64::from(ahead)));
+            return today
+                .checked_add_days(chrono::Days::new(u64::from(ahead)))
+                .map(|d| (d, None));
         }
         if let Some(month) = month(word)
             && let Some(day) = words
@@ -212,11 +222,12 @@ fn read_date(words: &[&str], today: NaiveDate) -> Option<NaiveDate> {
                 .and_then(|d| d.trim_end_matches(char::is_alphabetic).parse::<u32>().ok())
         {
             let this_year = NaiveDate::from_ymd_opt(today.year(), month, day)?;
-            return if this_year < today {
+            let date = if this_year < today {
                 NaiveDate::from_ymd_opt(today.year() + 1, month, day)
             } else {
                 Some(this_year)
             };
+            return date.map(|d| (d, Some(i + 1)));
         }
     }
     None
@@ -275,13 +286,24 @@ fn weekday(word: &str) -> Option<Weekday> {
 }
 
 fn month(word: &str) -> Option<u32> {
-    const MONTHS: [&str; 12] = [
-        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+    const MONTHS: [[&str; 2]; 12] = [
+        ["jan", "january"],
+        ["feb", "february"],
+        ["mar", "march"],
+        ["apr", "april"],
+        ["may", "may"],
+        ["jun", "june"],
+        ["jul", "july"],
+        ["aug", "august"],
+        ["sep", "september"],
+        ["oct", "october"],
+        ["nov", "november"],
+        ["dec", "december"],
     ];
-    let prefix = word.get(..3)?;
+    let word = word.trim_end_matches('.');
     MONTHS
         .iter()
-        .position(|m| *m == prefix)
+        .position(|names| names.contains(&word) || (word == "sept" && names[0] == "sep"))
         .map(|i| i as u32 + 1)
 }
 
@@ -372,6 +394,16 @@ mod tests {
             Some(Choice::At(utc("2026-11-28T14:00:00Z")))
         );
         assert_eq!(read_choice("whenever", 3, now, &hours), None);
+        // The day of the month is not the hour, and "maybe" is not May.
+        assert_eq!(
+            read_choice("dec 5 at 10am", 3, now, &hours),
+            Some(Choice::At(utc("2026-12-05T15:00:00Z")))
+        );
+        assert_eq!(
+            read_choice("nov 30 at 9am", 3, now, &hours),
+            Some(Choice::At(utc("2026-11-30T14:00:00Z")))
+        );
+        assert_eq!(read_choice("maybe 5", 3, now, &hours), None);
     }
 
     proptest! {

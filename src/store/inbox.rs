@@ -7,8 +7,8 @@ use uuid::Uuid;
 
 use crate::domain::Channel;
 
-/// A conversation ends when its customer has been quiet this long; the next message opens a
-/// new conversation (and a new lead).
+/// A conversation ends when it has been quiet this long (and its lead is not waiting on the
+/// owner, on a window, or on its pickup); the next message opens a new conversation and lead.
 pub const CONVERSATION_GAP_DAYS: i32 = 3;
 
 /// Who wrote.
@@ -48,8 +48,21 @@ pub struct Received {
     pub duplicate: bool,
 }
 
+/// The longest message kept, in characters (an SMS is at most 1,600; Messenger 2,000).
+pub const MAX_TEXT: usize = 5000;
+
+/// What of a message's text is stored: no NUL or other control characters (PostgreSQL refuses
+/// NUL in text), at most [`MAX_TEXT`] characters.
+pub fn clean_text(text: &str) -> String {
+    text.chars()
+        .filter(|c| !c.is_control() || matches!(c, '\n' | '\t'))
+        .take(MAX_TEXT)
+        .collect()
+}
+
 /// Stores an inbound message in one transaction.
 pub async fn receive(pool: &PgPool, inbound: Inbound<'_>) -> sqlx::Result<Received> {
+    let text = clean_text(inbound.text);
     let mut tx = pool.begin().await?;
     let conversation_id = match inbound.sender {
         Sender::Conversation(id) => id,
@@ -74,7 +87,7 @@ pub async fn receive(pool: &PgPool, inbound: Inbound<'_>) -> sqlx::Result<Receiv
          RETURNING id",
     )
     .bind(conversation_id)
-    .bind(inbound.text)
+    .bind(&text)
     .bind(inbound.provider)
     .bind(inbound.provider_message_id)
     .fetch_one(&mut *tx)
@@ -182,10 +195,11 @@ async fn conversation_for(
         }
     };
     let open: Option<Uuid> = sqlx::query_scalar(
-        "SELECT id FROM \"Conversation\"
-         WHERE customer_id = $1 AND channel = $2::text::\"Channel\"
-           AND coalesce(last_message_at, started_at) > now() - make_interval(days => $3)
-         ORDER BY started_at DESC LIMIT 1",
+        "SELECT c.id FROM \"Conversation\" c LEFT JOIN \"Lead\" l ON l.id = c.lead_id
+         WHERE c.customer_id = $1 AND c.channel = $2::text::\"Channel\"
+           AND (coalesce(c.last_message_at, c.started_at) > now() - make_interval(days => $3)
+                OR l.stage IN ('awaiting_owner', 'scheduling', 'booked', 'reminding'))
+         ORDER BY c.started_at DESC LIMIT 1",
     )
     .bind(customer_id)
     .bind(channel.as_str())

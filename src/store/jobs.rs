@@ -21,16 +21,11 @@ pub struct DueReminder {
     pub address: Option<String>,
 }
 
-/// Claims one booked job with a reminder due: the smallest configured lead time that has been
-/// reached, when no reminder that close to the window was sent yet (a job booked late gets one
-/// reminder, not every one it missed). The job stays locked for the caller's transaction.
-pub async fn claim_due_reminder(
-    conn: &mut PgConnection,
-    hours: &[i32],
-) -> sqlx::Result<Option<DueReminder>> {
-    sqlx::query_as(
-        "SELECT j.id AS job_id, c.id AS conversation_id, h.hours, j.window_start, j.window_end,
-                l.address
+/// The SQL for due reminders: the smallest configured lead time that has been reached, when no
+/// reminder that close to the window was sent yet (a job booked late gets one reminder, not
+/// every one it missed).
+const DUE: &str = "SELECT j.id AS job_id, c.id AS conversation_id, h.hours, j.window_start,
+                          j.window_end, l.address
          FROM \"Job\" j
          JOIN \"Lead\" l ON l.id = j.lead_id
          JOIN LATERAL (SELECT id FROM \"Conversation\" WHERE lead_id = j.lead_id
@@ -41,13 +36,32 @@ pub async fn claim_due_reminder(
            AND NOT EXISTS (SELECT 1 FROM \"JobEvent\" e
                            WHERE e.job_id = j.id AND e.event_type = 'reminder_sent'
                              AND (e.metadata->>'hours')::int <= h.hours)
-         ORDER BY j.window_start
-         LIMIT 1
-         FOR UPDATE OF j SKIP LOCKED",
-    )
-    .bind(hours)
-    .fetch_optional(conn)
-    .await
+           AND ($2::uuid IS NULL OR j.id = $2)";
+
+/// A job with a reminder due, unlocked: the caller locks its conversation first (the lock
+/// order every writer follows), then claims it with [`claim_due_reminder`].
+pub async fn next_due_reminder(
+    conn: &mut PgConnection,
+    hours: &[i32],
+) -> sqlx::Result<Option<DueReminder>> {
+    sqlx::query_as(&format!("{DUE} ORDER BY j.window_start LIMIT 1"))
+        .bind(hours)
+        .bind(None::<Uuid>)
+        .fetch_optional(conn)
+        .await
+}
+
+/// Locks `job_id` if its reminder is still due and no other worker holds it.
+pub async fn claim_due_reminder(
+    conn: &mut PgConnection,
+    hours: &[i32],
+    job_id: Uuid,
+) -> sqlx::Result<Option<DueReminder>> {
+    sqlx::query_as(&format!("{DUE} FOR UPDATE OF j SKIP LOCKED"))
+        .bind(hours)
+        .bind(job_id)
+        .fetch_optional(conn)
+        .await
 }
 
 /// Records that a reminder went out.

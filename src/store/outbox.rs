@@ -6,8 +6,9 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
-/// The most attempts before a message is marked failed for the operator to look at.
-pub const MAX_ATTEMPTS: i32 = 8;
+/// The most attempts before a message is marked failed for the operator to look at: with the
+/// backoff capped at an hour, about a day of provider trouble.
+pub const MAX_ATTEMPTS: i32 = 36;
 
 /// A message to send.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -22,9 +23,12 @@ pub struct Outgoing {
     pub body: String,
     /// Attempts so far (before this one).
     pub attempts: i32,
+    /// `reply` (answers the customer) or `update` (unprompted).
+    pub kind: String,
 }
 
-/// A claimed message: the open transaction holds its row lock until [`Claim::sent`],
+/// A claimed message (the oldest pending one for its recipient, so each recipient gets its
+/// messages in order): the open transaction holds its row lock until [`Claim::sent`],
 /// [`Claim::failed`] or [`Claim::held`].
 pub struct Claim {
     tx: Transaction<'static, Postgres>,
@@ -36,9 +40,12 @@ pub struct Claim {
 pub async fn claim(pool: &PgPool) -> sqlx::Result<Option<Claim>> {
     let mut tx = pool.begin().await?;
     let message: Option<Outgoing> = sqlx::query_as(
-        "SELECT id, channel, recipient, body, attempts FROM \"Outbox\"
+        "SELECT id, channel, recipient, body, attempts, kind FROM \"Outbox\" o
          WHERE status = 'pending' AND next_attempt_at <= now()
-         ORDER BY next_attempt_at, created_at
+           AND NOT EXISTS (SELECT 1 FROM \"Outbox\" e
+                           WHERE e.status = 'pending' AND e.recipient = o.recipient
+                             AND e.channel = o.channel AND e.seq < o.seq)
+         ORDER BY next_attempt_at, seq
          LIMIT 1
          FOR UPDATE SKIP LOCKED",
     )
@@ -50,9 +57,11 @@ pub async fn claim(pool: &PgPool) -> sqlx::Result<Option<Claim>> {
 impl Claim {
     /// The provider accepted it.
     pub async fn sent(mut self, provider_message_id: Option<&str>) -> sqlx::Result<()> {
+        // An owner notification carries a live approval token: it is not kept once delivered.
         sqlx::query(
             "UPDATE \"Outbox\" SET status = 'sent', sent_at = now(), attempts = attempts + 1,
-                    provider_message_id = $2, last_error = NULL
+                    provider_message_id = $2, last_error = NULL,
+                    body = CASE WHEN channel = 'owner' THEN '(approval request delivered)' ELSE body END
              WHERE id = $1",
         )
         .bind(self.message.id)
@@ -66,6 +75,7 @@ impl Claim {
     pub async fn failed(mut self, error: &str) -> sqlx::Result<DateTime<Utc>> {
         let attempts = self.message.attempts + 1;
         let delay_secs = 2f64.powi(attempts.min(12)).min(3600.0);
+        let error = redact_numbers(error);
         let status = if attempts >= MAX_ATTEMPTS {
             "failed"
         } else {
@@ -89,6 +99,7 @@ impl Claim {
 
     /// The provider refused it for good (an invalid number): stop trying.
     pub async fn gave_up(mut self, error: &str) -> sqlx::Result<()> {
+        let error = redact_numbers(error);
         sqlx::query(
             "UPDATE \"Outbox\" SET status = 'failed', attempts = attempts + 1, last_error = $2
              WHERE id = $1",
@@ -121,4 +132,39 @@ pub async fn release_held(pool: &PgPool, channels: &[&str]) -> sqlx::Result<u64>
     .execute(pool)
     .await?;
     Ok(done.rows_affected())
+}
+
+/// A provider's error with phone numbers (runs of 7 or more digits) masked, fit for logs.
+pub fn redact_numbers(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut digits = String::new();
+    let flush = |digits: &mut String, out: &mut String| {
+        if digits.len() >= 7 {
+            out.push_str("[number]");
+        } else {
+            out.push_str(digits);
+        }
+        digits.clear();
+    };
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+        } else {
+            flush(&mut digits, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut digits, &mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn phone_numbers_are_masked_in_provider_errors() {
+        assert_eq!(
+            super::redact_numbers("The 'To' number +14045550123 is not valid (21211)"),
+            "The 'To' number +[number] is not valid (21211)"
+        );
+    }
 }

@@ -320,18 +320,32 @@ pub async fn reply(
     .bind(in_reply_to)
     .fetch_one(&mut *conn)
     .await?;
+    sqlx::query(
+        "UPDATE \"Conversation\" SET last_message_at = now(), updated_at = now() WHERE id = $1",
+    )
+    .bind(conversation_id)
+    .execute(&mut *conn)
+    .await?;
     if lead.channel != Channel::Web
         && let Some(recipient) = &lead.recipient
     {
+        // Unprompted messages (reminders, the owner's decision) may fall outside Messenger's
+        // 24-hour reply window; they are sent as tagged updates.
+        let kind = if in_reply_to.is_some() {
+            "reply"
+        } else {
+            "update"
+        };
         sqlx::query(
-            "INSERT INTO \"Outbox\" (conversation_id, message_id, channel, recipient, body)
-             VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO \"Outbox\" (conversation_id, message_id, channel, recipient, body, kind)
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(conversation_id)
         .bind(message_id)
         .bind(lead.channel.as_str())
         .bind(recipient)
-        .bind(text)
+        .bind(fit(lead.channel, text))
+        .bind(kind)
         .execute(conn)
         .await?;
     }
@@ -345,6 +359,21 @@ pub async fn notify_owner(conn: &mut PgConnection, text: &str) -> sqlx::Result<(
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// `text` cut to what the channel delivers (1,600 characters by SMS, 2,000 on Messenger).
+fn fit(channel: Channel, text: &str) -> String {
+    let limit = match channel {
+        Channel::Sms => 1600,
+        Channel::Messenger => 2000,
+        Channel::Web => usize::MAX,
+    };
+    if text.chars().count() <= limit {
+        return text.to_owned();
+    }
+    let mut cut: String = text.chars().take(limit - 1).collect();
+    cut.push('…');
+    cut
 }
 
 /// Records an action in the legacy `Audit` trail.
