@@ -1036,3 +1036,57 @@ async fn control_characters_and_huge_item_lists_do_not_lose_messages_or_replies(
     );
     assert!(reply.contains('$'), "{reply}");
 }
+
+#[tokio::test]
+async fn the_pricebook_is_editable_with_validation_and_used_for_the_next_quote() {
+    let db = TestDb::migrated().await;
+    let server = sms_server(&db);
+    let token = api_token(&db);
+    let client = reqwest::Client::new();
+    let current: serde_json::Value = client
+        .get(server.url("/api/v1/settings"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    let mut pricebook = current["pricebook"].clone();
+    assert_eq!(
+        pricebook["minimum"], 15000,
+        "seeded with the original's defaults"
+    );
+
+    pricebook["minimum"] = serde_json::json!(-1);
+    pricebook["trailer_yards"] = serde_json::json!(0);
+    let refused = client
+        .put(server.url("/api/v1/settings/pricebook"))
+        .bearer_auth(&token)
+        .json(&pricebook)
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(refused.status(), 422);
+    let body: serde_json::Value = refused.json().await.expect("json");
+    let message = body["error"]["message"].as_str().expect("message");
+    assert!(
+        message.contains("minimum: must not be negative"),
+        "{message}"
+    );
+    assert!(message.contains("trailer_yards"), "{message}");
+
+    // Quarter loads now cost $300: the next quote uses it.
+    let mut pricebook = current["pricebook"].clone();
+    pricebook["tiers"][2]["price"] = serde_json::json!(30000);
+    let saved = client
+        .put(server.url("/api/v1/settings/pricebook"))
+        .bearer_auth(&token)
+        .json(&pricebook)
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(saved.status(), 200);
+    sms(&server, "SM1500", PHONE, "a couch").await;
+    assert!(replies_to(&db, PHONE).await[0].contains("$300"));
+}

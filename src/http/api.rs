@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::AppState;
 use super::error::{ApiError, ApiJson};
 use crate::agent;
+use crate::domain::pricing::Pricebook;
 use crate::domain::token::hash_token;
 use crate::store::sales::{self, ApprovalKey, Decision, DecisionRefused};
 use crate::store::{settings, tokens};
@@ -124,4 +125,42 @@ pub async fn set_paused(
     .await?;
     tx.commit().await?;
     Ok(Json(json!({"paused": body.paused})))
+}
+
+/// `GET /api/v1/settings`: the pricebook, business hours, reminder hours and pause switch.
+pub async fn get_settings(
+    State(state): State<AppState>,
+    _: Operator,
+) -> Result<Json<Value>, ApiError> {
+    let mut conn = state.pool.acquire().await?;
+    let settings = settings::load(&mut conn).await?;
+    Ok(Json(json!({
+        "pricebook": settings.pricebook,
+        "hours": settings.hours,
+        "reminder_hours": settings.reminder_hours,
+        "paused": settings.paused,
+    })))
+}
+
+/// `PUT /api/v1/settings/pricebook`: replaces the pricebook after validating it; every problem
+/// is named with its field.
+pub async fn put_pricebook(
+    State(state): State<AppState>,
+    Operator(actor): Operator,
+    ApiJson(pricebook): ApiJson<Pricebook>,
+) -> Result<Json<Value>, ApiError> {
+    let problems = pricebook.validate();
+    if !problems.is_empty() {
+        let message = problems
+            .iter()
+            .map(|(field, problem)| format!("{field}: {problem}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        return Err(ApiError::Invalid(message));
+    }
+    let mut tx = state.pool.begin().await?;
+    settings::save_pricebook(&mut tx, &pricebook).await?;
+    sales::audit(&mut tx, None, &actor, "pricebook_changed", json!({})).await?;
+    tx.commit().await?;
+    Ok(Json(json!({"pricebook": pricebook})))
 }

@@ -59,7 +59,9 @@ pub fn router(state: AppState) -> Router {
         .route("/calendar.ics", get(calendar::feed))
         .route("/api/v1/approvals", get(api::approvals))
         .route("/api/v1/approvals/{id}", post(api::decide_by_id))
+        .route("/api/v1/settings", get(api::get_settings))
         .route("/api/v1/settings/paused", put(api::set_paused))
+        .route("/api/v1/settings/pricebook", put(api::put_pricebook))
         .fallback(|| async { ApiError::NotFound })
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .layer(TimeoutLayer::with_status_code(
