@@ -7,7 +7,8 @@ ALTER TYPE "Channel" ADD VALUE IF NOT EXISTS 'web';
 
 -- Every inbound message, keyed by its provider's id (Twilio MessageSid, Messenger mid, a web
 -- chat id), so a retried delivery is recognised; `seq` orders a conversation's messages by
--- arrival, and `processed_at` marks those the agent has answered.
+-- arrival, `processed_at` marks those the agent has answered, and a failed answer is retried
+-- at `retry_at` (after `attempts` tries it is set aside with `last_error`).
 CREATE TABLE "InboundMessage" (
     provider text NOT NULL,
     provider_message_id text NOT NULL,
@@ -16,6 +17,9 @@ CREATE TABLE "InboundMessage" (
     message_id uuid NOT NULL,
     received_at timestamptz NOT NULL DEFAULT now(),
     processed_at timestamptz,
+    attempts integer NOT NULL DEFAULT 0,
+    last_error text,
+    retry_at timestamptz,
     CONSTRAINT "InboundMessage_pkey" PRIMARY KEY (provider, provider_message_id),
     CONSTRAINT "InboundMessage_conversation_id_fkey" FOREIGN KEY (conversation_id)
         REFERENCES "Conversation" (id) ON DELETE CASCADE,

@@ -1090,3 +1090,63 @@ async fn the_pricebook_is_editable_with_validation_and_used_for_the_next_quote()
     sms(&server, "SM1500", PHONE, "a couch").await;
     assert!(replies_to(&db, PHONE).await[0].contains("$300"));
 }
+
+#[tokio::test]
+async fn a_message_that_cannot_be_answered_is_retried_then_set_aside_without_blocking_others() {
+    let db = TestDb::migrated().await;
+    let server = sms_server(&db);
+    sms(&server, "SM1600", PHONE, "a couch").await;
+    // Break this conversation: its lead is gone.
+    sqlx::query("DELETE FROM \"Lead\"")
+        .execute(&mut db.conn().await)
+        .await
+        .expect("delete");
+    let response = sms(&server, "SM1601", PHONE, "hello?").await;
+    assert_eq!(response.status(), 200, "stored, whatever answering does");
+    let (attempts, error, processed): (i32, Option<String>, Option<chrono::DateTime<chrono::Utc>>) =
+        sqlx::query_as(
+            "SELECT attempts, last_error, processed_at FROM \"InboundMessage\" WHERE provider_message_id = 'SM1601'",
+        )
+        .fetch_one(&mut db.conn().await)
+        .await
+        .expect("inbound");
+    assert_eq!(attempts, 1);
+    assert!(error.is_some());
+    assert!(processed.is_none(), "kept for a retry");
+
+    // Other customers are answered meanwhile.
+    let other = "+14045550888";
+    sms(&server, "SM1602", other, "a fridge").await;
+    assert_eq!(replies_to(&db, other).await.len(), 1);
+
+    // On its last try it is set aside and the owner is told.
+    sqlx::query(
+        "UPDATE \"InboundMessage\" SET attempts = 4, retry_at = now() - interval '1 second',
+                received_at = now() - interval '1 minute'
+         WHERE provider_message_id = 'SM1601'",
+    )
+    .execute(&mut db.conn().await)
+    .await
+    .expect("age");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let processed: Option<chrono::DateTime<chrono::Utc>> = sqlx::query_scalar(
+            "SELECT processed_at FROM \"InboundMessage\" WHERE provider_message_id = 'SM1601'",
+        )
+        .fetch_one(&mut db.conn().await)
+        .await
+        .expect("inbound");
+        if processed.is_some() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never set aside");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let told: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM \"Outbox\" WHERE channel = 'owner' AND body LIKE '%could not be answered%'",
+    )
+    .fetch_one(&mut db.conn().await)
+    .await
+    .expect("owner");
+    assert_eq!(told, 1);
+}

@@ -10,17 +10,24 @@ use uuid::Uuid;
 use crate::domain::schedule::Window;
 use crate::store::{jobs, sales, settings};
 
+/// How often answering one message may fail before it is set aside for the owner, so that
+/// the conversation can go on.
+pub const MAX_ANSWER_ATTEMPTS: i32 = 5;
+
 /// Answers every stored but unanswered message of a conversation, in arrival order, in one
 /// transaction. The conversation's row lock makes concurrent callers take turns, so a message is
-/// answered once, after the ones before it. Returns how many messages were answered.
+/// answered once, after the ones before it. A message whose answer fails is rolled back alone
+/// (a savepoint), retried later with backoff, and after [`MAX_ANSWER_ATTEMPTS`] set aside with
+/// the owner told; the messages after it wait, to keep the order. Returns how many messages were
+/// answered.
 pub async fn process(pool: &PgPool, conversation_id: Uuid) -> sqlx::Result<usize> {
     let mut tx = pool.begin().await?;
     sqlx::query("SELECT 1 FROM \"Conversation\" WHERE id = $1 FOR UPDATE")
         .bind(conversation_id)
         .execute(&mut *tx)
         .await?;
-    let pending: Vec<(String, String, Uuid, String)> = sqlx::query_as(
-        "SELECT i.provider, i.provider_message_id, m.id, m.content
+    let pending: Vec<(String, String, Uuid, String, i32)> = sqlx::query_as(
+        "SELECT i.provider, i.provider_message_id, m.id, m.content, i.attempts
          FROM \"InboundMessage\" i JOIN \"Message\" m ON m.id = i.message_id
          WHERE i.conversation_id = $1 AND i.processed_at IS NULL
          ORDER BY i.seq",
@@ -33,27 +40,109 @@ pub async fn process(pool: &PgPool, conversation_id: Uuid) -> sqlx::Result<usize
         return Ok(0);
     }
     let settings = settings::load(&mut tx).await?;
-    let mut lead = sales::lead_of_conversation(&mut tx, conversation_id).await?;
-    for (provider, provider_message_id, message_id, text) in &pending {
+    let mut lead: Option<sales::Lead> = None;
+    let mut answered = 0;
+    for (provider, provider_message_id, message_id, text, attempts) in &pending {
+        let key = (provider.as_str(), provider_message_id.as_str());
         // Paused: the message is kept and marked read, and nobody is answered automatically.
-        if !settings.paused {
-            let replies = rules::respond(&mut tx, &settings, &mut lead, text, Utc::now()).await?;
-            for reply in replies {
-                sales::reply(&mut tx, conversation_id, Some(*message_id), &lead, &reply).await?;
+        if settings.paused {
+            mark_processed(&mut tx, key, None).await?;
+            continue;
+        }
+        let before = lead.clone();
+        let mut step = sqlx::Connection::begin(&mut *tx).await?;
+        let result = answer(
+            &mut step,
+            &settings,
+            &mut lead,
+            conversation_id,
+            *message_id,
+            text,
+        )
+        .await;
+        match result {
+            Ok(()) => {
+                step.commit().await?;
+                mark_processed(&mut tx, key, None).await?;
+                answered += 1;
+            }
+            Err(e) => {
+                step.rollback().await?;
+                lead = before;
+                let attempts = attempts + 1;
+                tracing::warn!(conversation = %conversation_id, attempts, error = %e, "answering a message failed");
+                if attempts >= MAX_ANSWER_ATTEMPTS {
+                    mark_processed(&mut tx, key, Some(&e.to_string())).await?;
+                    sales::notify_owner(
+                        &mut tx,
+                        &format!(
+                            "A customer message could not be answered automatically after {attempts} tries; please reply yourself (conversation {conversation_id})."
+                        ),
+                    )
+                    .await?;
+                    continue;
+                }
+                sqlx::query(
+                    "UPDATE \"InboundMessage\" SET attempts = $3, last_error = $4,
+                            retry_at = now() + make_interval(secs => $5)
+                     WHERE provider = $1 AND provider_message_id = $2",
+                )
+                .bind(key.0)
+                .bind(key.1)
+                .bind(attempts)
+                .bind(e.to_string())
+                .bind(2f64.powi(attempts).min(300.0))
+                .execute(&mut *tx)
+                .await?;
+                // The messages after it wait for it: answers keep the order of the questions.
+                break;
             }
         }
-        sqlx::query(
-            "UPDATE \"InboundMessage\" SET processed_at = now()
-             WHERE provider = $1 AND provider_message_id = $2",
-        )
-        .bind(provider)
-        .bind(provider_message_id)
-        .execute(&mut *tx)
-        .await?;
     }
-    sales::save_lead(&mut tx, &lead).await?;
+    if let Some(lead) = &lead {
+        sales::save_lead(&mut tx, lead).await?;
+    }
     tx.commit().await?;
-    Ok(pending.len())
+    Ok(answered)
+}
+
+/// Answers one message: the lead is loaded on first use.
+async fn answer(
+    conn: &mut sqlx::PgConnection,
+    settings: &settings::Settings,
+    lead: &mut Option<sales::Lead>,
+    conversation_id: Uuid,
+    message_id: Uuid,
+    text: &str,
+) -> sqlx::Result<()> {
+    if lead.is_none() {
+        *lead = Some(sales::lead_of_conversation(conn, conversation_id).await?);
+    }
+    let Some(lead) = lead.as_mut() else {
+        return Err(sqlx::Error::RowNotFound);
+    };
+    let replies = rules::respond(conn, settings, lead, text, Utc::now()).await?;
+    for reply in replies {
+        sales::reply(conn, conversation_id, Some(message_id), lead, &reply).await?;
+    }
+    Ok(())
+}
+
+async fn mark_processed(
+    conn: &mut sqlx::PgConnection,
+    key: (&str, &str),
+    error: Option<&str>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE \"InboundMessage\" SET processed_at = now(), last_error = coalesce($3, last_error)
+         WHERE provider = $1 AND provider_message_id = $2",
+    )
+    .bind(key.0)
+    .bind(key.1)
+    .bind(error)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// Records the owner's decision on an approval and tells the customer, in one transaction.

@@ -252,6 +252,7 @@ pub async fn unanswered(
     sqlx::query_scalar(
         "SELECT conversation_id FROM \"InboundMessage\"
          WHERE processed_at IS NULL AND received_at < now() - make_interval(secs => $1)
+           AND (retry_at IS NULL OR retry_at <= now())
          GROUP BY conversation_id ORDER BY min(received_at) LIMIT $2",
     )
     .bind(f64::from(older_than_secs))
