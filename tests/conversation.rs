@@ -1150,3 +1150,36 @@ async fn a_message_that_cannot_be_answered_is_retried_then_set_aside_without_blo
     .expect("owner");
     assert_eq!(told, 1);
 }
+
+#[tokio::test]
+async fn photos_from_the_providers_host_are_kept_on_the_lead() {
+    let db = TestDb::migrated().await;
+    let server = sms_server(&db);
+    let media = "https://api.twilio.com/2010-04-01/Accounts/AC1/Messages/MM1/Media/ME1";
+    let params: Vec<(String, String)> = [
+        ("MessageSid", "SM1700"),
+        ("From", PHONE),
+        ("Body", ""),
+        ("NumMedia", "2"),
+        ("MediaUrl0", media),
+        ("MediaUrl1", "https://evil.example/steal.jpg"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    let signature = twilio_signature(TOKEN, "https://junk.example/api/twilio/sms", &params);
+    let response = reqwest::Client::new()
+        .post(server.url("/api/twilio/sms"))
+        .header("X-Twilio-Signature", signature)
+        .form(&params)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(response.status(), 200);
+    let urls: Vec<String> = sqlx::query_scalar("SELECT url FROM \"LeadAttachment\"")
+        .fetch_all(&mut db.conn().await)
+        .await
+        .expect("attachments");
+    assert_eq!(urls, [media]);
+    assert!(replies_to(&db, PHONE).await[0].starts_with("Thanks for the photo!"));
+}

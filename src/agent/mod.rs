@@ -26,8 +26,9 @@ pub async fn process(pool: &PgPool, conversation_id: Uuid) -> sqlx::Result<usize
         .bind(conversation_id)
         .execute(&mut *tx)
         .await?;
-    let pending: Vec<(String, String, Uuid, String, i32)> = sqlx::query_as(
-        "SELECT i.provider, i.provider_message_id, m.id, m.content, i.attempts
+    let pending: Vec<(String, String, Uuid, String, i32, i32)> = sqlx::query_as(
+        "SELECT i.provider, i.provider_message_id, m.id, m.content, i.attempts,
+                coalesce(jsonb_array_length(m.metadata->'photos'), 0)
          FROM \"InboundMessage\" i JOIN \"Message\" m ON m.id = i.message_id
          WHERE i.conversation_id = $1 AND i.processed_at IS NULL
          ORDER BY i.seq",
@@ -42,7 +43,7 @@ pub async fn process(pool: &PgPool, conversation_id: Uuid) -> sqlx::Result<usize
     let settings = settings::load(&mut tx).await?;
     let mut lead: Option<sales::Lead> = None;
     let mut answered = 0;
-    for (provider, provider_message_id, message_id, text, attempts) in &pending {
+    for (provider, provider_message_id, message_id, text, attempts, photos) in &pending {
         let key = (provider.as_str(), provider_message_id.as_str());
         // Paused: the message is kept and marked read, and nobody is answered automatically.
         if settings.paused {
@@ -51,15 +52,12 @@ pub async fn process(pool: &PgPool, conversation_id: Uuid) -> sqlx::Result<usize
         }
         let before = lead.clone();
         let mut step = sqlx::Connection::begin(&mut *tx).await?;
-        let result = answer(
-            &mut step,
-            &settings,
-            &mut lead,
-            conversation_id,
-            *message_id,
+        let message = Incoming {
+            id: *message_id,
             text,
-        )
-        .await;
+            photos: *photos,
+        };
+        let result = answer(&mut step, &settings, &mut lead, conversation_id, message).await;
         match result {
             Ok(()) => {
                 step.commit().await?;
@@ -106,14 +104,20 @@ pub async fn process(pool: &PgPool, conversation_id: Uuid) -> sqlx::Result<usize
     Ok(answered)
 }
 
+/// A customer message to answer.
+struct Incoming<'a> {
+    id: Uuid,
+    text: &'a str,
+    photos: i32,
+}
+
 /// Answers one message: the lead is loaded on first use.
 async fn answer(
     conn: &mut sqlx::PgConnection,
     settings: &settings::Settings,
     lead: &mut Option<sales::Lead>,
     conversation_id: Uuid,
-    message_id: Uuid,
-    text: &str,
+    message: Incoming<'_>,
 ) -> sqlx::Result<()> {
     if lead.is_none() {
         *lead = Some(sales::lead_of_conversation(conn, conversation_id).await?);
@@ -121,9 +125,17 @@ async fn answer(
     let Some(lead) = lead.as_mut() else {
         return Err(sqlx::Error::RowNotFound);
     };
-    let replies = rules::respond(conn, settings, lead, text, Utc::now()).await?;
+    let replies = rules::respond(
+        conn,
+        settings,
+        lead,
+        message.text,
+        message.photos > 0,
+        Utc::now(),
+    )
+    .await?;
     for reply in replies {
-        sales::reply(conn, conversation_id, Some(message_id), lead, &reply).await?;
+        sales::reply(conn, conversation_id, Some(message.id), lead, &reply).await?;
     }
     Ok(())
 }

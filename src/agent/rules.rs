@@ -25,9 +25,18 @@ pub async fn respond(
     settings: &Settings,
     lead: &mut Lead,
     text: &str,
+    photo: bool,
     now: DateTime<Utc>,
 ) -> sqlx::Result<Vec<String>> {
     let found = recognise(text);
+    if photo && found.is_empty() && text.trim().is_empty() {
+        // The photo is on the lead for the owner; pricing needs words.
+        return Ok(vec![
+            "Thanks for the photo! The owner will take a look. To get a price right away, tell us \
+             what's in it (for example: \"a couch and 5 bags of trash\")."
+                .to_owned(),
+        ]);
+    }
     let reply = match lead.stage.as_str() {
         "scheduling" => schedule_reply(conn, settings, lead, text, now).await?,
         "booked" | "reminding" => booked_reply(conn, settings, lead).await?,

@@ -86,6 +86,7 @@ pub async fn post(
             provider_message_id: &provider_message_id,
             sender: Sender::Conversation(conversation_id),
             text,
+            photos: &[],
         },
     )
     .await?;

@@ -60,6 +60,13 @@ pub async fn twilio_sms(
             "From is not a phone number in E.164 form".into(),
         ));
     }
+    // MediaUrl0…MediaUrlN: photos, kept only when they are on Twilio's media host.
+    let photos: Vec<String> = params
+        .iter()
+        .filter(|(k, v)| k.starts_with("MediaUrl") && inbox::is_provider_media(v))
+        .map(|(_, v)| v.clone())
+        .take(10)
+        .collect();
     let received = inbox::receive(
         &state.pool,
         Inbound {
@@ -68,6 +75,7 @@ pub async fn twilio_sms(
             provider_message_id: message_sid,
             sender: Sender::Phone(from),
             text: field("Body").unwrap_or_default(),
+            photos: &photos,
         },
     )
     .await?;
@@ -151,12 +159,16 @@ pub async fn messenger(
         let Some(message) = event.message.as_ref().filter(|m| !m.is_echo) else {
             continue;
         };
-        // A photo without words still reaches the agent, which asks what to haul.
-        let text = match (&message.text, message.attachments.is_empty()) {
-            (Some(text), _) => text.as_str(),
-            (None, false) => "[photo]",
-            (None, true) => "",
-        };
+        let text = message.text.as_deref().unwrap_or_default();
+        let photos: Vec<String> = message
+            .attachments
+            .iter()
+            .filter(|a| a.get("type").and_then(|t| t.as_str()) == Some("image"))
+            .filter_map(|a| a.pointer("/payload/url").and_then(|u| u.as_str()))
+            .filter(|u| inbox::is_provider_media(u))
+            .map(str::to_owned)
+            .take(10)
+            .collect();
         let received = inbox::receive(
             &state.pool,
             Inbound {
@@ -165,6 +177,7 @@ pub async fn messenger(
                 provider_message_id: &message.mid,
                 sender: Sender::Psid(&event.sender.id),
                 text,
+                photos: &photos,
             },
         )
         .await?;

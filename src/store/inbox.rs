@@ -35,6 +35,8 @@ pub struct Inbound<'a> {
     pub sender: Sender<'a>,
     /// What it says.
     pub text: &'a str,
+    /// Photo URLs on the provider's media host (checked by the channel).
+    pub photos: &'a [String],
 }
 
 /// Where a message was stored.
@@ -82,7 +84,8 @@ pub async fn receive(pool: &PgPool, inbound: Inbound<'_>) -> sqlx::Result<Receiv
     let message_id: Uuid = sqlx::query_scalar(
         "INSERT INTO \"Message\" (conversation_id, role, content, metadata, created_at)
          VALUES ($1, 'user', $2,
-                 jsonb_build_object('provider', $3::text, 'provider_message_id', $4::text),
+                 jsonb_build_object('provider', $3::text, 'provider_message_id', $4::text,
+                                    'photos', to_jsonb($5::text[])),
                  clock_timestamp())
          RETURNING id",
     )
@@ -90,6 +93,7 @@ pub async fn receive(pool: &PgPool, inbound: Inbound<'_>) -> sqlx::Result<Receiv
     .bind(&text)
     .bind(inbound.provider)
     .bind(inbound.provider_message_id)
+    .bind(inbound.photos)
     .fetch_one(&mut *tx)
     .await?;
     // A concurrent delivery of the same message waits here for the first to commit, then finds
@@ -133,6 +137,20 @@ pub async fn receive(pool: &PgPool, inbound: Inbound<'_>) -> sqlx::Result<Receiv
     .bind(conversation_id)
     .execute(&mut *tx)
     .await?;
+    if !inbound.photos.is_empty() {
+        // Photos wait on the lead for the owner (no vision endpoint estimates them here).
+        sqlx::query(
+            "INSERT INTO \"LeadAttachment\" (lead_id, url, source)
+             SELECT c.lead_id, u.url, $3 FROM \"Conversation\" c, unnest($2::text[]) AS u(url)
+             WHERE c.id = $1 AND c.lead_id IS NOT NULL
+             ON CONFLICT (lead_id, url) DO NOTHING",
+        )
+        .bind(conversation_id)
+        .bind(inbound.photos)
+        .bind(inbound.provider)
+        .execute(&mut *tx)
+        .await?;
+    }
     tx.commit().await?;
     Ok(Received {
         conversation_id,
@@ -284,4 +302,48 @@ pub async fn thread(
     .bind(conversation_id)
     .fetch_all(conn)
     .await
+}
+
+/// Whether `url` is a photo on a provider's media host: https only, on Twilio's or Facebook's
+/// own hosts, so that nothing else is ever recorded (or later fetched).
+pub fn is_provider_media(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("https://") else {
+        return false;
+    };
+    let host = rest
+        .split(['/', '?', '#'])
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if host.contains('@') || host.contains(':') {
+        return false;
+    }
+    ["twilio.com", "fbcdn.net", "facebook.com", "fbsbx.com"]
+        .iter()
+        .any(|domain| host == *domain || host.ends_with(&format!(".{domain}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_provider_media_over_https_counts_as_a_photo() {
+        assert!(is_provider_media(
+            "https://api.twilio.com/2010-04-01/Accounts/AC1/Messages/MM1/Media/ME1"
+        ));
+        assert!(is_provider_media(
+            "https://scontent.xx.fbcdn.net/v/t1/photo.jpg?x=1"
+        ));
+        assert!(!is_provider_media("http://api.twilio.com/media"));
+        assert!(!is_provider_media("https://evil.example/twilio.com"));
+        assert!(!is_provider_media("https://twilio.com.evil.example/x"));
+        assert!(!is_provider_media("https://user@api.twilio.com/x"));
+    }
+
+    #[test]
+    fn control_characters_go_and_text_is_capped() {
+        assert_eq!(clean_text("a\u{0}b\tc\n"), "ab\tc\n");
+        assert_eq!(clean_text(&"x".repeat(MAX_TEXT + 10)).len(), MAX_TEXT);
+    }
 }
