@@ -1183,3 +1183,37 @@ async fn photos_from_the_providers_host_are_kept_on_the_lead() {
     assert_eq!(urls, [media]);
     assert!(replies_to(&db, PHONE).await[0].starts_with("Thanks for the photo!"));
 }
+
+#[tokio::test]
+async fn a_pickup_asked_for_today_carries_the_same_day_fee() {
+    let db = TestDb::migrated().await;
+    let server = sms_server(&db);
+    sms(&server, "SM1800", PHONE, "a couch").await;
+    sms(&server, "SM1801", PHONE, "12 Oak St, Canton GA 30114").await;
+    // Today at 3 pm, in the company's time zone (New York by default), if that is still ahead
+    // by the lead time; otherwise tomorrow at 3 pm, which carries no fee.
+    let tz = chrono_tz::America::New_York;
+    let local = chrono::Utc::now().with_timezone(&tz);
+    let today = chrono::Timelike::hour(&local) < 13;
+    let ask = if today {
+        "today at 3pm"
+    } else {
+        "tomorrow at 3pm"
+    };
+    sms(&server, "SM1802", PHONE, ask).await;
+    let booked = replies_to(&db, PHONE).await.pop().expect("booked");
+    assert!(booked.starts_with("You're booked!"), "{booked}");
+    if today {
+        assert!(
+            booked.contains("$309") && booked.contains("same-day fee"),
+            "{booked}"
+        );
+        assert_eq!(count(&db, "SELECT count(*) FROM \"Quote\"").await, 2);
+    } else {
+        assert!(
+            booked.contains("$259") && !booked.contains("same-day"),
+            "{booked}"
+        );
+        assert_eq!(count(&db, "SELECT count(*) FROM \"Quote\"").await, 1);
+    }
+}

@@ -82,6 +82,7 @@ async fn quote_reply(
     let quote = price(&settings.pricebook, &recognition.job_spec());
     let quote_id = sales::insert_quote(conn, lead.id, recognition, &quote).await?;
     lead.state.quote_id = Some(quote_id);
+    lead.state.quoted_same_day = false;
     lead.state.offers.clear();
     let summary = format!(
         "For {} your estimate is {} ({}).",
@@ -163,7 +164,7 @@ async fn offer_reply(
     if offers.is_empty() {
         lead.stage = "scheduling".to_owned();
         return Ok(format!(
-            "{opening}. We're fully booked for the next {} days; the office will text you as soon as a window opens.",
+            "{opening}. We're fully booked for the next {} days; reply with a later day and time and we'll check it for you.",
             hours.days_ahead
         ));
     }
@@ -230,6 +231,27 @@ async fn schedule_reply(
         )
         .await;
     };
+    // A pickup the customer asks for today costs the same-day fee (the windows we offer carry
+    // none: no surprise on "1"); the quote follows the day chosen.
+    let tz = hours.time_zone;
+    let same_day = matches!(choice, Some(Choice::At(_)))
+        && window.start.with_timezone(&tz).date_naive() == now.with_timezone(&tz).date_naive();
+    let mut quote_id = quote_id;
+    if same_day != lead.state.quoted_same_day {
+        let mut spec = lead.state.recognition.job_spec();
+        spec.same_day = same_day;
+        let quote = price(&settings.pricebook, &spec);
+        if quote.needs_approval && same_day {
+            return Ok(format!(
+                "A same-day pickup adds {}, which takes your estimate to {} and needs the owner's OK. \
+                 Reply with a number for a later day to book now.",
+                settings.pricebook.same_day_fee, quote.total
+            ));
+        }
+        quote_id = sales::insert_quote(conn, lead.id, &lead.state.recognition, &quote).await?;
+        lead.state.quote_id = Some(quote_id);
+        lead.state.quoted_same_day = same_day;
+    }
     match sales::book(conn, lead, quote_id, window).await? {
         Booked::Job(job_id) => {
             lead.state.job_id = Some(job_id);
@@ -237,9 +259,14 @@ async fn schedule_reply(
             lead.stage = "booked".to_owned();
             let total = Cents::new(sales::quote_total(conn, quote_id).await?);
             Ok(format!(
-                "You're booked! {} at {}. Estimated total {total}. We'll text you a reminder before we arrive.",
+                "You're booked! {} at {}. Estimated total {total}{}. We'll text you a reminder before we arrive.",
                 window.describe(hours.time_zone),
-                lead.address.as_deref().unwrap_or("your address")
+                lead.address.as_deref().unwrap_or("your address"),
+                if same_day {
+                    " (with the same-day fee)"
+                } else {
+                    ""
+                }
             ))
         }
         Booked::Taken => {

@@ -22,6 +22,8 @@ pub struct LeadState {
     pub offers: Vec<Window>,
     /// The booked job.
     pub job_id: Option<Uuid>,
+    /// Whether the latest quote includes the same-day fee.
+    pub quoted_same_day: bool,
 }
 
 /// A lead as the agent sees it.
