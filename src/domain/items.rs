@@ -267,6 +267,19 @@ pub struct ItemLine {
     pub heavy: bool,
     /// Not in the catalog: kept for the owner to review.
     pub needs_review: bool,
+    /// Bedload (concrete, dirt), priced by the yard rather than by trailer volume.
+    #[serde(default)]
+    pub bedload: Option<Bedload>,
+}
+
+/// Heavy material priced by the cubic yard, at most so much a trip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Bedload {
+    /// Concrete, tile, pavers, brick, rubble.
+    Concrete,
+    /// Clean dirt, soil, sand.
+    Dirt,
 }
 
 /// What a message says about the job.
@@ -326,13 +339,21 @@ impl Recognition {
             ..JobSpec::default()
         };
         let mut feet = 0.0;
+        let (mut concrete, mut dirt) = (0.0, 0.0);
         for item in &self.items {
-            feet += item.cubic_feet_each * f64::from(item.quantity);
+            let item_feet = item.cubic_feet_each * f64::from(item.quantity);
+            match item.bedload {
+                Some(Bedload::Concrete) => concrete += item_feet / 27.0,
+                Some(Bedload::Dirt) => dirt += item_feet / 27.0,
+                None => feet += item_feet,
+            }
             if let Some(class) = item.regulated {
                 *spec.regulated.entry(class).or_default() += item.quantity;
             }
         }
         spec.volume = CubicYards::from_cubic_feet(feet);
+        spec.bedload_concrete = CubicYards::new(concrete);
+        spec.bedload_dirt = CubicYards::new(dirt);
         spec
     }
 }
@@ -647,7 +668,66 @@ fn is_function_word(word: &str) -> bool {
     )
 }
 
+/// Bedload in a clause: "3 yards of concrete", "some dirt" (a yard, for the owner to check).
+fn scan_bedload(words: &[&str], result: &mut Recognition) -> bool {
+    let Some((at, kind)) = words.iter().enumerate().find_map(|(i, w)| {
+        let kind = match *w {
+            "concrete" | "tile" | "tiles" | "paver" | "pavers" | "brick" | "bricks" | "rubble" => {
+                Bedload::Concrete
+            }
+            "dirt" | "soil" | "sand" | "topsoil" => Bedload::Dirt,
+            _ => return None,
+        };
+        Some((i, kind))
+    }) else {
+        return false;
+    };
+    // "<n> (cubic) yards (of)" before the material.
+    let yards = words[..at]
+        .iter()
+        .enumerate()
+        .rev()
+        .take(5)
+        .find_map(|(i, w)| {
+            if !matches!(*w, "yard" | "yards" | "yd" | "yds") {
+                return None;
+            }
+            let mut before = words[..i].iter().rev().filter(|w| **w != "cubic");
+            let first = *before.next()?;
+            // "half a yard"
+            if matches!(first, "a" | "an") && before.next() == Some(&"half") {
+                return Some(0.5);
+            }
+            match first {
+                "half" => Some(0.5),
+                other => other
+                    .parse::<f64>()
+                    .ok()
+                    .or_else(|| quantity(other).map(f64::from)),
+            }
+        });
+    let name = match kind {
+        Bedload::Concrete => "concrete/tile/pavers",
+        Bedload::Dirt => "clean dirt",
+    };
+    let given = yards.filter(|y| y.is_finite() && *y > 0.0 && *y <= 100.0);
+    let yards = given.unwrap_or(1.0);
+    result.items.push(ItemLine {
+        description: format!("{name} ({yards} yd³)"),
+        quantity: 1,
+        cubic_feet_each: yards * 27.0,
+        regulated: None,
+        heavy: true,
+        needs_review: given.is_none(),
+        bedload: Some(kind),
+    });
+    true
+}
+
 fn scan_segment(words: &[&str], result: &mut Recognition) {
+    if scan_bedload(words, result) {
+        return;
+    }
     let singulars: Vec<String> = words.iter().map(|w| singular(w)).collect();
     let mut i = 0;
     let mut found_any = false;
@@ -811,6 +891,7 @@ fn push_item(
         regulated,
         heavy,
         needs_review,
+        bedload: None,
     });
 }
 
@@ -985,6 +1066,24 @@ mod tests {
         assert_eq!(spec.regulated.get(&RegulatedItem::Screen), Some(&1));
         assert_eq!(spec.regulated.get(&RegulatedItem::PaintGallon), Some(&2));
         assert_eq!(spec.regulated.get(&RegulatedItem::PropaneTank), Some(&1));
+    }
+
+    #[test]
+    fn bedload_is_priced_by_the_yard() {
+        let spec = recognise("3 yards of concrete and a couch").job_spec();
+        assert!((spec.bedload_concrete.get() - 3.0).abs() < 1e-9);
+        assert!(
+            (spec.volume.get() - 60.0 / 27.0).abs() < 1e-9,
+            "the couch is a load of its own"
+        );
+        let vague = recognise("some dirt");
+        assert!((vague.job_spec().bedload_dirt.get() - 1.0).abs() < 1e-9);
+        assert!(
+            vague.items[0].needs_review,
+            "a guessed amount is for the owner to check"
+        );
+        let half = recognise("half a yard of pavers").job_spec();
+        assert!((half.bedload_concrete.get() - 0.5).abs() < 1e-9);
     }
 
     #[test]
