@@ -251,7 +251,13 @@ pub async fn book(
     .execute(&mut *attempt)
     .await;
     if let Err(e) = booking {
-        if e.as_database_error().and_then(|d| d.constraint()) == Some("Booking_no_overlap") {
+        // Two bookings of the same time check each other's uncommitted rows; PostgreSQL then
+        // refuses one with the constraint, or, when both saw the other, with a deadlock. Either
+        // way the other booking stands.
+        let db = e.as_database_error();
+        let overlap = db.and_then(|d| d.constraint()) == Some("Booking_no_overlap")
+            || db.and_then(|d| d.code()).as_deref() == Some("40P01");
+        if overlap {
             attempt.rollback().await?;
             return Ok(Booked::Taken);
         }
