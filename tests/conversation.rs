@@ -506,18 +506,16 @@ async fn replies_are_sent_through_twilio_and_a_failed_send_is_retried_not_lost_o
         None,
     );
     sms(&server, "SM0800", PHONE, "a couch").await;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let (status, attempts, sid): (String, i32, Option<String>) = loop {
-        let row: (String, i32, Option<String>) =
-            sqlx::query_as("SELECT status, attempts, provider_message_id FROM \"Outbox\"")
-                .fetch_one(&mut db.conn().await)
-                .await
-                .expect("outbox");
-        if row.0 == "sent" || std::time::Instant::now() > deadline {
-            break row;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let outbox = || async {
+        sqlx::query_as::<_, (String, i32, Option<String>)>(
+            "SELECT status, attempts, provider_message_id FROM \"Outbox\"",
+        )
+        .fetch_one(&mut db.conn().await)
+        .await
+        .expect("outbox")
     };
+    common::eventually("the reply is sent", || async { outbox().await.0 == "sent" }).await;
+    let (status, attempts, sid) = outbox().await;
     assert_eq!(
         (status.as_str(), attempts),
         ("sent", 2),
@@ -553,21 +551,14 @@ async fn without_sending_credentials_replies_are_kept_in_the_outbox() {
     let db = TestDb::migrated().await;
     let server = sms_server(&db);
     sms(&server, "SM0900", PHONE, "a couch").await;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
+    common::eventually("the reply is held", || async {
         let status: String = sqlx::query_scalar("SELECT status FROM \"Outbox\"")
             .fetch_one(&mut db.conn().await)
             .await
             .expect("outbox");
-        if status == "held" {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "status stayed {status}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+        status == "held"
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -756,6 +747,20 @@ async fn big_quotes_wait_for_the_owner_whose_token_works_once() {
         .await
         .expect("get");
     assert_eq!(unauthenticated.status(), 401);
+    let not_an_id = client
+        .post(server.url("/api/v1/approvals/not-a-uuid"))
+        .header("Authorization", format!("bearer {token}"))
+        .json(&serde_json::json!({"decision": "approve"}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(
+        not_an_id.status(),
+        404,
+        "the scheme is case-insensitive; the id is not one"
+    );
+    let body: serde_json::Value = not_an_id.json().await.expect("a JSON error");
+    assert_eq!(body["error"]["code"], "not_found");
     let wrong = client
         .get(server.url("/api/v1/approvals"))
         .bearer_auth("nope")
@@ -937,16 +942,14 @@ async fn a_reminder_goes_out_once_on_the_customers_channel() {
     .execute(&mut db.conn().await)
     .await
     .expect("move");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    while !replies_to(&db, PHONE)
-        .await
-        .last()
-        .expect("reply")
-        .starts_with("Reminder:")
-    {
-        assert!(std::time::Instant::now() < deadline, "no reminder");
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+    common::eventually("a reminder", || async {
+        replies_to(&db, PHONE)
+            .await
+            .last()
+            .expect("reply")
+            .starts_with("Reminder:")
+    })
+    .await;
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
     let reminders: Vec<String> = replies_to(&db, PHONE)
         .await
@@ -1128,20 +1131,16 @@ async fn a_message_that_cannot_be_answered_is_retried_then_set_aside_without_blo
     .execute(&mut db.conn().await)
     .await
     .expect("age");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    loop {
+    common::eventually("the message is set aside", || async {
         let processed: Option<chrono::DateTime<chrono::Utc>> = sqlx::query_scalar(
             "SELECT processed_at FROM \"InboundMessage\" WHERE provider_message_id = 'SM1601'",
         )
         .fetch_one(&mut db.conn().await)
         .await
         .expect("inbound");
-        if processed.is_some() {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "never set aside");
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+        processed.is_some()
+    })
+    .await;
     let told: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM \"Outbox\" WHERE channel = 'owner' AND body LIKE '%could not be answered%'",
     )

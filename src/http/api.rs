@@ -1,14 +1,14 @@
 //! The JSON API under `/api/v1`, for operators with an API token, and the owner's approval link.
 
 use axum::Json;
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::AppState;
-use super::error::{ApiError, ApiJson};
+use super::error::{ApiError, ApiJson, ApiPath};
 use crate::agent;
 use crate::domain::pricing::Pricebook;
 use crate::domain::token::hash_token;
@@ -22,15 +22,10 @@ impl FromRequestParts<AppState> for Operator {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = parts
-            .headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or_else(|| {
-                ApiError::Unauthorized("Authorization: Bearer <API token> is required".into())
-            })?;
-        match tokens::verify(&state.pool, token.trim()).await? {
+        let token = super::bearer(&parts.headers).ok_or_else(|| {
+            ApiError::Unauthorized("Authorization: Bearer <API token> is required".into())
+        })?;
+        match tokens::verify(&state.pool, token).await? {
             Some(name) => Ok(Operator(format!("operator:{name}"))),
             None => Err(ApiError::Unauthorized(
                 "unknown or revoked API token".into(),
@@ -58,7 +53,7 @@ pub struct DecisionBody {
 pub async fn decide_by_id(
     State(state): State<AppState>,
     Operator(actor): Operator,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<DecisionBody>,
 ) -> Result<Json<Value>, ApiError> {
     decide(&state, ApprovalKey::Id(id), body.decision, &actor).await
@@ -68,7 +63,7 @@ pub async fn decide_by_id(
 /// credential, works once, and expires.
 pub async fn decide_by_token(
     State(state): State<AppState>,
-    Path(token): Path<String>,
+    ApiPath(token): ApiPath<String>,
     ApiJson(body): ApiJson<DecisionBody>,
 ) -> Result<Json<Value>, ApiError> {
     let hash = hash_token(&token);

@@ -123,13 +123,9 @@ pub async fn thread(
 
 /// The session's conversation, if the bearer token is the session's.
 async fn authorise(state: &AppState, session: &str, headers: &HeaderMap) -> Result<Uuid, ApiError> {
-    let token = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| {
-            ApiError::Unauthorized("Authorization: Bearer <session token> is required".into())
-        })?;
+    let token = super::bearer(headers).ok_or_else(|| {
+        ApiError::Unauthorized("Authorization: Bearer <session token> is required".into())
+    })?;
     let Ok(session) = session.parse::<Uuid>() else {
         return Err(ApiError::NotFound);
     };
@@ -141,7 +137,7 @@ async fn authorise(state: &AppState, session: &str, headers: &HeaderMap) -> Resu
     let Some((conversation_id, stored)) = row else {
         return Err(ApiError::NotFound);
     };
-    let given = hash_token(token.trim());
+    let given = hash_token(token);
     if !bool::from(given.as_bytes().ct_eq(stored.as_bytes())) {
         return Err(ApiError::Forbidden(
             "the token does not belong to this session".into(),

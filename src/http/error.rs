@@ -88,6 +88,19 @@ impl From<axum::extract::rejection::JsonRejection> for ApiError {
 #[from_request(via(axum::Json), rejection(ApiError))]
 pub struct ApiJson<T>(pub T);
 
+impl From<axum::extract::rejection::PathRejection> for ApiError {
+    fn from(e: axum::extract::rejection::PathRejection) -> Self {
+        // A path segment of the wrong form (not a uuid) names nothing that exists.
+        tracing::debug!(error = %e.body_text(), "path rejected");
+        ApiError::NotFound
+    }
+}
+
+/// `Path` whose rejections are [`ApiError`]s.
+#[derive(axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct ApiPath<T>(pub T);
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();

@@ -438,3 +438,20 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
+
+/// Waits until `check` holds (polling every 100 ms), failing the test with `what` after 20 s:
+/// for work the server's background workers do.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !check().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -203,6 +203,19 @@ pub async fn up(
     report: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<Vec<i64>, MigrateError> {
     let target = target.unwrap_or(set.latest());
+    locked(conn, set, target, options, report, Direction::Up).await
+}
+
+/// Checks the target, then runs `direction` under the migrators' lock, which is released
+/// whatever happens.
+async fn locked(
+    conn: &mut PgConnection,
+    set: &MigrationSet,
+    target: i64,
+    options: &MigrateOptions,
+    report: &mut (dyn FnMut(Progress) + Send),
+    direction: Direction,
+) -> Result<Vec<i64>, MigrateError> {
     if !set.is_known(target) {
         return Err(MigrateError::UnknownTarget {
             target,
@@ -211,7 +224,10 @@ pub async fn up(
     }
     quiet(conn).await?;
     AdvisoryLock::acquire(conn, options.migrator_wait, report).await?;
-    let result = up_locked(conn, set, target, options, report).await;
+    let result = match direction {
+        Direction::Up => up_locked(conn, set, target, options, report).await,
+        Direction::Down => down_locked(conn, set, target, options, report).await,
+    };
     AdvisoryLock::release(conn).await?;
     conn.execute("RESET client_min_messages").await?;
     result
@@ -258,18 +274,7 @@ pub async fn down(
     options: &MigrateOptions,
     report: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<Vec<i64>, MigrateError> {
-    if !set.is_known(target) {
-        return Err(MigrateError::UnknownTarget {
-            target,
-            known: set.known_versions(),
-        });
-    }
-    quiet(conn).await?;
-    AdvisoryLock::acquire(conn, options.migrator_wait, report).await?;
-    let result = down_locked(conn, set, target, options, report).await;
-    AdvisoryLock::release(conn).await?;
-    conn.execute("RESET client_min_messages").await?;
-    result
+    locked(conn, set, target, options, report, Direction::Down).await
 }
 
 async fn down_locked(
