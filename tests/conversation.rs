@@ -47,12 +47,16 @@ async fn sms(server: &Server, sid: &str, from: &str, body: &str) -> reqwest::Res
 }
 
 async fn post_sms(url: String, sid: String, from: String, body: String) -> reqwest::Response {
-    let params = form(&sid, &from, &body);
-    let signature = twilio_signature(TOKEN, "https://junk.example/api/twilio/sms", &params);
+    post_signed(url, &form(&sid, &from, &body)).await
+}
+
+/// Posts any webhook form to `url`, signed as Twilio signs it.
+async fn post_signed(url: String, params: &[(String, String)]) -> reqwest::Response {
+    let signature = twilio_signature(TOKEN, "https://junk.example/api/twilio/sms", params);
     reqwest::Client::new()
         .post(url)
         .header("X-Twilio-Signature", signature)
-        .form(&params)
+        .form(params)
         .send()
         .await
         .expect("webhook")
@@ -360,14 +364,7 @@ async fn odd_messages_get_a_polite_reply_never_a_500() {
     // Oversized bodies are refused before anything is read.
     let huge = "x".repeat(100 * 1024);
     let params = form("SM0600", PHONE, &huge);
-    let signature = twilio_signature(TOKEN, "https://junk.example/api/twilio/sms", &params);
-    let response = reqwest::Client::new()
-        .post(server.url("/api/twilio/sms"))
-        .header("X-Twilio-Signature", signature)
-        .form(&params)
-        .send()
-        .await
-        .expect("post");
+    let response = post_signed(server.url("/api/twilio/sms"), &params).await;
     assert_eq!(response.status(), 413);
     let body: serde_json::Value = response.json().await.expect("json");
     assert_eq!(body["error"]["code"], "too_large");
@@ -1166,14 +1163,7 @@ async fn photos_from_the_providers_host_are_kept_on_the_lead() {
     .iter()
     .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
     .collect();
-    let signature = twilio_signature(TOKEN, "https://junk.example/api/twilio/sms", &params);
-    let response = reqwest::Client::new()
-        .post(server.url("/api/twilio/sms"))
-        .header("X-Twilio-Signature", signature)
-        .form(&params)
-        .send()
-        .await
-        .expect("post");
+    let response = post_signed(server.url("/api/twilio/sms"), &params).await;
     assert_eq!(response.status(), 200);
     let urls: Vec<String> = sqlx::query_scalar("SELECT url FROM \"LeadAttachment\"")
         .fetch_all(&mut db.conn().await)

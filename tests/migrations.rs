@@ -69,15 +69,7 @@ async fn db_verify_passes_after_every_migration_and_names_each_difference() {
     let set = MigrationSet::builtin().expect("migrations");
     let mut conn = db.conn().await;
     for m in set.iter() {
-        migrate::up(
-            &mut conn,
-            &set,
-            Some(m.version),
-            &MigrateOptions::default(),
-            &mut |_| {},
-        )
-        .await
-        .expect("migrate");
+        up(&mut conn, &set, Some(m.version)).await.expect("migrate");
         let report = verify::verify(&mut conn, &set).await.expect("verify");
         assert_eq!(report.version, m.version);
         assert!(
@@ -355,6 +347,15 @@ async fn up_and_down_in_the_wrong_direction_say_which_command_to_use() {
     );
 }
 
+/// Applies `set` up to `to` with the default options.
+async fn up(
+    conn: &mut sqlx::PgConnection,
+    set: &MigrationSet,
+    to: Option<i64>,
+) -> Result<Vec<i64>, MigrateError> {
+    migrate::up(conn, set, to, &MigrateOptions::default(), &mut |_| {}).await
+}
+
 fn write(dir: &std::path::Path, name: &str, text: &str) {
     std::fs::write(dir.join(name), text).expect("write migration");
 }
@@ -373,15 +374,9 @@ async fn a_failing_migration_leaves_the_database_as_it_was() {
     write(dir.path(), "0002_b.down.sql", "DROP TABLE b;");
     let set = MigrationSet::from_dir(dir.path()).expect("load");
     let mut conn = db.conn().await;
-    let err = migrate::up(
-        &mut conn,
-        &set,
-        None,
-        &MigrateOptions::default(),
-        &mut |_| {},
-    )
-    .await
-    .expect_err("division by zero");
+    let err = up(&mut conn, &set, None)
+        .await
+        .expect_err("division by zero");
     let message = err.to_string();
     assert!(
         message.contains("migration 2 (b) up failed, nothing of it was kept"),
@@ -422,15 +417,9 @@ async fn a_no_transaction_migration_that_stopped_partway_finishes_when_run_again
     );
     let set = MigrationSet::from_dir(dir.path()).expect("load");
     let mut conn = db.conn().await;
-    let err = migrate::up(
-        &mut conn,
-        &set,
-        None,
-        &MigrateOptions::default(),
-        &mut |_| {},
-    )
-    .await
-    .expect_err("table b does not exist yet");
+    let err = up(&mut conn, &set, None)
+        .await
+        .expect_err("table b does not exist yet");
     assert!(
         matches!(err, MigrateError::FailedPartway { done: 3, .. }),
         "{err}"
@@ -445,15 +434,7 @@ async fn a_no_transaction_migration_that_stopped_partway_finishes_when_run_again
     conn.execute("CREATE TABLE b (id int)")
         .await
         .expect("fix the cause");
-    let done = migrate::up(
-        &mut conn,
-        &set,
-        None,
-        &MigrateOptions::default(),
-        &mut |_| {},
-    )
-    .await
-    .expect("re-run");
+    let done = up(&mut conn, &set, None).await.expect("re-run");
     assert_eq!(done, [2]);
     let valid: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
@@ -510,14 +491,7 @@ async fn concurrent_migrators_take_turns() {
     let db = TestDb::empty().await;
     let run = |url: String, set: MigrationSet| async move {
         let mut conn = sqlx::PgConnection::connect(&url).await.expect("connect");
-        migrate::up(
-            &mut conn,
-            &set,
-            None,
-            &MigrateOptions::default(),
-            &mut |_| {},
-        )
-        .await
+        up(&mut conn, &set, None).await
     };
     let (a, b) = tokio::join!(
         run(db.url.clone(), set.clone()),
@@ -538,15 +512,7 @@ async fn a_lock_timeout_is_retried_instead_of_blocking_the_table() {
     let db = TestDb::empty().await;
     let set = MigrationSet::builtin().expect("migrations");
     let mut conn = db.conn().await;
-    migrate::up(
-        &mut conn,
-        &set,
-        Some(1),
-        &MigrateOptions::default(),
-        &mut |_| {},
-    )
-    .await
-    .expect("legacy");
+    up(&mut conn, &set, Some(1)).await.expect("legacy");
 
     // A long transaction reading "Lead" holds a lock that ALTER TABLE must wait for.
     let mut reader = db.conn().await;
@@ -700,15 +666,7 @@ async fn a_failing_first_migration_leaves_no_bookkeeping_behind() {
     write(dir.path(), "0001_a.down.sql", "DROP TABLE a;");
     let set = MigrationSet::from_dir(dir.path()).expect("load");
     let mut conn = db.conn().await;
-    migrate::up(
-        &mut conn,
-        &set,
-        None,
-        &MigrateOptions::default(),
-        &mut |_| {},
-    )
-    .await
-    .expect_err("fails");
+    up(&mut conn, &set, None).await.expect_err("fails");
     let schema: Option<String> =
         sqlx::query_scalar("SELECT nspname::text FROM pg_namespace WHERE nspname = 'junkquote'")
             .fetch_optional(&mut conn)
@@ -735,15 +693,7 @@ async fn a_concurrent_index_build_waits_for_old_transactions_instead_of_failing(
     );
     let set = MigrationSet::from_dir(dir.path()).expect("load");
     let mut conn = db.conn().await;
-    migrate::up(
-        &mut conn,
-        &set,
-        Some(1),
-        &MigrateOptions::default(),
-        &mut |_| {},
-    )
-    .await
-    .expect("table");
+    up(&mut conn, &set, Some(1)).await.expect("table");
     // A writer in an open transaction: the build has to wait for it.
     let mut writer = db.conn().await;
     writer.execute("BEGIN").await.expect("begin");
