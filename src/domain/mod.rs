@@ -1,5 +1,6 @@
 //! Pure domain types and rules: no I/O, no database, no HTTP.
 
+pub mod identity;
 pub mod items;
 pub mod money;
 pub mod pricing;
