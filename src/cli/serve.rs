@@ -10,9 +10,11 @@ use sqlx::Connection;
 use tokio::sync::watch;
 
 use super::{Cli, migrate::print_progress, shutdown_signal, with_database};
+use crate::agent::{self, Agent};
 use crate::channels::messenger::{MessengerClient, MessengerConfig};
 use crate::channels::twilio::{Secret, TwilioClient, TwilioConfig};
 use crate::channels::worker;
+use crate::domain::identity::Region;
 use crate::http::{self, AppState};
 use crate::store::migrate::{self, MigrateOptions, MigrationSet};
 
@@ -32,6 +34,53 @@ pub struct ServeArgs {
     /// The owner's phone: approval requests are texted there.
     #[arg(long, env = "JUNKQUOTE_OWNER_PHONE")]
     owner_phone: Option<String>,
+    #[command(flatten)]
+    context: ContextArgs,
+}
+
+/// How the assistant uses what it remembers of customers.
+#[derive(Debug, Args)]
+pub struct ContextArgs {
+    /// Read customers' memory (notes, addresses, history) into conversations: 1/true/yes/on or
+    /// 0/false/no/off. Customer records are written either way.
+    #[arg(
+        long = "context-memory-enabled",
+        env = "CONTEXT_MEMORY_ENABLED",
+        default_value = "true",
+        action = clap::ArgAction::Set,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    memory: bool,
+    /// Ask "Same address as last time?" before reusing a returning customer's address (else it
+    /// is reused and said so).
+    #[arg(
+        long = "context-strict-address-confirmation",
+        env = "CONTEXT_STRICT_ADDRESS_CONFIRMATION",
+        default_value = "true",
+        action = clap::ArgAction::Set,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    strict_address: bool,
+    /// The region phone numbers without a country code are read in (two letters).
+    #[arg(
+        long = "phone-region",
+        env = "JUNKQUOTE_PHONE_REGION",
+        default_value = "US"
+    )]
+    region: Region,
+}
+
+impl ContextArgs {
+    fn agent(&self) -> Agent {
+        Agent {
+            options: agent::Options {
+                memory: self.memory,
+                strict_address: self.strict_address,
+                region: self.region,
+                ..agent::Options::default()
+            },
+        }
+    }
 }
 
 /// Twilio SMS settings. The webhook is enabled when the auth token and the public URL are both
@@ -195,6 +244,7 @@ pub fn run(
                 "TWILIO_ACCOUNT_SID or TWILIO_FROM_NUMBER not set: SMS replies are kept in the outbox"
             );
         }
+        let agent = args.context.agent();
         let (stop, stopped) = watch::channel(false);
         let workers = [
             tokio::spawn(worker::send_outbox(
@@ -206,7 +256,12 @@ pub fn run(
                 },
                 stopped.clone(),
             )),
-            tokio::spawn(worker::answer_leftovers(pool.clone(), stopped.clone())),
+            tokio::spawn(worker::answer_leftovers(
+                agent.clone(),
+                pool.clone(),
+                stopped.clone(),
+            )),
+            tokio::spawn(agent::purge_expired_notes(pool.clone(), stopped.clone())),
             tokio::spawn(worker::send_reminders(pool.clone(), stopped)),
         ];
         let state = AppState {
@@ -214,6 +269,7 @@ pub fn run(
             migrations,
             twilio: twilio.map(Arc::new),
             messenger: messenger.map(Arc::new),
+            agent,
         };
         let shutdown = async {
             shutdown_signal().await;
