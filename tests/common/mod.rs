@@ -10,6 +10,8 @@
 
 #![allow(dead_code)]
 
+pub mod twilio;
+
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -381,6 +383,9 @@ impl Server {
             "FB_PAGE_ACCESS_TOKEN",
             "FB_GRAPH_API_BASE",
             "JUNKQUOTE_OWNER_PHONE",
+            "CONTEXT_MEMORY_ENABLED",
+            "CONTEXT_STRICT_ADDRESS_CONFIRMATION",
+            "JUNKQUOTE_PHONE_REGION",
         ] {
             cmd.env_remove(name);
         }
