@@ -1,6 +1,7 @@
 //! The conversation engine: answers a conversation's new messages, one conversation at a time
 //! and each conversation's messages in the order they arrived.
 
+pub mod llm;
 pub mod rules;
 
 use chrono::{DateTime, Utc};
@@ -45,6 +46,9 @@ impl Default for Options {
 pub struct Agent {
     /// How it uses memory.
     pub options: Options,
+    /// The LLM agent, when an endpoint is configured; the rule-based agent answers otherwise
+    /// and whenever it fails.
+    pub llm: Option<std::sync::Arc<llm::Llm>>,
 }
 
 /// How often answering one message may fail before it is set aside for the owner, so that
@@ -181,16 +185,33 @@ async fn answer(
                 context: context.as_ref(),
                 strict_address: agent.options.strict_address,
             };
-            let mut replies = rules::respond(
-                conn,
-                settings,
-                lead,
-                message.text,
-                message.photos > 0,
-                now,
-                known,
-            )
-            .await?;
+            let from_llm = match &agent.llm {
+                Some(model) => {
+                    let turn = llm::Turn {
+                        conversation_id,
+                        settings,
+                        known,
+                        now,
+                    };
+                    ask_llm(conn, model, &turn, lead, message.text).await?
+                }
+                None => None,
+            };
+            let mut replies = match from_llm {
+                Some(replies) => replies,
+                None => {
+                    rules::respond(
+                        conn,
+                        settings,
+                        lead,
+                        message.text,
+                        message.photos > 0,
+                        now,
+                        known,
+                    )
+                    .await?
+                }
+            };
             replies.extend(notice);
             replies
         }
@@ -199,6 +220,32 @@ async fn answer(
         sales::reply(conn, conversation_id, Some(message.id), lead, &reply).await?;
     }
     Ok(())
+}
+
+/// The LLM agent's replies, with everything its tools did; `None` (and nothing done) when it
+/// failed, so that the rule-based agent answers instead.
+async fn ask_llm(
+    conn: &mut PgConnection,
+    model: &llm::Llm,
+    turn: &llm::Turn<'_>,
+    lead: &mut sales::Lead,
+    text: &str,
+) -> sqlx::Result<Option<Vec<String>>> {
+    let before = lead.clone();
+    let mut attempt = sqlx::Connection::begin(&mut *conn).await?;
+    match llm::respond(model, &mut attempt, turn, lead, text).await {
+        Ok(replies) => {
+            attempt.commit().await?;
+            lead.state.greeted = true;
+            Ok(Some(replies))
+        }
+        Err(e) => {
+            attempt.rollback().await?;
+            *lead = before;
+            tracing::warn!(conversation = %turn.conversation_id, error = %e, "the LLM agent failed; the rule-based agent answers");
+            Ok(None)
+        }
+    }
 }
 
 async fn read_context(

@@ -184,7 +184,7 @@ pub fn ask_address(lead: &mut Lead, known: Known<'_>) -> Option<String> {
 }
 
 /// Prices what the customer has described so far and asks for what is missing.
-async fn quote_reply(
+pub(crate) async fn quote_reply(
     conn: &mut PgConnection,
     settings: &Settings,
     lead: &mut Lead,
@@ -268,7 +268,7 @@ fn lower_first(s: &str) -> String {
 }
 
 /// Offers numbered pickup windows.
-async fn offer_reply(
+pub(crate) async fn offer_reply(
     conn: &mut PgConnection,
     settings: &Settings,
     lead: &mut Lead,
@@ -304,7 +304,7 @@ async fn offer_reply(
 }
 
 /// Books the window the customer picked, or explains what to do.
-async fn schedule_reply(
+pub(crate) async fn schedule_reply(
     conn: &mut PgConnection,
     settings: &Settings,
     lead: &mut Lead,
@@ -557,7 +557,7 @@ fn breakdown(quote: &PriceQuote) -> String {
 
 /// Whether a message reads like a street address: a house number followed by a street name
 /// with a street word ("St", "Ave", …), or a ZIP code; never a time ("5 pm tomorrow").
-fn looks_like_address(text: &str) -> bool {
+pub(crate) fn looks_like_address(text: &str) -> bool {
     let lower = text.to_lowercase();
     let words: Vec<&str> = lower
         .split(|c: char| !c.is_alphanumeric())

@@ -10,6 +10,7 @@ use sqlx::Connection;
 use tokio::sync::watch;
 
 use super::{Cli, migrate::print_progress, shutdown_signal, with_database};
+use crate::agent::llm::{Llm, LlmConfig};
 use crate::agent::{self, Agent};
 use crate::channels::messenger::{MessengerClient, MessengerConfig};
 use crate::channels::twilio::{Secret, TwilioClient, TwilioConfig};
@@ -68,18 +69,66 @@ pub struct ContextArgs {
         default_value = "US"
     )]
     region: Region,
+    /// An OpenAI-compatible chat-completions API (up to `/v1`); without it the rule-based
+    /// agent answers.
+    #[arg(long = "llm-base-url", env = "JUNKQUOTE_LLM_BASE_URL")]
+    llm_base_url: Option<String>,
+    /// The model to ask.
+    #[arg(long = "llm-model", env = "JUNKQUOTE_LLM_MODEL")]
+    llm_model: Option<String>,
+    /// The endpoint's API key.
+    #[arg(
+        long = "llm-api-key",
+        env = "JUNKQUOTE_LLM_API_KEY",
+        hide_env_values = true
+    )]
+    llm_api_key: Option<String>,
+    /// How long one completion may take before the rule-based agent answers, in milliseconds.
+    #[arg(
+        long = "llm-timeout-ms",
+        env = "JUNKQUOTE_LLM_TIMEOUT_MS",
+        default_value_t = 8000
+    )]
+    llm_timeout_ms: u64,
 }
 
 impl ContextArgs {
-    fn agent(&self) -> Agent {
-        Agent {
+    fn agent(&self) -> anyhow::Result<Agent> {
+        let set = |v: &Option<String>| {
+            v.as_deref()
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        };
+        let llm = match (set(&self.llm_base_url), set(&self.llm_model)) {
+            (None, None) => None,
+            (Some(_), None) => anyhow::bail!(
+                "JUNKQUOTE_LLM_BASE_URL is set but JUNKQUOTE_LLM_MODEL is not; name the model to use"
+            ),
+            (None, Some(_)) => anyhow::bail!(
+                "JUNKQUOTE_LLM_MODEL is set but JUNKQUOTE_LLM_BASE_URL is not; give the endpoint's URL (up to /v1)"
+            ),
+            (Some(base_url), Some(model)) => {
+                let config = LlmConfig {
+                    base_url,
+                    model,
+                    api_key: set(&self.llm_api_key).map(Secret::new),
+                    timeout: std::time::Duration::from_millis(self.llm_timeout_ms.max(1)),
+                };
+                let llm = Llm::new(config)
+                    .ok_or_else(|| anyhow::anyhow!("cannot build the LLM client"))?;
+                Some(Arc::new(llm))
+            }
+        };
+        Ok(Agent {
             options: agent::Options {
                 memory: self.memory,
                 strict_address: self.strict_address,
                 region: self.region,
                 ..agent::Options::default()
             },
-        }
+            llm,
+        })
     }
 }
 
@@ -220,6 +269,7 @@ pub fn run(
     let migrations = Arc::new(MigrationSet::builtin()?);
     let twilio = args.twilio.config()?;
     let messenger = args.messenger.config()?;
+    let agent = args.context.agent()?;
     with_database(cli, runtime, false, async |db| {
         if !args.no_migrate {
             let migrate = async {
@@ -244,7 +294,6 @@ pub fn run(
                 "TWILIO_ACCOUNT_SID or TWILIO_FROM_NUMBER not set: SMS replies are kept in the outbox"
             );
         }
-        let agent = args.context.agent();
         let (stop, stopped) = watch::channel(false);
         let workers = [
             tokio::spawn(worker::send_outbox(

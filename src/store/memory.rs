@@ -72,6 +72,28 @@ pub async fn remember(
     Ok(())
 }
 
+/// Adds a fact as a note of its own (no replacing by key): what the LLM agent chose to keep.
+pub async fn remember_new(
+    conn: &mut PgConnection,
+    customer_id: Uuid,
+    conversation_id: Uuid,
+    fact: &Fact,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO \"MemoryNote\" (customer_id, conversation_id, content, metadata, expires_at)
+         VALUES ($1, $2, $3, jsonb_build_object('key', $4::text, 'source', 'assistant'),
+                 now() + $5 * interval '1 second')",
+    )
+    .bind(customer_id)
+    .bind(conversation_id)
+    .bind(&fact.content)
+    .bind(fact.key)
+    .bind(fact.lifetime.map(|l| l.num_seconds() as f64))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// The customer's unexpired notes, oldest first.
 pub async fn list(conn: &mut PgConnection, customer_id: Uuid) -> sqlx::Result<Vec<Note>> {
     sqlx::query_as(&format!(

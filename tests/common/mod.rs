@@ -386,6 +386,10 @@ impl Server {
             "CONTEXT_MEMORY_ENABLED",
             "CONTEXT_STRICT_ADDRESS_CONFIRMATION",
             "JUNKQUOTE_PHONE_REGION",
+            "JUNKQUOTE_LLM_BASE_URL",
+            "JUNKQUOTE_LLM_MODEL",
+            "JUNKQUOTE_LLM_API_KEY",
+            "JUNKQUOTE_LLM_TIMEOUT_MS",
         ] {
             cmd.env_remove(name);
         }
