@@ -79,6 +79,11 @@ async fn respond_to(
     let reply = match lead.stage.as_str() {
         "scheduling" => schedule_reply(conn, settings, lead, text, now).await?,
         "booked" | "reminding" => booked_reply(conn, settings, lead).await?,
+        // More items while the owner looks: priced again, and the owner asked about the new
+        // estimate (the earlier request stops working).
+        "awaiting_owner" if !found.is_empty() => {
+            quote_reply(conn, settings, lead, found, now, known).await?
+        }
         "awaiting_owner" => {
             if let Some(answer) = confirm_address(lead, text)
                 && found.is_empty()

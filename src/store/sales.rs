@@ -126,7 +126,7 @@ pub async fn insert_quote(
         .collect();
     let flags =
         serde_json::json!({"approval_reasons": quote.approval_reasons, "needs_review": review});
-    sqlx::query_scalar(
+    let quote_id: Uuid = sqlx::query_scalar(
         "INSERT INTO \"Quote\" (lead_id, features_json, line_items_json, discounts_json, subtotal,
                                 total, confidence, needs_approval, status, flags_json, notes_json,
                                 disclaimer)
@@ -150,8 +150,20 @@ pub async fn insert_quote(
     .bind(flags)
     .bind(serde_json::json!({"explanation": quote.explain(), "loads": quote.loads}))
     .bind(&quote.disclaimer)
-    .fetch_one(conn)
-    .await
+    .fetch_one(&mut *conn)
+    .await?;
+    // The newest quote is the one that counts: approvals still pending for the lead's older
+    // quotes stop working, so the owner cannot approve a price the customer has moved past.
+    sqlx::query(
+        "UPDATE \"Approval\" a SET expires_at = least(coalesce(a.expires_at, now()), now())
+         FROM \"Quote\" q
+         WHERE a.quote_id = q.id AND q.lead_id = $1 AND q.id <> $2 AND a.status = 'pending'",
+    )
+    .bind(lead_id)
+    .bind(quote_id)
+    .execute(conn)
+    .await?;
+    Ok(quote_id)
 }
 
 /// Asks the owner to approve a quote: an approval whose token (stored as its hash) works once,
