@@ -377,7 +377,7 @@ pub(crate) async fn schedule_reply(
         lead.state.quote_id = Some(quote_id);
         lead.state.quoted_same_day = same_day;
     }
-    match sales::book(conn, lead, quote_id, window).await? {
+    match sales::book(conn, lead, quote_id, window, hours.crews).await? {
         Booked::Job(job_id) => {
             if let Some(customer_id) = lead.customer_id {
                 if let Some(address) = &lead.address {
