@@ -86,3 +86,31 @@ async fn items_added_while_the_owner_decides_are_priced_and_the_old_request_stop
             .expect("latest quote");
     assert_eq!(approved, "approved");
 }
+
+#[tokio::test]
+async fn a_heavy_load_and_a_narrow_window_are_priced_when_mentioned() {
+    let db = TestDb::migrated().await;
+    let server = sms_server(&db, &[]);
+    sms(&server, "SMw1", PHONE, "a couch").await;
+    sms(
+        &server,
+        "SMw2",
+        PHONE,
+        "it's heavy, about 2600 lbs, and I need a one-hour window",
+    )
+    .await;
+    let texts = texts_to(&db, PHONE).await;
+    let second = &texts[1];
+    assert!(second.contains("weight"), "{second}");
+    assert!(second.contains("window"), "{second}");
+    let lines: String = sqlx::query_scalar(
+        "SELECT line_items_json::text FROM \"Quote\" ORDER BY created_at DESC LIMIT 1",
+    )
+    .fetch_one(&mut db.conn().await)
+    .await
+    .expect("quote");
+    assert!(
+        lines.contains("weight") && lines.contains("window"),
+        "{lines}"
+    );
+}

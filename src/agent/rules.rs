@@ -68,6 +68,12 @@ async fn respond_to(
     known: Known<'_>,
 ) -> sqlx::Result<Vec<String>> {
     let found = recognise(text);
+    // A weight or a narrow window adds to a job already described; alone it is not one.
+    let found = if found.items.is_empty() && lead.state.recognition.items.is_empty() {
+        Recognition::default()
+    } else {
+        found
+    };
     if photo && found.is_empty() && text.trim().is_empty() {
         // The photo is on the lead for the owner; pricing needs words.
         return Ok(vec![
