@@ -74,6 +74,17 @@ async fn chat(server: &Server, session: &(String, String), text: &str) -> String
         .join("\n")
 }
 
+/// Texts "I have an old mattress to get rid of" a week later; returns the reply.
+async fn return_a_week_later(db: &TestDb, server: &Server, sid: &str) -> String {
+    assert_eq!(
+        sms(server, sid, PHONE, "I have an old mattress to get rid of")
+            .await
+            .status(),
+        200
+    );
+    texts_to(db, PHONE).await.pop().expect("a reply")
+}
+
 /// Books a couch over SMS for Jane at 123 Main St with the gate code, then moves the clock a
 /// week on (everything of hers happened eight days ago, the pickup included).
 async fn book_and_age(db: &TestDb, server: &Server) -> Uuid {
@@ -138,19 +149,7 @@ async fn a_returning_customer_is_known_on_every_channel_and_erased_completely() 
     assert!(crew_notes.contains("Gate code: 4321"), "{crew_notes}");
 
     // A week later the same number writes: a new conversation, and the address is asked about.
-    assert_eq!(
-        sms(
-            &server,
-            "SMb1",
-            PHONE,
-            "I have an old mattress to get rid of"
-        )
-        .await
-        .status(),
-        200
-    );
-    let texts = texts_to(&db, PHONE).await;
-    let first = texts.last().expect("a reply");
+    let first = return_a_week_later(&db, &server, "SMb1").await;
     assert!(first.starts_with("Welcome back, Jane!"), "{first}");
     assert!(
         first.contains("Same address as last time — 123 Main St, Canton GA 30114?"),
@@ -359,19 +358,7 @@ async fn with_memory_off_nothing_is_read_but_records_are_written() {
     let db = TestDb::migrated().await;
     let server = sms_server(&db, &[("CONTEXT_MEMORY_ENABLED", "off")]);
     let customer = book_and_age(&db, &server).await;
-    assert_eq!(
-        sms(
-            &server,
-            "SMc1",
-            PHONE,
-            "I have an old mattress to get rid of"
-        )
-        .await
-        .status(),
-        200
-    );
-    let texts = texts_to(&db, PHONE).await;
-    let first = texts.last().expect("a reply");
+    let first = return_a_week_later(&db, &server, "SMc1").await;
     assert!(
         !first.contains("Jane") && !first.contains("Main St"),
         "{first}"
@@ -392,15 +379,7 @@ async fn without_strict_confirmation_the_last_address_is_reused_and_said() {
     let db = TestDb::migrated().await;
     let server = sms_server(&db, &[("CONTEXT_STRICT_ADDRESS_CONFIRMATION", "0")]);
     book_and_age(&db, &server).await;
-    sms(
-        &server,
-        "SMd1",
-        PHONE,
-        "I have an old mattress to get rid of",
-    )
-    .await;
-    let texts = texts_to(&db, PHONE).await;
-    let first = texts.last().expect("a reply");
+    let first = return_a_week_later(&db, &server, "SMd1").await;
     assert!(
         first.contains("123 Main St, Canton GA 30114. Pickup windows"),
         "{first}"
