@@ -651,3 +651,79 @@ async fn a_number_someone_typed_belongs_to_whoever_texts_from_it() {
         "{context}"
     );
 }
+
+#[tokio::test]
+async fn a_messenger_user_who_texted_before_becomes_one_customer_after_the_code() {
+    use junkquote::channels::signature::messenger_signature;
+    let db = TestDb::migrated().await;
+    let server = sms_server(
+        &db,
+        &[
+            ("FB_VERIFY_TOKEN", "verify-me"),
+            ("FB_APP_SECRET", "app-secret"),
+        ],
+    );
+    let token = api_token(&db);
+    sms(&server, "SMj1", PHONE, "Hi, this is Jane. A couch please").await;
+    let messenger = |mid: &str, text: &str| {
+        let body = json!({
+            "object": "page",
+            "entry": [{"id": "PAGE", "time": 1, "messaging": [{
+                "sender": {"id": "2741000000000009"}, "recipient": {"id": "PAGE"}, "timestamp": 1,
+                "message": {"mid": mid, "text": text}
+            }]}]
+        })
+        .to_string();
+        let url = server.url("/api/messenger");
+        async move {
+            let status = reqwest::Client::new()
+                .post(url)
+                .header("content-type", "application/json")
+                .header(
+                    "X-Hub-Signature-256",
+                    messenger_signature("app-secret", body.as_bytes()),
+                )
+                .body(body)
+                .send()
+                .await
+                .expect("post")
+                .status();
+            assert_eq!(status, 200);
+        }
+    };
+    messenger("m1", "hi, my cell is (404) 555-0123").await;
+    let code_text = texts_to(&db, PHONE)
+        .await
+        .into_iter()
+        .rfind(|t| t.contains("verification code"))
+        .expect("a code texted to the phone");
+    let code: String = code_text
+        .chars()
+        .filter(char::is_ascii_digit)
+        .take(6)
+        .collect();
+    messenger("m2", &code).await;
+    let (_, found) = get_json(&server, &token, "/api/v1/customers?psid=2741000000000009").await;
+    let (_, by_phone) = get_json(&server, &token, "/api/v1/customers?phone=4045550123").await;
+    assert_eq!(
+        found["customer"]["id"], by_phone["customer"]["id"],
+        "{found} {by_phone}"
+    );
+    assert_eq!(found["customer"]["name"], "Jane");
+
+    // On SMS, another customer's number in a text is only a mention: no code, no merge.
+    sms(
+        &server,
+        "SMj2",
+        "+14045550144",
+        "my neighbour 404-555-0123 said you're great",
+    )
+    .await;
+    let texts = texts_to(&db, "+14045550144").await;
+    assert!(!texts.concat().contains("code"), "{texts:?}");
+    let customers: i64 = sqlx::query_scalar("SELECT count(*) FROM \"Customer\"")
+        .fetch_one(&mut db.conn().await)
+        .await
+        .expect("count");
+    assert_eq!(customers, 2);
+}

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+use crate::domain::Channel;
 use crate::domain::identity::{Region, find_in_text};
 use crate::domain::memory::{facts_in, name_in};
 use crate::domain::schedule::Window;
@@ -348,6 +349,9 @@ async fn learn(
         match customers::owner_of(conn, &identity).await? {
             None => customers::claim(conn, customer_id, &identity, &identity.value).await?,
             Some((owner, _)) if owner == customer_id => {}
+            // A texter's own number is proven by the carrier; another customer's number in a
+            // text is someone they mention, and is left alone (the operator merges if need be).
+            Some(_) if lead.channel == Channel::Sms => {}
             Some((owner, _)) => {
                 // Someone else's: nothing of theirs is shown until the code sent there is entered.
                 notice = Some(match challenges::start(conn, conversation_id, owner, &identity).await? {
