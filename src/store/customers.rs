@@ -16,6 +16,10 @@ use crate::domain::identity::{Identity, IdentityKind, Region, normalize_phone};
 /// The customer a channel-proven identity belongs to, made (with the identity) if new. The
 /// identity's advisory lock makes two first messages from one new number one customer.
 pub async fn resolve(conn: &mut PgConnection, identity: &Identity) -> sqlx::Result<Uuid> {
+    // A known, proven identity (most messages) needs no lock: only an operator's merge moves it.
+    if let Some((customer_id, true)) = owner_of(conn, identity).await? {
+        return Ok(customer_id);
+    }
     lock(conn, identity).await?;
     let found: Option<(Uuid, bool)> = sqlx::query_as(
         "SELECT customer_id, verified_at IS NOT NULL FROM \"CustomerIdentity\"

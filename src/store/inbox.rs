@@ -68,40 +68,43 @@ pub fn clean_text(text: &str) -> String {
 pub async fn receive(pool: &PgPool, inbound: Inbound<'_>) -> sqlx::Result<Received> {
     let text = clean_text(inbound.text);
     let mut tx = pool.begin().await?;
+    // Locked: the conversation's row lock orders its messages: `seq` is taken, and committed,
+    // one message at a time, so arrival order is commit order.
     let conversation_id = conversation_for(&mut tx, inbound.channel, inbound.sender).await?;
-    // The conversation's row lock orders its messages: `seq` is taken, and committed, one
-    // message at a time, so arrival order is commit order.
-    sqlx::query("SELECT 1 FROM \"Conversation\" WHERE id = $1 FOR UPDATE")
-        .bind(conversation_id)
-        .execute(&mut *tx)
-        .await?;
-    let message_id: Uuid = sqlx::query_scalar(
-        "INSERT INTO \"Message\" (conversation_id, role, content, metadata, created_at)
-         VALUES ($1, 'user', $2,
-                 jsonb_build_object('provider', $3::text, 'provider_message_id', $4::text,
-                                    'photos', to_jsonb($5::text[])),
-                 clock_timestamp())
-         RETURNING id",
-    )
-    .bind(conversation_id)
-    .bind(&text)
-    .bind(inbound.provider)
-    .bind(inbound.provider_message_id)
-    .bind(inbound.photos)
-    .fetch_one(&mut *tx)
-    .await?;
-    // A concurrent delivery of the same message waits here for the first to commit, then finds
-    // the key taken.
+    // One statement: the delivery is recorded once (a concurrent delivery of the same message
+    // waits for the first to commit, then finds the key taken and stores nothing), and only
+    // then the message, and the conversation's and lead's times. The message's key is checked
+    // at the end of the statement, when the message is there.
+    let message_id = Uuid::new_v4();
     let inserted: Option<i64> = sqlx::query_scalar(
-        "INSERT INTO \"InboundMessage\" (provider, provider_message_id, conversation_id, message_id)
-         VALUES ($1, $2, $3, $4)
-         ON CONFLICT (provider, provider_message_id) DO NOTHING
-         RETURNING seq",
+        "WITH delivery AS (
+             INSERT INTO \"InboundMessage\" (provider, provider_message_id, conversation_id, message_id)
+             VALUES ($1, $2, $3, $4)
+             ON CONFLICT (provider, provider_message_id) DO NOTHING
+             RETURNING seq
+         ), message AS (
+             INSERT INTO \"Message\" (id, conversation_id, role, content, metadata, created_at)
+             SELECT $4, $3, 'user', $5,
+                    jsonb_build_object('provider', $1::text, 'provider_message_id', $2::text,
+                                       'photos', to_jsonb($6::text[])),
+                    clock_timestamp()
+             FROM delivery
+         ), conversation AS (
+             UPDATE \"Conversation\" SET last_message_at = now(), updated_at = now()
+             WHERE id = $3 AND EXISTS (SELECT 1 FROM delivery)
+             RETURNING lead_id
+         ), lead AS (
+             UPDATE \"Lead\" SET last_customer_message_at = now(), updated_at = now()
+             WHERE id = (SELECT lead_id FROM conversation)
+         )
+         SELECT seq FROM delivery",
     )
     .bind(inbound.provider)
     .bind(inbound.provider_message_id)
     .bind(conversation_id)
     .bind(message_id)
+    .bind(&text)
+    .bind(inbound.photos)
     .fetch_optional(&mut *tx)
     .await?;
     if inserted.is_none() {
@@ -120,17 +123,6 @@ pub async fn receive(pool: &PgPool, inbound: Inbound<'_>) -> sqlx::Result<Receiv
             duplicate: true,
         });
     }
-    sqlx::query(
-        "WITH c AS (
-             UPDATE \"Conversation\" SET last_message_at = now(), updated_at = now()
-             WHERE id = $1 RETURNING lead_id
-         )
-         UPDATE \"Lead\" SET last_customer_message_at = now(), updated_at = now()
-         WHERE id = (SELECT lead_id FROM c)",
-    )
-    .bind(conversation_id)
-    .execute(&mut *tx)
-    .await?;
     if !inbound.photos.is_empty() {
         // Photos wait on the lead for the owner (no vision endpoint estimates them here).
         sqlx::query(
@@ -154,7 +146,7 @@ pub async fn receive(pool: &PgPool, inbound: Inbound<'_>) -> sqlx::Result<Receiv
 }
 
 /// The customer's current conversation on `channel`, opening one (with its lead, and the
-/// customer if new) when there is none or the last went quiet.
+/// customer if new) when there is none or the last went quiet; locked for the transaction.
 async fn conversation_for(
     tx: &mut PgConnection,
     channel: Channel,
@@ -179,7 +171,13 @@ async fn conversation_for(
             None,
             Some(p),
         ),
-        Sender::Conversation(id) => return Ok(id),
+        Sender::Conversation(id) => {
+            sqlx::query("SELECT 1 FROM \"Conversation\" WHERE id = $1 FOR UPDATE")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            return Ok(id);
+        }
     };
     let customer_id = customers::resolve(tx, &identity).await?;
     let open: Option<Uuid> = sqlx::query_scalar(
@@ -191,7 +189,8 @@ async fn conversation_for(
                     AND EXISTS (SELECT 1 FROM \"Job\" j
                                 WHERE j.lead_id = l.id AND j.status IN ('tentative', 'booked')
                                   AND j.window_end > now())))
-         ORDER BY c.started_at DESC LIMIT 1",
+         ORDER BY c.started_at DESC LIMIT 1
+         FOR UPDATE OF c",
     )
     .bind(customer_id)
     .bind(channel.as_str())

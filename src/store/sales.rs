@@ -345,49 +345,45 @@ pub async fn reply(
     lead: &Lead,
     text: &str,
 ) -> sqlx::Result<Uuid> {
-    let message_id: Uuid = sqlx::query_scalar(
-        "INSERT INTO \"Message\" (conversation_id, role, content, metadata, created_at)
-         VALUES ($1, 'assistant', $2,
-                 CASE WHEN $3::uuid IS NULL THEN '{}'::jsonb
-                      ELSE jsonb_build_object('in_reply_to', $3::uuid) END,
-                 clock_timestamp())
-         RETURNING id",
+    // Web chat replies are read from the thread; the other channels' go through the outbox.
+    let recipient = lead
+        .recipient
+        .as_deref()
+        .filter(|_| lead.channel != Channel::Web);
+    // Unprompted messages (reminders, the owner's decision) may fall outside Messenger's
+    // 24-hour reply window; they are sent as tagged updates.
+    let kind = if in_reply_to.is_some() {
+        "reply"
+    } else {
+        "update"
+    };
+    // One statement: the message, the conversation's time, and the outbox row.
+    sqlx::query_scalar(
+        "WITH message AS (
+             INSERT INTO \"Message\" (conversation_id, role, content, metadata, created_at)
+             VALUES ($1, 'assistant', $2,
+                     CASE WHEN $3::uuid IS NULL THEN '{}'::jsonb
+                          ELSE jsonb_build_object('in_reply_to', $3::uuid) END,
+                     clock_timestamp())
+             RETURNING id
+         ), conversation AS (
+             UPDATE \"Conversation\" SET last_message_at = now(), updated_at = now()
+             WHERE id = $1
+         ), outbox AS (
+             INSERT INTO \"Outbox\" (conversation_id, message_id, channel, recipient, body, kind)
+             SELECT $1, id, $4, $5, $6, $7 FROM message WHERE $5::text IS NOT NULL
+         )
+         SELECT id FROM message",
     )
     .bind(conversation_id)
     .bind(text)
     .bind(in_reply_to)
-    .fetch_one(&mut *conn)
-    .await?;
-    sqlx::query(
-        "UPDATE \"Conversation\" SET last_message_at = now(), updated_at = now() WHERE id = $1",
-    )
-    .bind(conversation_id)
-    .execute(&mut *conn)
-    .await?;
-    if lead.channel != Channel::Web
-        && let Some(recipient) = &lead.recipient
-    {
-        // Unprompted messages (reminders, the owner's decision) may fall outside Messenger's
-        // 24-hour reply window; they are sent as tagged updates.
-        let kind = if in_reply_to.is_some() {
-            "reply"
-        } else {
-            "update"
-        };
-        sqlx::query(
-            "INSERT INTO \"Outbox\" (conversation_id, message_id, channel, recipient, body, kind)
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(conversation_id)
-        .bind(message_id)
-        .bind(lead.channel.as_str())
-        .bind(recipient)
-        .bind(fit(lead.channel, text))
-        .bind(kind)
-        .execute(conn)
-        .await?;
-    }
-    Ok(message_id)
+    .bind(lead.channel.as_str())
+    .bind(recipient)
+    .bind(fit(lead.channel, text))
+    .bind(kind)
+    .fetch_one(conn)
+    .await
 }
 
 /// Queues a message for the owner (sent to the owner's phone when one is configured).
