@@ -61,7 +61,7 @@ pub async fn send_outbox(pool: PgPool, senders: Senders, mut stop: watch::Receiv
 
 /// Sends one due message, if there is one; returns whether there was.
 pub async fn send_one(pool: &PgPool, senders: &Senders) -> sqlx::Result<bool> {
-    let Some(claim) = outbox::claim(pool).await? else {
+    let Some(mut claim) = outbox::claim(pool).await? else {
         return Ok(false);
     };
     let id = claim.message.id;
@@ -89,6 +89,26 @@ pub async fn send_one(pool: &PgPool, senders: &Senders) -> sqlx::Result<bool> {
         return Ok(true);
     };
     let body = claim.message.body.clone();
+    // An earlier try may have reached Twilio: ask it before sending again. (Messenger cannot be
+    // asked; its sends are at-least-once, see `MessengerClient::send`.)
+    if let (Some(since), Route::Sms(client, to)) = (claim.message.uncertain_since, &route) {
+        match client.find_sent(to, &body, since).await {
+            Ok(candidates) => {
+                if let Some(sid) = claim.first_unrecorded(&candidates).await? {
+                    tracing::info!(%id, "an earlier try had reached Twilio: recorded as sent");
+                    claim.sent(Some(&sid)).await?;
+                    return Ok(true);
+                }
+            }
+            Err(e) => {
+                let error = e.to_string();
+                let next = claim.failed(&error).await?;
+                tracing::warn!(%id, error = %outbox::redact_numbers(&error), %next, "could not check whether an earlier try went out; will check again");
+                return Ok(true);
+            }
+        }
+    }
+    let attempted_at = chrono::Utc::now();
     let result = match &route {
         Route::Sms(client, to) => client.send(to, &body).await,
         Route::Messenger(client, psid) => {
@@ -105,6 +125,10 @@ pub async fn send_one(pool: &PgPool, senders: &Senders) -> sqlx::Result<bool> {
         Err(SendError::Retryable(e)) => {
             let next = claim.failed(&e).await?;
             tracing::warn!(%id, error = %outbox::redact_numbers(&e), %next, "send failed; will retry");
+        }
+        Err(SendError::Uncertain(e)) => {
+            let next = claim.uncertain(&e, attempted_at).await?;
+            tracing::warn!(%id, error = %outbox::redact_numbers(&e), %next, "no answer from the provider; will check before sending again");
         }
         Err(SendError::Permanent(e)) => {
             tracing::warn!(%id, error = %outbox::redact_numbers(&e), "send refused; giving up");

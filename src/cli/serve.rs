@@ -61,6 +61,15 @@ pub struct TwilioArgs {
         default_value = "https://api.twilio.com"
     )]
     api_base: String,
+    /// How long a Twilio REST call may take, in milliseconds; a send with no answer by then is
+    /// checked against Twilio's message list before it is sent again.
+    #[arg(
+        long = "twilio-timeout-ms",
+        env = "TWILIO_TIMEOUT_MS",
+        default_value_t = 10_000,
+        value_parser = clap::value_parser!(u64).range(100..=120_000)
+    )]
+    timeout_ms: u64,
 }
 
 /// Messenger settings. The webhook is enabled when the verify token and the app secret are both
@@ -189,7 +198,10 @@ pub fn run(
         let (listener, addr) = http::bind(args.addr).await?;
         tracing::info!(%addr, database = %db.redacted_url(), "listening");
         println!("junkquote listening on http://{addr}");
-        let sender = twilio.as_ref().and_then(TwilioClient::new);
+        let timeout = std::time::Duration::from_millis(args.twilio.timeout_ms);
+        let sender = twilio
+            .as_ref()
+            .and_then(|config| TwilioClient::with_timeout(config, timeout));
         if twilio.is_some() && sender.is_none() {
             tracing::info!(
                 "TWILIO_ACCOUNT_SID or TWILIO_FROM_NUMBER not set: SMS replies are kept in the outbox"
