@@ -1,6 +1,7 @@
 //! `junkquote serve`: the HTTP server.
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -32,6 +33,46 @@ pub struct ServeArgs {
     /// The owner's phone: approval requests are texted there.
     #[arg(long, env = "JUNKQUOTE_OWNER_PHONE")]
     owner_phone: Option<String>,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+/// Limits on the public endpoints.
+#[derive(Debug, Args)]
+pub struct LimitArgs {
+    /// Web-chat sessions one client address may open per window.
+    #[arg(long, env = "JUNKQUOTE_CHAT_SESSION_LIMIT", default_value = "10")]
+    chat_session_limit: NonZeroU32,
+    /// Web-chat sessions all clients together may open per window.
+    #[arg(
+        long,
+        env = "JUNKQUOTE_CHAT_SESSION_GLOBAL_LIMIT",
+        default_value = "300"
+    )]
+    chat_session_global_limit: NonZeroU32,
+    /// The window of those limits, in seconds.
+    #[arg(
+        long,
+        env = "JUNKQUOTE_CHAT_SESSION_WINDOW_SECS",
+        default_value_t = 60,
+        value_parser = clap::value_parser!(u64).range(1..=86_400)
+    )]
+    chat_session_window_secs: u64,
+    /// How many reverse proxies in front of the server append the client's address to
+    /// X-Forwarded-For; 0 (the default) ignores that header, which any client can write.
+    #[arg(long, env = "JUNKQUOTE_TRUSTED_PROXY_HOPS", default_value_t = 0)]
+    trusted_proxy_hops: usize,
+}
+
+impl LimitArgs {
+    fn sessions(&self) -> http::SessionLimits {
+        http::SessionLimits {
+            per_client: self.chat_session_limit,
+            global: self.chat_session_global_limit,
+            window: std::time::Duration::from_secs(self.chat_session_window_secs),
+            trusted_proxy_hops: self.trusted_proxy_hops,
+        }
+    }
 }
 
 /// Twilio SMS settings. The webhook is enabled when the auth token and the public URL are both
@@ -231,7 +272,7 @@ pub fn run(
             shutdown_signal().await;
             tracing::info!("shutting down");
         };
-        let served = http::serve(listener, state, shutdown).await;
+        let served = http::serve_with(listener, state, args.limits.sessions(), shutdown).await;
         let _ = stop.send(true);
         for handle in workers {
             let _ = handle.await;
