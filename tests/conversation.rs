@@ -1206,3 +1206,164 @@ async fn a_pickup_asked_for_today_carries_the_same_day_fee() {
         assert_eq!(count(&db, "SELECT count(*) FROM \"Quote\"").await, 1);
     }
 }
+
+/// The tokens in the owner's "still waiting" messages whose approval belongs to `phone`'s lead.
+async fn renewed_tokens(db: &TestDb, phone: &str) -> Vec<String> {
+    let bodies: Vec<String> = sqlx::query_scalar(
+        "SELECT body FROM \"Outbox\" WHERE channel = 'owner' AND body LIKE 'Still waiting%'",
+    )
+    .fetch_all(&mut db.conn().await)
+    .await
+    .expect("owner messages");
+    let mut tokens = Vec::new();
+    for body in bodies {
+        let token = body
+            .split("/api/approvals/")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .expect("a link in the reminder")
+            .to_owned();
+        let theirs: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM \"Approval\" a JOIN \"Quote\" q ON q.id = a.quote_id
+                            JOIN \"Conversation\" c ON c.lead_id = q.lead_id
+                            WHERE a.token = $1 AND c.external_id = $2)",
+        )
+        .bind(junkquote::domain::token::hash_token(&token))
+        .bind(phone)
+        .fetch_one(&mut db.conn().await)
+        .await
+        .expect("approval of the token");
+        if theirs {
+            tokens.push(token);
+        }
+    }
+    tokens
+}
+
+#[tokio::test]
+async fn an_expired_approval_is_renewed_once_with_a_new_link_for_the_owner() {
+    let db = TestDb::migrated().await;
+    // Two servers: their expiry loops race for the same approvals.
+    let server = sms_server(&db);
+    let _other = sms_server(&db);
+    let client = reqwest::Client::new();
+    let (x, y) = ("+14045550401", "+14045550402");
+    sms(
+        &server,
+        "SM1900",
+        x,
+        "a hot tub, a piano, 2 couches and 20 bags of trash",
+    )
+    .await;
+    let first_x = owner_token(&db).await;
+    sms(&server, "SM1910", y, "a hot tub, a piano and 3 couches").await;
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM \"Approval\" WHERE status = 'pending'"
+        )
+        .await,
+        2
+    );
+    sqlx::query("UPDATE \"Approval\" SET expires_at = now() - interval '1 minute'")
+        .execute(&mut db.conn().await)
+        .await
+        .expect("expire");
+    common::eventually("the owner is asked again about both quotes", || async {
+        count(
+            &db,
+            "SELECT count(*) FROM \"Outbox\" WHERE channel = 'owner' AND body LIKE 'Still waiting%'",
+        )
+        .await
+            == 2
+    })
+    .await;
+    let renewed_x = renewed_tokens(&db, x).await;
+    assert_eq!(renewed_x.len(), 1, "one reminder per quote");
+    assert_ne!(renewed_x[0], first_x, "a new link");
+    let decide = |token: String, decision: &'static str| {
+        client
+            .post(server.url(&format!("/api/approvals/{token}")))
+            .json(&serde_json::json!({"decision": decision}))
+            .send()
+    };
+    // The old link still says it expired; the new one works, once, for the same quote.
+    let old = decide(first_x.clone(), "approve").await.expect("post");
+    assert_eq!(old.status(), 409);
+    let body: serde_json::Value = old.json().await.expect("json");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("expired")),
+        "{body}"
+    );
+    let approved = decide(renewed_x[0].clone(), "approve").await.expect("post");
+    assert_eq!(approved.status(), 200);
+    assert!(
+        replies_to(&db, x)
+            .await
+            .last()
+            .expect("reply")
+            .starts_with("Good news: the owner confirmed your estimate")
+    );
+    assert_eq!(
+        decide(first_x, "deny").await.expect("post").status(),
+        409,
+        "deciding the renewal decided the expired request too"
+    );
+
+    // The renewal expires as well: nothing more is sent, the quote waits in the operator's list.
+    sqlx::query(
+        "UPDATE \"Approval\" SET expires_at = now() - interval '1 minute' WHERE status = 'pending'",
+    )
+    .execute(&mut db.conn().await)
+    .await
+    .expect("expire the renewal");
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM \"Outbox\" WHERE channel = 'owner' AND body LIKE 'Still waiting%'"
+        )
+        .await,
+        2,
+        "the owner is told once"
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM \"Audit\" WHERE action = 'approval_expired'"
+        )
+        .await,
+        2
+    );
+    let token = api_token(&db);
+    let pending: serde_json::Value = client
+        .get(server.url("/api/v1/approvals"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    let pending = pending["approvals"].as_array().expect("list").clone();
+    assert_eq!(pending.len(), 1, "Y's quote, listed once: {pending:?}");
+    let id = pending[0]["id"].as_str().expect("id");
+    let denied = client
+        .post(server.url(&format!("/api/v1/approvals/{id}")))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"decision": "deny"}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(denied.status(), 200);
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM \"Approval\" WHERE status = 'pending'"
+        )
+        .await,
+        0
+    );
+}

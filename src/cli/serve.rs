@@ -260,7 +260,8 @@ pub fn run(
                 stopped.clone(),
             )),
             tokio::spawn(worker::answer_leftovers(pool.clone(), stopped.clone())),
-            tokio::spawn(worker::send_reminders(pool.clone(), stopped)),
+            tokio::spawn(worker::send_reminders(pool.clone(), stopped.clone())),
+            tokio::spawn(worker::renew_expired_approvals(pool.clone(), stopped)),
         ];
         let state = AppState {
             pool: pool.clone(),
