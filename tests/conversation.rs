@@ -1367,3 +1367,88 @@ async fn an_expired_approval_is_renewed_once_with_a_new_link_for_the_owner() {
         0
     );
 }
+
+#[tokio::test]
+async fn two_customers_picking_the_same_last_window_get_one_booking_and_the_truth() {
+    use chrono::TimeZone;
+    let db = TestDb::migrated().await;
+    // Other jobs fill the crew's whole horizon but for one 90-minute window (a couch takes 90
+    // minutes), the day after tomorrow at 10:00 in the company's time zone.
+    let tz = chrono_tz::America::New_York;
+    let day = chrono::Utc::now().with_timezone(&tz).date_naive() + chrono::Days::new(2);
+    let gap_start = tz
+        .from_local_datetime(&day.and_hms_opt(10, 0, 0).expect("time"))
+        .single()
+        .expect("local time")
+        .with_timezone(&chrono::Utc);
+    let gap_end = gap_start + chrono::TimeDelta::minutes(90);
+    sqlx::query(
+        "WITH lead AS (INSERT INTO \"Lead\" (channel) VALUES ('sms') RETURNING id),
+              job AS (INSERT INTO \"Job\" (lead_id, window_start, window_end, status)
+                      SELECT lead.id, w.s, w.e, 'booked'
+                      FROM lead, (VALUES (now() - interval '1 day', $1::timestamptz),
+                                         ($2::timestamptz, now() + interval '10 days')) AS w(s, e)
+                      RETURNING id, window_start, window_end)
+         INSERT INTO \"Booking\" (job_id, crew, window_start, window_end)
+         SELECT id, 1, window_start, window_end FROM job",
+    )
+    .bind(gap_start)
+    .bind(gap_end)
+    .execute(&mut db.conn().await)
+    .await
+    .expect("fill the schedule");
+    let server = sms_server(&db);
+    let (a, b) = ("+14045550501", "+14045550502");
+    let mut offered = Vec::new();
+    for (n, phone) in [a, b].iter().enumerate() {
+        sms(&server, &format!("SM20{n}0"), phone, "a couch").await;
+        sms(
+            &server,
+            &format!("SM20{n}1"),
+            phone,
+            "12 Oak St, Canton GA 30114",
+        )
+        .await;
+        let offer = replies_to(&db, phone).await.pop().expect("offer");
+        let windows: Vec<String> = offer
+            .lines()
+            .filter_map(|l| l.strip_prefix("1) ").or_else(|| l.strip_prefix("2) ")))
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(windows.len(), 1, "exactly one window left: {offer}");
+        offered.push(windows[0].clone());
+    }
+    assert_eq!(offered[0], offered[1], "both were offered the last window");
+    let (ra, rb) = tokio::join!(
+        sms(&server, "SM2020", a, "1"),
+        sms(&server, "SM2021", b, "1")
+    );
+    assert_eq!((ra.status().as_u16(), rb.status().as_u16()), (200, 200));
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM \"Booking\" b JOIN \"Job\" j ON j.id = b.job_id
+             JOIN \"Lead\" l ON l.id = j.lead_id WHERE l.customer_id IS NOT NULL"
+        )
+        .await,
+        1,
+        "one booking"
+    );
+    let last_a = replies_to(&db, a).await.pop().expect("reply");
+    let last_b = replies_to(&db, b).await.pop().expect("reply");
+    let (winner, loser) = if last_a.starts_with("You're booked!") {
+        (&last_a, &last_b)
+    } else {
+        (&last_b, &last_a)
+    };
+    assert!(winner.starts_with("You're booked!"), "{winner}");
+    assert!(winner.contains(&offered[0]), "{winner}");
+    assert!(
+        loser.starts_with("Sorry, that window was just taken"),
+        "{loser}"
+    );
+    assert!(
+        loser.contains("fully booked") && !loser.contains("1) "),
+        "told honestly that nothing is left: {loser}"
+    );
+}
