@@ -297,7 +297,7 @@ async fn a_send_that_timed_out_but_reached_twilio_is_recorded_not_sent_again() {
         status == "pending"
             && attempts == 1
             && since
-            && error.is_some_and(|e| e.starts_with("uncertain:"))
+            && error.is_some_and(|e| e.starts_with("uncertain:") && e.contains("timed out"))
     })
     .await;
     let (status, _, sid, error, _) = until_sent(&db, id).await;
@@ -397,4 +397,75 @@ async fn the_check_pages_through_the_list_and_skips_an_identical_earlier_message
         "the next pages were read: {:?}",
         fake.lists
     );
+}
+
+/// A TCP relay to `upstream` that drops the first connection as soon as the answer starts:
+/// the request reached the provider, the client sees the connection close before a response.
+async fn resetting_relay(upstream: String) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let upstream = upstream.trim_start_matches("http://").to_owned();
+    tokio::spawn(async move {
+        let mut first = true;
+        while let Ok((mut client, _)) = listener.accept().await {
+            let mut server = tokio::net::TcpStream::connect(&upstream)
+                .await
+                .expect("connect upstream");
+            if !first {
+                tokio::spawn(async move {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                });
+                continue;
+            }
+            first = false;
+            tokio::spawn(async move {
+                let (mut client_read, _client_write) = client.split();
+                let (mut server_read, mut server_write) = server.split();
+                let forward = async {
+                    let mut buf = [0u8; 8192];
+                    while let Ok(n) = client_read.read(&mut buf).await {
+                        if n == 0 || server_write.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                };
+                let mut byte = [0u8; 1];
+                tokio::select! {
+                    () = forward => {}
+                    _ = server_read.read(&mut byte) => {}
+                }
+                // Dropping both halves closes the client's connection without an answer.
+            });
+        }
+    });
+    base
+}
+
+#[tokio::test]
+async fn a_connection_reset_after_the_request_was_sent_is_checked_not_sent_again() {
+    let db = TestDb::migrated().await;
+    let (base, fake) = fake_twilio(&[], 50).await;
+    let relay = resetting_relay(base).await;
+    let _server = server(&db, &relay);
+    let id = queue(&db, "You're booked! Thu Nov 26, 10:00–11:30 AM.").await;
+    common::eventually("the row is uncertain", || async {
+        row(&db, id)
+            .await
+            .3
+            .is_some_and(|e| e.starts_with("uncertain:"))
+    })
+    .await;
+    let error = row(&db, id).await.3.unwrap_or_default();
+    assert!(
+        error.contains("closed") && !error.contains("timed out"),
+        "a dropped connection, not a timeout: {error}"
+    );
+    let (status, _, sid, _, _) = until_sent(&db, id).await;
+    let fake = fake.lock().expect("lock");
+    assert_eq!(status, "sent");
+    assert_eq!(fake.posts.len(), 1, "sent once, never twice");
+    assert_eq!(sid.as_deref(), Some(fake.messages[0].sid.as_str()));
 }

@@ -159,10 +159,11 @@ impl TwilioClient {
             .await
             .map_err(|e| {
                 // Without a connection nothing was sent; after one, Twilio may have the message.
+                let cause = with_causes(&e);
                 if e.is_connect() {
-                    SendError::Retryable(format!("could not reach Twilio: {e}"))
+                    SendError::Retryable(format!("could not reach Twilio: {cause}"))
                 } else {
-                    SendError::Uncertain(format!("Twilio did not answer: {e}"))
+                    SendError::Uncertain(format!("Twilio did not answer: {cause}"))
                 }
             })?;
         let status = response.status();
@@ -209,7 +210,10 @@ impl TwilioClient {
                 .send()
                 .await
                 .map_err(|e| {
-                    SendError::Retryable(format!("could not list Twilio messages: {e}"))
+                    SendError::Retryable(format!(
+                        "could not list Twilio messages: {}",
+                        with_causes(&e)
+                    ))
                 })?;
             let status = response.status();
             if !status.is_success() {
@@ -267,4 +271,17 @@ impl TwilioClient {
             "Twilio's message list is longer than {MAX_PAGES} pages since {day}; not checked"
         )))
     }
+}
+
+/// An HTTP error with its causes ("… operation timed out", "… connection closed before message
+/// completed"), which its own message leaves out.
+fn with_causes(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
