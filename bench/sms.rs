@@ -127,6 +127,7 @@ async fn run(cluster: &Cluster, clients: usize, seconds: u64) -> anyhow::Result<
             api_base: "http://127.0.0.1:9".into(),
         })),
         messenger: None,
+        agent: junkquote::agent::Agent::default(),
     };
     let (listener, addr) = http::bind("127.0.0.1:0".parse()?).await?;
     let (stop, stopped) = tokio::sync::watch::channel(false);

@@ -205,18 +205,14 @@ async fn list(
 
 fn server(db: &TestDb, base: &str) -> Server {
     let timeout = TIMEOUT_MS.to_string();
-    Server::start_with(
-        &[],
+    common::twilio::sms_server(
+        db,
         &[
-            ("TWILIO_AUTH_TOKEN", "test-auth-token"),
-            ("TWILIO_WEBHOOK_URL", "https://junk.example/api/twilio/sms"),
             ("TWILIO_ACCOUNT_SID", ACCOUNT),
             ("TWILIO_FROM_NUMBER", FROM),
             ("TWILIO_API_BASE", base),
             ("TWILIO_TIMEOUT_MS", &timeout),
         ],
-        Some(&db.url),
-        None,
     )
 }
 

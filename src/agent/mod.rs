@@ -1,14 +1,55 @@
 //! The conversation engine: answers a conversation's new messages, one conversation at a time
 //! and each conversation's messages in the order they arrived.
 
+pub mod llm;
 pub mod rules;
 
-use chrono::Utc;
-use sqlx::PgPool;
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+use crate::domain::identity::{Region, find_in_text};
+use crate::domain::memory::{facts_in, name_in};
 use crate::domain::schedule::Window;
-use crate::store::{jobs, sales, settings};
+use crate::store::challenges::{self, Attempt, Started};
+use crate::store::context::{self, Budget, Context};
+use crate::store::{customers, jobs, memory, sales, settings};
+
+/// How the agent uses what it knows of customers.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Read customers' memory (notes, addresses, history) into the conversation
+    /// (`CONTEXT_MEMORY_ENABLED`). Customer records are written either way.
+    pub memory: bool,
+    /// Ask "Same address as last time?" before reusing an address
+    /// (`CONTEXT_STRICT_ADDRESS_CONFIRMATION`).
+    pub strict_address: bool,
+    /// Where phone numbers written without a country code are read.
+    pub region: Region,
+    /// How much history is read.
+    pub budget: Budget,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            memory: true,
+            strict_address: true,
+            region: Region::US,
+            budget: Budget::default(),
+        }
+    }
+}
+
+/// The conversation engine with its options; cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct Agent {
+    /// How it uses memory.
+    pub options: Options,
+    /// The LLM agent, when an endpoint is configured; the rule-based agent answers otherwise
+    /// and whenever it fails.
+    pub llm: Option<std::sync::Arc<llm::Llm>>,
+}
 
 /// How often answering one message may fail before it is set aside for the owner, so that
 /// the conversation can go on.
@@ -20,7 +61,7 @@ pub const MAX_ANSWER_ATTEMPTS: i32 = 5;
 /// (a savepoint), retried later with backoff, and after [`MAX_ANSWER_ATTEMPTS`] set aside with
 /// the owner told; the messages after it wait, to keep the order. Returns how many messages were
 /// answered.
-pub async fn process(pool: &PgPool, conversation_id: Uuid) -> sqlx::Result<usize> {
+pub async fn process(agent: &Agent, pool: &PgPool, conversation_id: Uuid) -> sqlx::Result<usize> {
     let mut tx = pool.begin().await?;
     sqlx::query("SELECT 1 FROM \"Conversation\" WHERE id = $1 FOR UPDATE")
         .bind(conversation_id)
@@ -57,7 +98,15 @@ pub async fn process(pool: &PgPool, conversation_id: Uuid) -> sqlx::Result<usize
             text,
             photos: *photos,
         };
-        let result = answer(&mut step, &settings, &mut lead, conversation_id, message).await;
+        let result = answer(
+            &mut step,
+            agent,
+            &settings,
+            &mut lead,
+            conversation_id,
+            message,
+        )
+        .await;
         match result {
             Ok(()) => {
                 step.commit().await?;
@@ -113,7 +162,8 @@ struct Incoming<'a> {
 
 /// Answers one message: the lead is loaded on first use.
 async fn answer(
-    conn: &mut sqlx::PgConnection,
+    conn: &mut PgConnection,
+    agent: &Agent,
     settings: &settings::Settings,
     lead: &mut Option<sales::Lead>,
     conversation_id: Uuid,
@@ -125,19 +175,182 @@ async fn answer(
     let Some(lead) = lead.as_mut() else {
         return Err(sqlx::Error::RowNotFound);
     };
-    let replies = rules::respond(
-        conn,
-        settings,
-        lead,
-        message.text,
-        message.photos > 0,
-        Utc::now(),
-    )
-    .await?;
+    let now = Utc::now();
+    let replies = match verification(conn, agent, lead, conversation_id, message.text).await? {
+        Some(reply) => vec![reply],
+        None => {
+            let notice = learn(conn, agent, lead, conversation_id, message.text, now).await?;
+            let context = read_context(conn, agent, lead).await?;
+            let known = rules::Known {
+                context: context.as_ref(),
+                strict_address: agent.options.strict_address,
+            };
+            let from_llm = match &agent.llm {
+                Some(model) => {
+                    let turn = llm::Turn {
+                        conversation_id,
+                        settings,
+                        known,
+                        now,
+                    };
+                    ask_llm(conn, model, &turn, lead, message.text).await?
+                }
+                None => None,
+            };
+            let mut replies = match from_llm {
+                Some(replies) => replies,
+                None => {
+                    rules::respond(
+                        conn,
+                        settings,
+                        lead,
+                        message.text,
+                        message.photos > 0,
+                        now,
+                        known,
+                    )
+                    .await?
+                }
+            };
+            replies.extend(notice);
+            replies
+        }
+    };
     for reply in replies {
         sales::reply(conn, conversation_id, Some(message.id), lead, &reply).await?;
     }
     Ok(())
+}
+
+/// The LLM agent's replies, with everything its tools did; `None` (and nothing done) when it
+/// failed, so that the rule-based agent answers instead.
+async fn ask_llm(
+    conn: &mut PgConnection,
+    model: &llm::Llm,
+    turn: &llm::Turn<'_>,
+    lead: &mut sales::Lead,
+    text: &str,
+) -> sqlx::Result<Option<Vec<String>>> {
+    let before = lead.clone();
+    let mut attempt = sqlx::Connection::begin(&mut *conn).await?;
+    match llm::respond(model, &mut attempt, turn, lead, text).await {
+        Ok(replies) => {
+            attempt.commit().await?;
+            lead.state.greeted = true;
+            Ok(Some(replies))
+        }
+        Err(e) => {
+            attempt.rollback().await?;
+            *lead = before;
+            tracing::warn!(conversation = %turn.conversation_id, error = %e, "the LLM agent failed; the rule-based agent answers");
+            Ok(None)
+        }
+    }
+}
+
+async fn read_context(
+    conn: &mut PgConnection,
+    agent: &Agent,
+    lead: &sales::Lead,
+) -> sqlx::Result<Option<Context>> {
+    match lead.customer_id {
+        Some(customer_id) if agent.options.memory => {
+            context::load(conn, customer_id, agent.options.budget).await
+        }
+        _ => Ok(None),
+    }
+}
+
+/// A code entered while one is waiting: checks it and, when right, makes the conversation the
+/// proven customer's. `None` when the message is not a code.
+async fn verification(
+    conn: &mut PgConnection,
+    agent: &Agent,
+    lead: &mut sales::Lead,
+    conversation_id: Uuid,
+    text: &str,
+) -> sqlx::Result<Option<String>> {
+    let Some(code) = challenges::code_in(text) else {
+        return Ok(None);
+    };
+    if !challenges::waiting(conn, conversation_id).await? {
+        return Ok(None);
+    }
+    Ok(Some(match challenges::attempt(conn, conversation_id, &code).await? {
+        Attempt::NoChallenge => return Ok(None),
+        Attempt::Wrong(0) | Attempt::Expired => {
+            "That code can't be used any more. Send your phone number or email again for a new one."
+                .to_owned()
+        }
+        Attempt::Wrong(left) => format!(
+            "That code doesn't match. Please check it and try again ({left} tries left)."
+        ),
+        Attempt::Verified(owner) => {
+            if let Some(visitor) = lead.customer_id
+                && visitor != owner
+            {
+                // The merge cannot be refused: both rows exist and differ.
+                let _ = customers::merge(conn, owner, visitor, "verification").await?;
+            }
+            lead.customer_id = Some(owner);
+            let context = read_context(conn, agent, lead).await?;
+            let name = context
+                .as_ref()
+                .and_then(Context::first_name)
+                .map(|n| format!(", {n}"))
+                .unwrap_or_default();
+            lead.state.greeted = true;
+            let known = rules::Known {
+                context: context.as_ref(),
+                strict_address: agent.options.strict_address,
+            };
+            let next = match rules::ask_address(lead, known) {
+                Some(question) if lead.state.quote_id.is_some() => format!(" {question}"),
+                _ if lead.state.quote_id.is_none() => {
+                    " What would you like hauled away?".to_owned()
+                }
+                _ => String::new(),
+            };
+            format!("Thanks{name}, you're verified.{next}")
+        }
+    }))
+}
+
+/// Writes down what the message tells about the customer: their name, durable facts (memory
+/// notes), and phones or emails they give. Returns a notice to add to the reply when a code was
+/// sent to prove one.
+async fn learn(
+    conn: &mut PgConnection,
+    agent: &Agent,
+    lead: &sales::Lead,
+    conversation_id: Uuid,
+    text: &str,
+    now: DateTime<Utc>,
+) -> sqlx::Result<Option<String>> {
+    let Some(customer_id) = lead.customer_id else {
+        return Ok(None);
+    };
+    if let Some(name) = name_in(text) {
+        customers::name_if_unknown(conn, customer_id, &name).await?;
+    }
+    for fact in facts_in(text) {
+        memory::remember(conn, customer_id, conversation_id, &fact, now).await?;
+    }
+    let mut notice = None;
+    for identity in find_in_text(text, agent.options.region) {
+        match customers::owner_of(conn, &identity).await? {
+            None => customers::claim(conn, customer_id, &identity, &identity.value).await?,
+            Some((owner, _)) if owner == customer_id => {}
+            Some((owner, _)) => {
+                // Someone else's: nothing of theirs is shown until the code sent there is entered.
+                notice = Some(match challenges::start(conn, conversation_id, owner, &identity).await? {
+                    Started::Sent => "It looks like you've been in touch with us before. We've sent a 6-digit code there; reply with it and we'll pick up where you left off.".to_owned(),
+                    Started::TooMany => "We've sent several codes already; please try again in an hour.".to_owned(),
+                });
+            }
+        }
+    }
+    Ok(notice)
 }
 
 async fn mark_processed(
@@ -225,4 +438,24 @@ pub async fn remind_one(pool: &PgPool) -> sqlx::Result<bool> {
     sales::save_lead(&mut tx, &lead).await?;
     tx.commit().await?;
     Ok(true)
+}
+
+/// Deletes expired memory notes until `stop` (they are already hidden from everyone; this
+/// frees the rows). Any number of workers can run.
+pub async fn purge_expired_notes(pool: PgPool, mut stop: tokio::sync::watch::Receiver<bool>) {
+    while !*stop.borrow() {
+        let mut pause = std::time::Duration::from_secs(60);
+        match memory::purge_expired(&pool, 1000).await {
+            Ok(n) if n > 0 => {
+                tracing::info!(purged = n, "expired memory notes deleted");
+                pause = std::time::Duration::from_millis(100);
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "purging expired memory notes failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = stop.changed() => {}
+        }
+    }
 }

@@ -10,14 +10,31 @@ use crate::domain::money::Cents;
 use crate::domain::pricing::{PriceQuote, price};
 use crate::domain::schedule::{self, Choice, Window};
 use crate::domain::token::{hash_token, new_token};
+use crate::store::context::Context;
 use crate::store::sales::{self, Booked, Lead};
 use crate::store::settings::Settings;
+use crate::store::{customers, memory};
 
 /// How long the owner's approval link works.
 const APPROVAL_VALID_HOURS: i64 = 48;
 
 const GREETING: &str = "Thanks for reaching out! Tell us what you'd like hauled away (for example: \
                         \"a couch, a fridge and 5 bags of trash\") and we'll text you a price right away.";
+
+/// What the agent knows of the customer beyond this lead.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Known<'a> {
+    /// Their context, when memory is read.
+    pub context: Option<&'a Context>,
+    /// Ask "Same address as last time?" before reusing an address (else reuse it and say so).
+    pub strict_address: bool,
+}
+
+impl Known<'_> {
+    fn last_address(&self) -> Option<&str> {
+        self.context.and_then(Context::last_address)
+    }
+}
 
 /// The replies to one customer message; updates `lead` (saved by the caller).
 pub async fn respond(
@@ -27,6 +44,28 @@ pub async fn respond(
     text: &str,
     photo: bool,
     now: DateTime<Utc>,
+    known: Known<'_>,
+) -> sqlx::Result<Vec<String>> {
+    let welcome = match known.context.and_then(Context::first_name) {
+        Some(name) if !lead.state.greeted => format!("Welcome back, {name}! "),
+        _ => String::new(),
+    };
+    lead.state.greeted = true;
+    let mut replies = respond_to(conn, settings, lead, text, photo, now, known).await?;
+    if let Some(first) = replies.first_mut() {
+        first.insert_str(0, &welcome);
+    }
+    Ok(replies)
+}
+
+async fn respond_to(
+    conn: &mut PgConnection,
+    settings: &Settings,
+    lead: &mut Lead,
+    text: &str,
+    photo: bool,
+    now: DateTime<Utc>,
+    known: Known<'_>,
 ) -> sqlx::Result<Vec<String>> {
     let found = recognise(text);
     if photo && found.is_empty() && text.trim().is_empty() {
@@ -41,7 +80,17 @@ pub async fn respond(
         "scheduling" => schedule_reply(conn, settings, lead, text, now).await?,
         "booked" | "reminding" => booked_reply(conn, settings, lead).await?,
         "awaiting_owner" => {
-            if lead.address.is_none() && looks_like_address(text) && found.is_empty() {
+            if let Some(answer) = confirm_address(lead, text)
+                && found.is_empty()
+            {
+                match answer {
+                    Confirmed::Yes => format!(
+                        "Great, {}. As soon as the owner confirms your estimate we'll text you pickup windows.",
+                        lead.address.as_deref().unwrap_or_default()
+                    ),
+                    Confirmed::No => "No problem: what's the pickup address?".to_owned(),
+                }
+            } else if lead.address.is_none() && looks_like_address(text) && found.is_empty() {
                 lead.address = Some(text.trim().to_owned());
                 format!(
                     "Got it: {}. As soon as the owner confirms your estimate we'll text you pickup windows.",
@@ -55,7 +104,19 @@ pub async fn respond(
         // New, still describing the job, or quoted and waiting for the address.
         _ => {
             if !found.is_empty() {
-                quote_reply(conn, settings, lead, found, now).await?
+                quote_reply(conn, settings, lead, found, now, known).await?
+            } else if lead.state.quote_id.is_some()
+                && let Some(answer) = confirm_address(lead, text)
+            {
+                match answer {
+                    Confirmed::Yes => offer_reply(conn, settings, lead, now, "Great").await?,
+                    Confirmed::No => "No problem: what's the pickup address?".to_owned(),
+                }
+            } else if lead.state.quote_id.is_some() && lead.state.proposed_address.is_some() {
+                format!(
+                    "Is the pickup at {} again? Reply yes, or send the new address.",
+                    lead.state.proposed_address.as_deref().unwrap_or_default()
+                )
             } else if lead.state.quote_id.is_some() && looks_like_address(text) {
                 lead.address = Some(text.trim().to_owned());
                 offer_reply(conn, settings, lead, now, "Great").await?
@@ -69,13 +130,67 @@ pub async fn respond(
     Ok(vec![reply])
 }
 
+/// The customer's answer to "Same address as last time?".
+enum Confirmed {
+    /// That address (now the lead's), or a new one they wrote instead.
+    Yes,
+    /// Not that address, and no new one yet.
+    No,
+}
+
+/// Reads an answer to an address question, when one is open: "yes" takes the proposed
+/// address, a new address replaces it, "no" drops it.
+fn confirm_address(lead: &mut Lead, text: &str) -> Option<Confirmed> {
+    let proposed = lead.state.proposed_address.clone()?;
+    let lower = text.trim().to_lowercase();
+    let words: Vec<&str> = lower
+        .split(|c: char| !c.is_alphanumeric() && c != '\'')
+        .filter(|w| !w.is_empty())
+        .collect();
+    let has = |list: &[&str]| words.iter().any(|w| list.contains(w));
+    if looks_like_address(text) {
+        lead.address = Some(text.trim().to_owned());
+    } else if has(&["no", "nope", "different", "new", "moved", "not"]) {
+        lead.state.proposed_address = None;
+        return Some(Confirmed::No);
+    } else if has(&[
+        "yes", "yep", "yeah", "yup", "y", "same", "correct", "right", "sure", "ok", "okay",
+    ]) {
+        lead.address = Some(proposed);
+    } else {
+        return None;
+    }
+    lead.state.proposed_address = None;
+    Some(Confirmed::Yes)
+}
+
+/// The question for the pickup address: the one used last time when there is one (or, when
+/// not asked first, that address taken and `None` returned).
+pub fn ask_address(lead: &mut Lead, known: Known<'_>) -> Option<String> {
+    if lead.address.is_some() {
+        return None;
+    }
+    match known.last_address() {
+        Some(last) if known.strict_address => {
+            lead.state.proposed_address = Some(last.to_owned());
+            Some(format!("Same address as last time — {last}?"))
+        }
+        Some(last) => {
+            lead.address = Some(last.to_owned());
+            None
+        }
+        None => Some("What's the pickup address?".to_owned()),
+    }
+}
+
 /// Prices what the customer has described so far and asks for what is missing.
-async fn quote_reply(
+pub(crate) async fn quote_reply(
     conn: &mut PgConnection,
     settings: &Settings,
     lead: &mut Lead,
     found: Recognition,
     now: DateTime<Utc>,
+    known: Known<'_>,
 ) -> sqlx::Result<String> {
     lead.state.recognition.merge(found);
     let recognition = &lead.state.recognition;
@@ -127,28 +242,33 @@ async fn quote_reply(
         )
         .await?;
         lead.stage = "awaiting_owner".to_owned();
-        let ask = if lead.address.is_none() {
-            " Meanwhile, what's the pickup address?"
-        } else {
-            ""
+        let ask = match ask_address(lead, known) {
+            Some(question) => format!(" Meanwhile: {}", lower_first(&question)),
+            None => String::new(),
         };
         return Ok(format!(
             "Thanks! {summary} The owner will confirm this price shortly.{ask} {}",
             quote.disclaimer
         ));
     }
-    if lead.address.is_some() {
+    let question = ask_address(lead, known);
+    let Some(question) = question else {
         return offer_reply(conn, settings, lead, now, &format!("Thanks! {summary}")).await;
-    }
+    };
     lead.stage = "quoting".to_owned();
-    Ok(format!(
-        "Thanks! {summary} {} What's the pickup address?",
-        quote.disclaimer
-    ))
+    Ok(format!("Thanks! {summary} {} {question}", quote.disclaimer))
+}
+
+fn lower_first(s: &str) -> String {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .map(|c| c.to_lowercase().chain(chars).collect())
+        .unwrap_or_default()
 }
 
 /// Offers numbered pickup windows.
-async fn offer_reply(
+pub(crate) async fn offer_reply(
     conn: &mut PgConnection,
     settings: &Settings,
     lead: &mut Lead,
@@ -184,7 +304,7 @@ async fn offer_reply(
 }
 
 /// Books the window the customer picked, or explains what to do.
-async fn schedule_reply(
+pub(crate) async fn schedule_reply(
     conn: &mut PgConnection,
     settings: &Settings,
     lead: &mut Lead,
@@ -197,7 +317,7 @@ async fn schedule_reply(
         let found = recognise(text);
         if !found.is_empty() {
             // More to haul: price again, then offer windows again.
-            return quote_reply(conn, settings, lead, found, now).await;
+            return quote_reply(conn, settings, lead, found, now, Known::default()).await;
         }
     }
     let window = match choice {
@@ -254,6 +374,12 @@ async fn schedule_reply(
     }
     match sales::book(conn, lead, quote_id, window).await? {
         Booked::Job(job_id) => {
+            if let Some(customer_id) = lead.customer_id {
+                if let Some(address) = &lead.address {
+                    customers::remember_address(conn, customer_id, address).await?;
+                }
+                memory::to_job(conn, customer_id, job_id).await?;
+            }
             lead.state.job_id = Some(job_id);
             lead.state.offers.clear();
             lead.stage = "booked".to_owned();
@@ -307,7 +433,10 @@ pub async fn approval_decided(
         return offer_reply(conn, settings, lead, now, &opening).await;
     }
     lead.stage = "quoting".to_owned();
-    Ok(format!("{opening}. What's the pickup address?"))
+    Ok(match &lead.state.proposed_address {
+        Some(last) => format!("{opening}. Same address as last time — {last}?"),
+        None => format!("{opening}. What's the pickup address?"),
+    })
 }
 
 async fn booked_reply(
@@ -428,7 +557,7 @@ fn breakdown(quote: &PriceQuote) -> String {
 
 /// Whether a message reads like a street address: a house number followed by a street name
 /// with a street word ("St", "Ave", …), or a ZIP code; never a time ("5 pm tomorrow").
-fn looks_like_address(text: &str) -> bool {
+pub(crate) fn looks_like_address(text: &str) -> bool {
     let lower = text.to_lowercase();
     let words: Vec<&str> = lower
         .split(|c: char| !c.is_alphanumeric())

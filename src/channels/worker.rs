@@ -9,7 +9,7 @@ use tokio::sync::watch;
 
 use super::messenger::MessengerClient;
 use super::twilio::{SendError, TwilioClient};
-use crate::agent;
+use crate::agent::{self, Agent};
 use crate::domain::money::Cents;
 use crate::domain::token::{hash_token, new_token};
 use crate::store::{inbox, outbox, sales, settings};
@@ -146,12 +146,12 @@ enum Route<'a> {
 }
 
 /// Answers messages left unanswered (their request died after storing them) until `stop`.
-pub async fn answer_leftovers(pool: PgPool, mut stop: watch::Receiver<bool>) {
+pub async fn answer_leftovers(agent: Agent, pool: PgPool, mut stop: watch::Receiver<bool>) {
     while !*stop.borrow() {
         match inbox::unanswered(&pool, 5, 20).await {
             Ok(conversations) => {
                 for id in conversations {
-                    if let Err(e) = agent::process(&pool, id).await {
+                    if let Err(e) = agent::process(&agent, &pool, id).await {
                         tracing::warn!(conversation = %id, error = %e, "could not answer");
                     }
                 }

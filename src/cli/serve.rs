@@ -11,9 +11,12 @@ use sqlx::Connection;
 use tokio::sync::watch;
 
 use super::{Cli, migrate::print_progress, shutdown_signal, with_database};
+use crate::agent::llm::{Llm, LlmConfig};
+use crate::agent::{self, Agent};
 use crate::channels::messenger::{MessengerClient, MessengerConfig};
 use crate::channels::twilio::{Secret, TwilioClient, TwilioConfig};
 use crate::channels::worker;
+use crate::domain::identity::Region;
 use crate::http::{self, AppState};
 use crate::store::migrate::{self, MigrateOptions, MigrationSet};
 
@@ -34,7 +37,102 @@ pub struct ServeArgs {
     #[arg(long, env = "JUNKQUOTE_OWNER_PHONE")]
     owner_phone: Option<String>,
     #[command(flatten)]
+    context: ContextArgs,
+    #[command(flatten)]
     limits: LimitArgs,
+}
+
+/// How the assistant uses what it remembers of customers.
+#[derive(Debug, Args)]
+pub struct ContextArgs {
+    /// Read customers' memory (notes, addresses, history) into conversations: 1/true/yes/on or
+    /// 0/false/no/off. Customer records are written either way.
+    #[arg(
+        long = "context-memory-enabled",
+        env = "CONTEXT_MEMORY_ENABLED",
+        default_value = "true",
+        action = clap::ArgAction::Set,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    memory: bool,
+    /// Ask "Same address as last time?" before reusing a returning customer's address (else it
+    /// is reused and said so).
+    #[arg(
+        long = "context-strict-address-confirmation",
+        env = "CONTEXT_STRICT_ADDRESS_CONFIRMATION",
+        default_value = "true",
+        action = clap::ArgAction::Set,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    strict_address: bool,
+    /// The region phone numbers without a country code are read in (two letters).
+    #[arg(
+        long = "phone-region",
+        env = "JUNKQUOTE_PHONE_REGION",
+        default_value = "US"
+    )]
+    region: Region,
+    /// An OpenAI-compatible chat-completions API (up to `/v1`); without it the rule-based
+    /// agent answers.
+    #[arg(long = "llm-base-url", env = "JUNKQUOTE_LLM_BASE_URL")]
+    llm_base_url: Option<String>,
+    /// The model to ask.
+    #[arg(long = "llm-model", env = "JUNKQUOTE_LLM_MODEL")]
+    llm_model: Option<String>,
+    /// The endpoint's API key.
+    #[arg(
+        long = "llm-api-key",
+        env = "JUNKQUOTE_LLM_API_KEY",
+        hide_env_values = true
+    )]
+    llm_api_key: Option<String>,
+    /// How long one completion may take before the rule-based agent answers, in milliseconds.
+    #[arg(
+        long = "llm-timeout-ms",
+        env = "JUNKQUOTE_LLM_TIMEOUT_MS",
+        default_value_t = 8000
+    )]
+    llm_timeout_ms: u64,
+}
+
+impl ContextArgs {
+    fn agent(&self) -> anyhow::Result<Agent> {
+        let set = |v: &Option<String>| {
+            v.as_deref()
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        };
+        let llm = match (set(&self.llm_base_url), set(&self.llm_model)) {
+            (None, None) => None,
+            (Some(_), None) => anyhow::bail!(
+                "JUNKQUOTE_LLM_BASE_URL is set but JUNKQUOTE_LLM_MODEL is not; name the model to use"
+            ),
+            (None, Some(_)) => anyhow::bail!(
+                "JUNKQUOTE_LLM_MODEL is set but JUNKQUOTE_LLM_BASE_URL is not; give the endpoint's URL (up to /v1)"
+            ),
+            (Some(base_url), Some(model)) => {
+                let config = LlmConfig {
+                    base_url,
+                    model,
+                    api_key: set(&self.llm_api_key).map(Secret::new),
+                    timeout: std::time::Duration::from_millis(self.llm_timeout_ms.max(1)),
+                };
+                let llm = Llm::new(config)
+                    .ok_or_else(|| anyhow::anyhow!("cannot build the LLM client"))?;
+                Some(Arc::new(llm))
+            }
+        };
+        Ok(Agent {
+            options: agent::Options {
+                memory: self.memory,
+                strict_address: self.strict_address,
+                region: self.region,
+                ..agent::Options::default()
+            },
+            llm,
+        })
+    }
 }
 
 /// Limits on the public endpoints.
@@ -221,6 +319,7 @@ pub fn run(
     let migrations = Arc::new(MigrationSet::builtin()?);
     let twilio = args.twilio.config()?;
     let messenger = args.messenger.config()?;
+    let agent = args.context.agent()?;
     with_database(cli, runtime, false, async |db| {
         if !args.no_migrate {
             let migrate = async {
@@ -259,7 +358,12 @@ pub fn run(
                 },
                 stopped.clone(),
             )),
-            tokio::spawn(worker::answer_leftovers(pool.clone(), stopped.clone())),
+            tokio::spawn(worker::answer_leftovers(
+                agent.clone(),
+                pool.clone(),
+                stopped.clone(),
+            )),
+            tokio::spawn(agent::purge_expired_notes(pool.clone(), stopped.clone())),
             tokio::spawn(worker::send_reminders(pool.clone(), stopped.clone())),
             tokio::spawn(worker::renew_expired_approvals(pool.clone(), stopped)),
         ];
@@ -268,6 +372,7 @@ pub fn run(
             migrations,
             twilio: twilio.map(Arc::new),
             messenger: messenger.map(Arc::new),
+            agent,
         };
         let shutdown = async {
             shutdown_signal().await;

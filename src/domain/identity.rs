@@ -84,7 +84,7 @@ pub fn normalize_psid(raw: &str) -> Option<String> {
 
 /// The kind of a strong identifier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type)]
-#[sqlx(type_name = "IdentityKind", rename_all = "lowercase")]
+#[sqlx(type_name = "\"IdentityKind\"", rename_all = "lowercase")]
 #[serde(rename_all = "lowercase")]
 pub enum IdentityKind {
     /// A phone number (E.164).

@@ -2,6 +2,7 @@
 
 pub mod identity;
 pub mod items;
+pub mod memory;
 pub mod money;
 pub mod pricing;
 pub mod schedule;

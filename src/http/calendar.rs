@@ -47,11 +47,14 @@ pub async fn feed(
         if job.status == "completed" {
             summary.push_str(" (done)");
         }
-        let total = job
+        let mut total = job
             .total_cents
             .map(Cents::new)
             .map(|c| format!("Estimate {c}"))
             .unwrap_or_default();
+        if let Some(notes) = &job.crew_notes {
+            total.push_str(&format!("\nCrew notes: {notes}"));
+        }
         lines.extend([
             "BEGIN:VEVENT".to_owned(),
             format!("UID:{}@junkquote", job.id),

@@ -101,7 +101,7 @@ pub async fn post(
         },
     )
     .await?;
-    agent::process(&state.pool, conversation_id).await?;
+    agent::process(&state.agent, &state.pool, conversation_id).await?;
     // The assistant's messages written after this one are its replies.
     let replies: Vec<(String,)> = sqlx::query_as(
         "SELECT content FROM \"Message\"

@@ -3,6 +3,7 @@
 mod api;
 mod calendar;
 mod chat;
+mod customers;
 pub mod error;
 mod health;
 mod webhooks;
@@ -13,12 +14,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::agent::Agent;
 use crate::channels::messenger::MessengerConfig;
 use crate::channels::twilio::TwilioConfig;
 use crate::store::migrate::MigrationSet;
@@ -39,6 +41,8 @@ pub struct AppState {
     pub twilio: Option<Arc<TwilioConfig>>,
     /// Messenger, when that channel is configured.
     pub messenger: Option<Arc<MessengerConfig>>,
+    /// The conversation engine.
+    pub agent: Agent,
 }
 
 /// The whole application's routes; opening chat sessions is limited by `limits`.
@@ -70,6 +74,19 @@ pub fn router(state: AppState, limits: SessionLimits) -> Router {
         .route("/api/v1/settings", get(api::get_settings))
         .route("/api/v1/settings/paused", put(api::set_paused))
         .route("/api/v1/settings/pricebook", put(api::put_pricebook))
+        .route("/api/v1/customers", get(customers::find))
+        .route("/api/v1/customers/{id}", delete(customers::erase))
+        .route("/api/v1/customers/{id}/context", get(customers::context))
+        .route(
+            "/api/v1/customers/{id}/notes",
+            get(customers::notes).post(customers::add_note),
+        )
+        .route("/api/v1/customers/{id}/messages", get(customers::search))
+        .route("/api/v1/customers/{id}/merge", post(customers::merge))
+        .route(
+            "/api/v1/notes/{id}",
+            axum::routing::patch(customers::edit_note).delete(customers::delete_note),
+        )
         .fallback(|| async { ApiError::NotFound })
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .layer(TimeoutLayer::with_status_code(

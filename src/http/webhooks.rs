@@ -81,7 +81,7 @@ pub async fn twilio_sms(
     .await?;
     if !received.duplicate {
         // Stored; answering can fail without losing it: the leftovers worker answers it later.
-        if let Err(e) = agent::process(&state.pool, received.conversation_id).await {
+        if let Err(e) = agent::process(&state.agent, &state.pool, received.conversation_id).await {
             tracing::warn!(conversation = %received.conversation_id, error = %e, "answering failed; left for the worker");
         }
     }
@@ -186,7 +186,7 @@ pub async fn messenger(
         }
     }
     for id in conversations {
-        if let Err(e) = agent::process(&state.pool, id).await {
+        if let Err(e) = agent::process(&state.agent, &state.pool, id).await {
             tracing::warn!(conversation = %id, error = %e, "answering failed; left for the worker");
         }
     }

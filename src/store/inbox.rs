@@ -5,7 +5,9 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+use super::customers;
 use crate::domain::Channel;
+use crate::domain::identity::{Identity, IdentityKind, Region};
 
 /// A conversation ends when it has been quiet this long (and its lead is not waiting on the
 /// owner, on a window, or on its pickup); the next message opens a new conversation and lead.
@@ -66,15 +68,7 @@ pub fn clean_text(text: &str) -> String {
 pub async fn receive(pool: &PgPool, inbound: Inbound<'_>) -> sqlx::Result<Received> {
     let text = clean_text(inbound.text);
     let mut tx = pool.begin().await?;
-    let conversation_id = match inbound.sender {
-        Sender::Conversation(id) => id,
-        Sender::Phone(phone) => {
-            conversation_for(&mut tx, inbound.channel, Identity::Phone(phone)).await?
-        }
-        Sender::Psid(psid) => {
-            conversation_for(&mut tx, inbound.channel, Identity::Psid(psid)).await?
-        }
-    };
+    let conversation_id = conversation_for(&mut tx, inbound.channel, inbound.sender).await?;
     // The conversation's row lock orders its messages: `seq` is taken, and committed, one
     // message at a time, so arrival order is commit order.
     sqlx::query("SELECT 1 FROM \"Conversation\" WHERE id = $1 FOR UPDATE")
@@ -159,64 +153,44 @@ pub async fn receive(pool: &PgPool, inbound: Inbound<'_>) -> sqlx::Result<Receiv
     })
 }
 
-enum Identity<'a> {
-    Phone(&'a str),
-    Psid(&'a str),
-}
-
 /// The customer's current conversation on `channel`, opening one (with its lead, and the
 /// customer if new) when there is none or the last went quiet.
 async fn conversation_for(
     tx: &mut PgConnection,
     channel: Channel,
-    identity: Identity<'_>,
+    sender: Sender<'_>,
 ) -> sqlx::Result<Uuid> {
-    let (key, phone, psid) = match identity {
-        Identity::Phone(p) => (format!("phone:{p}"), Some(p), None),
-        Identity::Psid(p) => (format!("psid:{p}"), None, Some(p)),
+    let (identity, phone, psid) = match sender {
+        Sender::Phone(p) => (
+            // A provider sends E.164; a number the parser refuses (a short code) is still who
+            // wrote, taken as given.
+            Identity::phone(p, Region::US).unwrap_or_else(|| Identity {
+                kind: IdentityKind::Phone,
+                value: p.trim().to_owned(),
+            }),
+            Some(p),
+            None,
+        ),
+        Sender::Psid(p) => (
+            Identity {
+                kind: IdentityKind::Psid,
+                value: p.trim().to_owned(),
+            },
+            None,
+            Some(p),
+        ),
+        Sender::Conversation(id) => return Ok(id),
     };
-    // Two first messages from a new number at once must make one customer, not two.
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 7))")
-        .bind(&key)
-        .execute(&mut *tx)
-        .await?;
-    let customer: Option<Uuid> = match (phone, psid) {
-        (Some(phone), _) => {
-            sqlx::query_scalar(
-                "SELECT id FROM \"Customer\" WHERE phone = $1 ORDER BY created_at LIMIT 1",
-            )
-            .bind(phone)
-            .fetch_optional(&mut *tx)
-            .await?
-        }
-        (_, Some(psid)) => sqlx::query_scalar(
-            "SELECT id FROM \"Customer\" WHERE metadata->'psids' ? $1 ORDER BY created_at LIMIT 1",
-        )
-        .bind(psid)
-        .fetch_optional(&mut *tx)
-        .await?,
-        _ => None,
-    };
-    let customer_id = match customer {
-        Some(id) => id,
-        None => {
-            sqlx::query_scalar(
-                "INSERT INTO \"Customer\" (phone, metadata)
-                 VALUES ($1, CASE WHEN $2::text IS NULL THEN '{}'::jsonb
-                                  ELSE jsonb_build_object('psids', jsonb_build_array($2::text)) END)
-                 RETURNING id",
-            )
-            .bind(phone)
-            .bind(psid)
-            .fetch_one(&mut *tx)
-            .await?
-        }
-    };
+    let customer_id = customers::resolve(tx, &identity).await?;
     let open: Option<Uuid> = sqlx::query_scalar(
         "SELECT c.id FROM \"Conversation\" c LEFT JOIN \"Lead\" l ON l.id = c.lead_id
          WHERE c.customer_id = $1 AND c.channel = $2::text::\"Channel\"
            AND (coalesce(c.last_message_at, c.started_at) > now() - make_interval(days => $3)
-                OR l.stage IN ('awaiting_owner', 'scheduling', 'booked', 'reminding'))
+                OR l.stage IN ('awaiting_owner', 'scheduling')
+                OR (l.stage IN ('booked', 'reminding')
+                    AND EXISTS (SELECT 1 FROM \"Job\" j
+                                WHERE j.lead_id = l.id AND j.status IN ('tentative', 'booked')
+                                  AND j.window_end > now())))
          ORDER BY c.started_at DESC LIMIT 1",
     )
     .bind(customer_id)
@@ -227,6 +201,7 @@ async fn conversation_for(
     if let Some(id) = open {
         return Ok(id);
     }
+    let phone = phone.map(|_| identity.value.as_str());
     open_conversation(tx, customer_id, channel, phone, psid.or(phone)).await
 }
 

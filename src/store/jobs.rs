@@ -97,6 +97,8 @@ pub struct CalendarJob {
     pub items: Option<String>,
     /// The quote's total in cents.
     pub total_cents: Option<i64>,
+    /// What the crew should know (gate code, dog, stairs), from the customer's memory notes.
+    pub crew_notes: Option<String>,
     /// Last change.
     pub updated_at: DateTime<Utc>,
 }
@@ -107,7 +109,13 @@ pub async fn calendar(conn: &mut PgConnection) -> sqlx::Result<Vec<CalendarJob>>
         "SELECT j.id, j.window_start, j.window_end, j.status::text AS status, l.address,
                 (SELECT string_agg(i.quantity || ' × ' || i.description, ', ' ORDER BY i.created_at)
                  FROM \"JobItem\" i WHERE i.job_id = j.id) AS items,
-                (q.total * 100)::bigint AS total_cents, j.updated_at
+                (q.total * 100)::bigint AS total_cents,
+                (SELECT string_agg(n.note, '; ')
+                 FROM (SELECT e.metadata FROM \"JobEvent\" e
+                       WHERE e.job_id = j.id AND e.event_type = 'crew_notes'
+                       ORDER BY e.created_at DESC LIMIT 1) e,
+                      jsonb_array_elements_text(e.metadata->'notes') AS n(note)) AS crew_notes,
+                j.updated_at
          FROM \"Job\" j
          JOIN \"Lead\" l ON l.id = j.lead_id
          LEFT JOIN \"Quote\" q ON q.id = j.quote_id

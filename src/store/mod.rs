@@ -1,9 +1,13 @@
 //! Storage: PostgreSQL through sqlx. The embedded cluster, connections, migrations, and the
 //! repositories the agent and the HTTP layer use.
 
+pub mod challenges;
+pub mod context;
+pub mod customers;
 pub mod embedded;
 pub mod inbox;
 pub mod jobs;
+pub mod memory;
 pub mod migrate;
 pub mod outbox;
 pub mod pool;

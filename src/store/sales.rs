@@ -24,6 +24,10 @@ pub struct LeadState {
     pub job_id: Option<Uuid>,
     /// Whether the latest quote includes the same-day fee.
     pub quoted_same_day: bool,
+    /// The address used last time, asked about and not yet confirmed.
+    pub proposed_address: Option<String>,
+    /// Whether the customer has been answered on this lead (a returning one is welcomed once).
+    pub greeted: bool,
 }
 
 /// A lead as the agent sees it.

@@ -10,6 +10,8 @@
 
 #![allow(dead_code)]
 
+pub mod twilio;
+
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -381,6 +383,18 @@ impl Server {
             "FB_PAGE_ACCESS_TOKEN",
             "FB_GRAPH_API_BASE",
             "JUNKQUOTE_OWNER_PHONE",
+            "CONTEXT_MEMORY_ENABLED",
+            "CONTEXT_STRICT_ADDRESS_CONFIRMATION",
+            "JUNKQUOTE_PHONE_REGION",
+            "JUNKQUOTE_LLM_BASE_URL",
+            "JUNKQUOTE_LLM_MODEL",
+            "JUNKQUOTE_LLM_API_KEY",
+            "JUNKQUOTE_LLM_TIMEOUT_MS",
+            "TWILIO_TIMEOUT_MS",
+            "JUNKQUOTE_CHAT_SESSION_LIMIT",
+            "JUNKQUOTE_CHAT_SESSION_GLOBAL_LIMIT",
+            "JUNKQUOTE_CHAT_SESSION_WINDOW_SECS",
+            "JUNKQUOTE_TRUSTED_PROXY_HOPS",
         ] {
             cmd.env_remove(name);
         }

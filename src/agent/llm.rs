@@ -1,0 +1,437 @@
+//! The optional LLM agent: any OpenAI-compatible chat-completions endpoint with tool calling.
+//!
+//! The model writes the words; the code keeps the rules. Its tools are the rule-based agent's
+//! own operations, bound to the lead, customer and conversation of this run: they take no ids,
+//! so a call naming another customer is refused, not obeyed. Prices, approvals and bookings come
+//! only from those operations, and a reply that states a dollar amount no tool produced is
+//! refused. Any error, timeout or refusal sends the message to the rule-based agent instead.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::rules::{self, Known};
+use crate::channels::twilio::Secret;
+use crate::domain::items::recognise;
+use crate::domain::memory::MAX_NOTE;
+use crate::store::sales::Lead;
+use crate::store::settings::Settings;
+use crate::store::{inbox, memory};
+
+/// Where the model is and how long to wait for it.
+#[derive(Debug, Clone)]
+pub struct LlmConfig {
+    /// The API's base URL, up to and including `/v1` (`https://api.openai.com/v1`).
+    pub base_url: String,
+    /// The model name.
+    pub model: String,
+    /// The bearer key, if the endpoint needs one.
+    pub api_key: Option<Secret>,
+    /// How long one completion may take.
+    pub timeout: Duration,
+}
+
+/// A client for the configured endpoint.
+#[derive(Debug, Clone)]
+pub struct Llm {
+    config: LlmConfig,
+    http: reqwest::Client,
+}
+
+/// Why the model's answer was not used.
+#[derive(Debug, thiserror::Error)]
+pub enum LlmError {
+    /// The endpoint could not be reached, or timed out.
+    #[error("the model endpoint failed: {0}")]
+    Http(#[from] reqwest::Error),
+    /// The endpoint answered with an error status.
+    #[error("the model endpoint answered {0}")]
+    Status(u16),
+    /// The answer was not a chat completion, or a tool call could not be read.
+    #[error("malformed answer from the model: {0}")]
+    Malformed(String),
+    /// The model asked for something its tools do not allow, or said something unfounded.
+    #[error("refused: {0}")]
+    Refused(String),
+    /// The database failed while running a tool.
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// Tool rounds per customer message, at most.
+const MAX_ROUNDS: usize = 4;
+/// Earlier messages of this conversation shown to the model.
+const THREAD_MESSAGES: usize = 20;
+
+impl Llm {
+    /// A client, or `None` when the configuration cannot make one.
+    pub fn new(config: LlmConfig) -> Option<Llm> {
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout)
+            .build()
+            .ok()?;
+        Some(Llm { config, http })
+    }
+
+    async fn complete(&self, messages: &[Value]) -> Result<Reply, LlmError> {
+        let url = format!(
+            "{}/chat/completions",
+            self.config.base_url.trim_end_matches('/')
+        );
+        let mut request = self.http.post(url).json(&json!({
+            "model": self.config.model,
+            "messages": messages,
+            "tools": tools(),
+            "tool_choice": "auto",
+            "temperature": 0.2,
+        }));
+        if let Some(key) = &self.config.api_key {
+            request = request.bearer_auth(key.expose());
+        }
+        let response = request.send().await?;
+        if !response.status().is_success() {
+            return Err(LlmError::Status(response.status().as_u16()));
+        }
+        let completion: Completion = response
+            .json()
+            .await
+            .map_err(|e| LlmError::Malformed(e.to_string()))?;
+        completion
+            .choices
+            .into_iter()
+            .next()
+            .map(|c| c.message)
+            .ok_or_else(|| LlmError::Malformed("no choices".into()))
+    }
+}
+
+#[derive(Deserialize)]
+struct Completion {
+    choices: Vec<Choice>,
+}
+
+#[derive(Deserialize)]
+struct Choice {
+    message: Reply,
+}
+
+#[derive(Deserialize)]
+struct Reply {
+    content: Option<String>,
+    #[serde(default)]
+    tool_calls: Vec<ToolCall>,
+}
+
+#[derive(Deserialize, serde::Serialize, Clone)]
+struct ToolCall {
+    id: String,
+    function: FunctionCall,
+}
+
+#[derive(Deserialize, serde::Serialize, Clone)]
+struct FunctionCall {
+    name: String,
+    arguments: String,
+}
+
+fn function(name: &str, description: &str, properties: Value, required: &[&str]) -> Value {
+    json!({
+        "type": "function",
+        "function": {
+            "name": name,
+            "description": description,
+            "parameters": {
+                "type": "object",
+                "properties": properties,
+                "required": required,
+                "additionalProperties": false,
+            },
+        },
+    })
+}
+
+fn tools() -> Value {
+    json!([
+        function(
+            "price_items",
+            "Price what the customer wants hauled, from their own words (items and quantities, stairs, curbside). Returns the estimate to tell them.",
+            json!({"description": {"type": "string"}}),
+            &["description"],
+        ),
+        function(
+            "set_pickup_address",
+            "Record the pickup address the customer gave or confirmed.",
+            json!({"address": {"type": "string"}}),
+            &["address"],
+        ),
+        function(
+            "offer_windows",
+            "Offer numbered pickup windows (only once there is an approved estimate and an address).",
+            json!({}),
+            &[],
+        ),
+        function(
+            "book_window",
+            "Book the pickup window the customer chose, by its number in the last offer, or a day and time in their words.",
+            json!({"choice": {"type": "string"}}),
+            &["choice"],
+        ),
+        function(
+            "save_note",
+            "Remember a durable fact about the customer for next time (gate code, pets, stairs, parking, preferred times).",
+            json!({"content": {"type": "string"}}),
+            &["content"],
+        ),
+    ])
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PriceItems {
+    description: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetAddress {
+    address: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoArguments {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BookWindow {
+    choice: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SaveNote {
+    content: String,
+}
+
+fn arguments<T: serde::de::DeserializeOwned>(call: &ToolCall) -> Result<T, LlmError> {
+    serde_json::from_str(&call.function.arguments).map_err(|e| {
+        // Unknown fields (an id of any kind) are how a call reaches outside this conversation.
+        LlmError::Refused(format!("arguments of {}: {e}", call.function.name))
+    })
+}
+
+/// One turn of the conversation with the tools bound to this lead.
+pub struct Turn<'a> {
+    /// The conversation.
+    pub conversation_id: Uuid,
+    /// Company settings.
+    pub settings: &'a Settings,
+    /// What is known of the customer.
+    pub known: Known<'a>,
+    /// Now.
+    pub now: DateTime<Utc>,
+}
+
+/// The model's replies to `text`, with its tool calls carried out on `lead`.
+pub async fn respond(
+    llm: &Llm,
+    conn: &mut PgConnection,
+    turn: &Turn<'_>,
+    lead: &mut Lead,
+    text: &str,
+) -> Result<Vec<String>, LlmError> {
+    let mut messages = vec![
+        json!({"role": "system", "content": system_prompt(conn, turn, lead).await?}),
+        json!({"role": "user", "content": text}),
+    ];
+    // Amounts the model may state: the ones the tools gave it, and the current quote's.
+    let mut grounded = String::new();
+    if let Some(quote_id) = lead.state.quote_id {
+        let cents = crate::store::sales::quote_total(conn, quote_id).await?;
+        grounded.push_str(&crate::domain::money::Cents::new(cents).to_string());
+    }
+    for _ in 0..MAX_ROUNDS {
+        let reply = llm.complete(&messages).await?;
+        if reply.tool_calls.is_empty() {
+            let content = reply
+                .content
+                .map(|c| c.trim().to_owned())
+                .filter(|c| !c.is_empty())
+                .ok_or_else(|| LlmError::Malformed("an empty reply".into()))?;
+            check_amounts(&content, &grounded)?;
+            return Ok(vec![content]);
+        }
+        messages.push(json!({
+            "role": "assistant",
+            "content": reply.content,
+            "tool_calls": reply.tool_calls.iter().map(|c| json!({
+                "id": c.id, "type": "function", "function": c.function,
+            })).collect::<Vec<_>>(),
+        }));
+        for call in &reply.tool_calls {
+            let result = run_tool(conn, turn, lead, call).await?;
+            grounded.push_str(&result);
+            messages.push(json!({"role": "tool", "tool_call_id": call.id, "content": result}));
+        }
+    }
+    Err(LlmError::Malformed(format!(
+        "still calling tools after {MAX_ROUNDS} rounds"
+    )))
+}
+
+async fn run_tool(
+    conn: &mut PgConnection,
+    turn: &Turn<'_>,
+    lead: &mut Lead,
+    call: &ToolCall,
+) -> Result<String, LlmError> {
+    let (settings, now, known) = (turn.settings, turn.now, turn.known);
+    Ok(match call.function.name.as_str() {
+        "price_items" => {
+            let args: PriceItems = arguments(call)?;
+            let found = recognise(&args.description);
+            if found.is_empty() {
+                "No items recognised; ask the customer what they want hauled.".to_owned()
+            } else {
+                rules::quote_reply(conn, settings, lead, found, now, known).await?
+            }
+        }
+        "set_pickup_address" => {
+            let args: SetAddress = arguments(call)?;
+            let address = args.address.trim();
+            if address.is_empty() || address.chars().count() > 300 {
+                return Err(LlmError::Refused("an empty or overlong address".into()));
+            }
+            lead.address = Some(address.to_owned());
+            lead.state.proposed_address = None;
+            format!("Pickup address recorded: {address}")
+        }
+        "offer_windows" => {
+            let _: NoArguments = arguments(call)?;
+            match lead.state.quote_id {
+                Some(quote_id) if crate::store::sales::bookable(conn, quote_id).await? => {
+                    if lead.address.is_none() {
+                        "Ask for the pickup address first.".to_owned()
+                    } else {
+                        rules::offer_reply(conn, settings, lead, now, "Windows").await?
+                    }
+                }
+                Some(_) => {
+                    "The estimate waits for the owner's approval; windows come after.".to_owned()
+                }
+                None => "There is no estimate yet; price the items first.".to_owned(),
+            }
+        }
+        "book_window" => {
+            let args: BookWindow = arguments(call)?;
+            if lead.stage != "scheduling" {
+                "No windows have been offered yet.".to_owned()
+            } else {
+                rules::schedule_reply(conn, settings, lead, &args.choice, now).await?
+            }
+        }
+        "save_note" => {
+            let args: SaveNote = arguments(call)?;
+            let content = args.content.trim();
+            if content.is_empty() || content.chars().count() > MAX_NOTE {
+                return Err(LlmError::Refused("an empty or overlong note".into()));
+            }
+            if let Some(customer_id) = lead.customer_id {
+                let fact = crate::domain::memory::Fact {
+                    key: "assistant",
+                    content: content.to_owned(),
+                    lifetime: None,
+                };
+                memory::remember_new(conn, customer_id, turn.conversation_id, &fact).await?;
+            }
+            "Noted.".to_owned()
+        }
+        other => return Err(LlmError::Refused(format!("unknown tool {other:?}"))),
+    })
+}
+
+/// Every dollar amount in `reply` must appear in what the tools returned.
+fn check_amounts(reply: &str, grounded: &str) -> Result<(), LlmError> {
+    for (at, _) in reply.match_indices('$') {
+        let amount: String = reply[at..]
+            .chars()
+            .take_while(|c| *c == '$' || c.is_ascii_digit() || *c == ',' || *c == '.')
+            .collect();
+        let amount = amount.trim_end_matches(['.', ',']);
+        if amount.len() > 1 && !grounded.contains(amount) {
+            return Err(LlmError::Refused(format!(
+                "the reply states {amount}, which no tool produced"
+            )));
+        }
+    }
+    Ok(())
+}
+
+async fn system_prompt(
+    conn: &mut PgConnection,
+    turn: &Turn<'_>,
+    lead: &Lead,
+) -> sqlx::Result<String> {
+    let mut thread = inbox::thread(conn, turn.conversation_id).await?;
+    // The newest message is the one being answered; it is sent as the user turn.
+    thread.pop();
+    let start = thread.len().saturating_sub(THREAD_MESSAGES);
+    let transcript: Vec<String> = thread[start..]
+        .iter()
+        .map(|m| format!("{}: {}", m.role, m.content))
+        .collect();
+    let customer = match turn.known.context {
+        Some(context) => serde_json::to_string(&json!({
+            "name": context.customer.name,
+            "addresses": context.addresses,
+            "notes": context.notes.iter().map(|n| &n.content).collect::<Vec<_>>(),
+            "earlier_messages": context.messages.iter()
+                .filter(|m| m.conversation_id != turn.conversation_id)
+                .map(|m| format!("{}: {}", m.role, m.content))
+                .collect::<Vec<_>>(),
+            "open_jobs": context.jobs,
+        }))
+        .unwrap_or_default(),
+        None => "(memory is off)".to_owned(),
+    };
+    Ok(format!(
+        "You are the text-message assistant of a junk-removal company. Be brief, friendly and \
+         plain; one short message per reply. Use the tools to price items, record the pickup \
+         address, offer windows and book; never state a price, fee or time a tool did not give \
+         you; never promise anything the tools did not do. Prices are estimates pending onsite \
+         confirmation. If the customer's request is unclear, ask one question.\n\n\
+         This lead: stage {stage}; address {address}; quote {quote}; windows offered {offers}.\n\
+         What we know of this customer: {customer}\n\
+         This conversation so far:\n{transcript}",
+        stage = lead.stage,
+        address = lead.address.as_deref().unwrap_or("not given"),
+        quote = if lead.state.quote_id.is_some() {
+            "made"
+        } else {
+            "none yet"
+        },
+        offers = lead.state.offers.len(),
+        transcript = if transcript.is_empty() {
+            "(this is the first message)".to_owned()
+        } else {
+            transcript.join("\n")
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts_must_come_from_the_tools() {
+        assert!(check_amounts("Your estimate is $377.", "estimate is $377 (3/8 load)").is_ok());
+        assert!(check_amounts("That'll be $99!", "estimate is $377").is_err());
+        assert!(check_amounts("no money here", "").is_ok());
+    }
+}

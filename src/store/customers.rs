@@ -1,0 +1,428 @@
+//! Customers and their identities: who wrote, whoever the channel, and the operator's merge and
+//! erase.
+//!
+//! An identity proven by its channel (the phone an SMS came from, a Messenger sender id, a code
+//! entered) is *verified*; one a customer only typed is not. A message from a channel finds the
+//! customer holding that identity when it is verified; a typed identity that a channel then proves
+//! moves to the prover, so typing someone else's number never gets you their messages.
+
+use serde::Serialize;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::sales;
+use crate::domain::identity::{Identity, IdentityKind};
+
+/// The customer a channel-proven identity belongs to, made (with the identity) if new. The
+/// identity's advisory lock makes two first messages from one new number one customer.
+pub async fn resolve(conn: &mut PgConnection, identity: &Identity) -> sqlx::Result<Uuid> {
+    lock(conn, identity).await?;
+    let found: Option<(Uuid, bool)> = sqlx::query_as(
+        "SELECT customer_id, verified_at IS NOT NULL FROM \"CustomerIdentity\"
+         WHERE kind = $1 AND value = $2",
+    )
+    .bind(identity.kind)
+    .bind(&identity.value)
+    .fetch_optional(&mut *conn)
+    .await?;
+    match found {
+        Some((customer_id, true)) => Ok(customer_id),
+        Some((claimant, false)) => {
+            // Typed by someone, now proven by its channel: it is the prover's.
+            let customer_id = insert_customer(conn, identity).await?;
+            sqlx::query(
+                "UPDATE \"CustomerIdentity\" SET customer_id = $3, verified_at = now()
+                 WHERE kind = $1 AND value = $2",
+            )
+            .bind(identity.kind)
+            .bind(&identity.value)
+            .bind(customer_id)
+            .execute(&mut *conn)
+            .await?;
+            clear_field(conn, claimant, identity).await?;
+            Ok(customer_id)
+        }
+        None => {
+            let customer_id = insert_customer(conn, identity).await?;
+            sqlx::query(
+                "INSERT INTO \"CustomerIdentity\" (customer_id, kind, value, raw, verified_at)
+                 VALUES ($1, $2, $3, $3, now())",
+            )
+            .bind(customer_id)
+            .bind(identity.kind)
+            .bind(&identity.value)
+            .execute(&mut *conn)
+            .await?;
+            Ok(customer_id)
+        }
+    }
+}
+
+async fn lock(conn: &mut PgConnection, identity: &Identity) -> sqlx::Result<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 7))")
+        .bind(identity.lock_key())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+async fn insert_customer(conn: &mut PgConnection, identity: &Identity) -> sqlx::Result<Uuid> {
+    let (phone, email) = match identity.kind {
+        IdentityKind::Phone => (Some(identity.value.as_str()), None),
+        IdentityKind::Email => (None, Some(identity.value.as_str())),
+        IdentityKind::Psid => (None, None),
+    };
+    sqlx::query_scalar("INSERT INTO \"Customer\" (phone, email) VALUES ($1, $2) RETURNING id")
+        .bind(phone)
+        .bind(email)
+        .fetch_one(conn)
+        .await
+}
+
+/// Empties the customer's phone or email field when it held `identity`.
+async fn clear_field(
+    conn: &mut PgConnection,
+    customer_id: Uuid,
+    identity: &Identity,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE \"Customer\" SET
+             phone = CASE WHEN $2 = 'phone' AND phone = $3 THEN NULL ELSE phone END,
+             email = CASE WHEN $2 = 'email' AND email = $3 THEN NULL ELSE email END,
+             updated_at = now()
+         WHERE id = $1",
+    )
+    .bind(customer_id)
+    .bind(identity.kind.as_str())
+    .bind(&identity.value)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Who holds an identity, and whether it is verified.
+pub async fn owner_of(
+    conn: &mut PgConnection,
+    identity: &Identity,
+) -> sqlx::Result<Option<(Uuid, bool)>> {
+    sqlx::query_as(
+        "SELECT customer_id, verified_at IS NOT NULL FROM \"CustomerIdentity\"
+         WHERE kind = $1 AND value = $2",
+    )
+    .bind(identity.kind)
+    .bind(&identity.value)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Records an identity a customer typed (unverified), and fills their phone or email field if
+/// empty. Nothing happens when someone already holds it.
+pub async fn claim(
+    conn: &mut PgConnection,
+    customer_id: Uuid,
+    identity: &Identity,
+    raw: &str,
+) -> sqlx::Result<()> {
+    lock(conn, identity).await?;
+    let inserted = sqlx::query(
+        "INSERT INTO \"CustomerIdentity\" (customer_id, kind, value, raw)
+         VALUES ($1, $2, $3, $4) ON CONFLICT (kind, value) DO NOTHING",
+    )
+    .bind(customer_id)
+    .bind(identity.kind)
+    .bind(&identity.value)
+    .bind(raw)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if inserted > 0 {
+        fill_field(conn, customer_id, identity).await?;
+    }
+    Ok(())
+}
+
+async fn fill_field(
+    conn: &mut PgConnection,
+    customer_id: Uuid,
+    identity: &Identity,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE \"Customer\" SET
+             phone = CASE WHEN $2 = 'phone' THEN coalesce(phone, $3) ELSE phone END,
+             email = CASE WHEN $2 = 'email' THEN coalesce(email, $3) ELSE email END,
+             updated_at = now()
+         WHERE id = $1",
+    )
+    .bind(customer_id)
+    .bind(identity.kind.as_str())
+    .bind(&identity.value)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Sets the customer's name unless they have one.
+pub async fn name_if_unknown(
+    conn: &mut PgConnection,
+    customer_id: Uuid,
+    name: &str,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE \"Customer\" SET name = $2, updated_at = now() WHERE id = $1 AND name IS NULL",
+    )
+    .bind(customer_id)
+    .bind(name)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Keeps a pickup address on the customer (once; the newest is primary).
+pub async fn remember_address(
+    conn: &mut PgConnection,
+    customer_id: Uuid,
+    address: &str,
+) -> sqlx::Result<()> {
+    let address = address.trim();
+    let known: Option<Uuid> = sqlx::query_scalar(
+        "SELECT id FROM \"CustomerAddress\"
+         WHERE customer_id = $1 AND lower(address) = lower($2)",
+    )
+    .bind(customer_id)
+    .bind(address)
+    .fetch_optional(&mut *conn)
+    .await?;
+    sqlx::query("UPDATE \"CustomerAddress\" SET is_primary = false WHERE customer_id = $1")
+        .bind(customer_id)
+        .execute(&mut *conn)
+        .await?;
+    match known {
+        Some(id) => {
+            sqlx::query("UPDATE \"CustomerAddress\" SET is_primary = true WHERE id = $1")
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
+        }
+        None => {
+            let zip = address
+                .split(|c: char| !c.is_ascii_digit())
+                .rfind(|w| w.len() == 5)
+                .map(str::to_owned);
+            sqlx::query(
+                "INSERT INTO \"CustomerAddress\" (customer_id, address, zip, is_primary)
+                 VALUES ($1, $2, $3, true)",
+            )
+            .bind(customer_id)
+            .bind(address)
+            .bind(zip)
+            .execute(&mut *conn)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// A customer found by an identity.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Found {
+    /// Their id.
+    pub id: Uuid,
+    /// Their name, when known.
+    pub name: Option<String>,
+    /// Their phone (E.164).
+    pub phone: Option<String>,
+    /// Their email.
+    pub email: Option<String>,
+}
+
+/// The customer holding `identity`, verified or not.
+pub async fn find(conn: &mut PgConnection, identity: &Identity) -> sqlx::Result<Option<Found>> {
+    sqlx::query_as(
+        "SELECT c.id, c.name, c.phone, c.email FROM \"CustomerIdentity\" i
+         JOIN \"Customer\" c ON c.id = i.customer_id
+         WHERE i.kind = $1 AND i.value = $2",
+    )
+    .bind(identity.kind)
+    .bind(&identity.value)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Why a merge was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum MergeRefused {
+    /// One of the two does not exist.
+    #[error("customer {0} does not exist")]
+    Missing(Uuid),
+    /// A customer cannot be merged into itself.
+    #[error("a customer cannot be merged into itself")]
+    Same,
+}
+
+/// Moves everything of `other` to `survivor` and deletes `other`, in one transaction: the
+/// operator's decision that two customers are one person.
+pub async fn merge(
+    conn: &mut PgConnection,
+    survivor: Uuid,
+    other: Uuid,
+    actor: &str,
+) -> sqlx::Result<Result<(), MergeRefused>> {
+    if survivor == other {
+        return Ok(Err(MergeRefused::Same));
+    }
+    // Both rows locked, in a fixed order, so that two merges cannot deadlock or interleave.
+    let locked: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT id FROM \"Customer\" WHERE id IN ($1, $2) ORDER BY id FOR UPDATE",
+    )
+    .bind(survivor)
+    .bind(other)
+    .fetch_all(&mut *conn)
+    .await?;
+    for id in [survivor, other] {
+        if !locked.contains(&id) {
+            return Ok(Err(MergeRefused::Missing(id)));
+        }
+    }
+    for table in [
+        "CustomerIdentity",
+        "Conversation",
+        "MemoryNote",
+        "Lead",
+        "Job",
+        "IdentityChallenge",
+    ] {
+        sqlx::query(&format!(
+            "UPDATE \"{table}\" SET customer_id = $1 WHERE customer_id = $2"
+        ))
+        .bind(survivor)
+        .bind(other)
+        .execute(&mut *conn)
+        .await?;
+    }
+    // Addresses: the survivor's copy of a shared address stays; the rest move over.
+    sqlx::query(
+        "DELETE FROM \"CustomerAddress\" o USING \"CustomerAddress\" s
+         WHERE o.customer_id = $2 AND s.customer_id = $1 AND lower(o.address) = lower(s.address)",
+    )
+    .bind(survivor)
+    .bind(other)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "UPDATE \"CustomerAddress\" SET customer_id = $1, is_primary = false WHERE customer_id = $2",
+    )
+    .bind(survivor)
+    .bind(other)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "UPDATE \"Customer\" s SET name = coalesce(s.name, o.name), phone = coalesce(s.phone, o.phone),
+                email = coalesce(s.email, o.email), metadata = o.metadata || s.metadata,
+                updated_at = now()
+         FROM \"Customer\" o WHERE s.id = $1 AND o.id = $2",
+    )
+    .bind(survivor)
+    .bind(other)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("DELETE FROM \"Customer\" WHERE id = $1")
+        .bind(other)
+        .execute(&mut *conn)
+        .await?;
+    sales::audit(
+        conn,
+        None,
+        actor,
+        "customers_merged",
+        serde_json::json!({"survivor": survivor, "merged": other}),
+    )
+    .await?;
+    Ok(Ok(()))
+}
+
+/// What an erasure removed.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Erased {
+    /// Conversations (with their messages).
+    pub conversations: u64,
+    /// Leads (with their quotes, approvals, jobs and audit trail).
+    pub leads: u64,
+    /// Jobs not on one of those leads.
+    pub jobs: u64,
+    /// Memory notes.
+    pub notes: u64,
+    /// Addresses.
+    pub addresses: u64,
+    /// Identities.
+    pub identities: u64,
+}
+
+/// Erases a customer and everything of theirs in one transaction; leaves an audit row with
+/// counts and no personal data. `None` when there is no such customer.
+pub async fn erase(
+    conn: &mut PgConnection,
+    customer_id: Uuid,
+    actor: &str,
+) -> sqlx::Result<Option<Erased>> {
+    let exists: Option<Uuid> =
+        sqlx::query_scalar("SELECT id FROM \"Customer\" WHERE id = $1 FOR UPDATE")
+            .bind(customer_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    if exists.is_none() {
+        return Ok(None);
+    }
+    let mut erased = Erased::default();
+    // The leads' audit trails hold what the customer wrote; the leads hold phone and address.
+    sqlx::query(
+        "DELETE FROM \"Audit\" WHERE lead_id IN (SELECT id FROM \"Lead\" WHERE customer_id = $1)",
+    )
+    .bind(customer_id)
+    .execute(&mut *conn)
+    .await?;
+    let by_customer =
+        |table: &'static str| format!("DELETE FROM \"{table}\" WHERE customer_id = $1");
+    erased.jobs = sqlx::query(&by_customer("Job"))
+        .bind(customer_id)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    erased.conversations = sqlx::query(&by_customer("Conversation"))
+        .bind(customer_id)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    erased.leads = sqlx::query(&by_customer("Lead"))
+        .bind(customer_id)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    erased.notes = sqlx::query(&by_customer("MemoryNote"))
+        .bind(customer_id)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    erased.addresses = sqlx::query(&by_customer("CustomerAddress"))
+        .bind(customer_id)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    erased.identities = sqlx::query(&by_customer("CustomerIdentity"))
+        .bind(customer_id)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    sqlx::query("DELETE FROM \"Customer\" WHERE id = $1")
+        .bind(customer_id)
+        .execute(&mut *conn)
+        .await?;
+    sales::audit(
+        conn,
+        None,
+        actor,
+        "customer_erased",
+        serde_json::json!({"customer_id": customer_id, "removed": &erased}),
+    )
+    .await?;
+    Ok(Some(erased))
+}
