@@ -139,20 +139,16 @@ impl ContextArgs {
 #[derive(Debug, Args)]
 pub struct LimitArgs {
     /// Web-chat sessions one client address may open per window.
-    #[arg(long, env = "JUNKQUOTE_CHAT_SESSION_LIMIT", default_value = "10")]
+    #[arg(long, env = "JUNKQUOTE_CHAT_SESSION_LIMIT", default_value_t = http::SessionLimits::default().per_client)]
     chat_session_limit: NonZeroU32,
     /// Web-chat sessions all clients together may open per window.
-    #[arg(
-        long,
-        env = "JUNKQUOTE_CHAT_SESSION_GLOBAL_LIMIT",
-        default_value = "300"
-    )]
+    #[arg(long, env = "JUNKQUOTE_CHAT_SESSION_GLOBAL_LIMIT", default_value_t = http::SessionLimits::default().global)]
     chat_session_global_limit: NonZeroU32,
     /// The window of those limits, in seconds.
     #[arg(
         long,
         env = "JUNKQUOTE_CHAT_SESSION_WINDOW_SECS",
-        default_value_t = 60,
+        default_value_t = http::SessionLimits::default().window.as_secs(),
         value_parser = clap::value_parser!(u64).range(1..=86_400)
     )]
     chat_session_window_secs: u64,

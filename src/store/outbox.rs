@@ -88,7 +88,11 @@ impl Claim {
     /// Sending failed: try again after a backoff, or give up after [`MAX_ATTEMPTS`]. An
     /// uncertain message stays uncertain (a later failure says nothing about the earlier try).
     pub async fn failed(self, error: &str) -> sqlx::Result<DateTime<Utc>> {
-        self.retry_later(&redact_numbers(error), None, 0.0).await
+        let error = match self.message.uncertain_since {
+            Some(_) => format!("uncertain: {}", redact_numbers(error)),
+            None => redact_numbers(error),
+        };
+        self.retry_later(&error, None, 0.0).await
     }
 
     /// The provider may have the message (first handed to it at `attempted_at`): check with it
