@@ -180,7 +180,14 @@ async fn answer(
         Some(reply) => vec![reply],
         None => {
             let notice = learn(conn, agent, lead, conversation_id, message.text, now).await?;
-            let context = read_context(conn, agent, lead).await?;
+            // The rule-based agent reads memory only to welcome a returning customer and to
+            // offer their last address; most messages need neither.
+            let wanted = agent.llm.is_some() || !lead.state.greeted || lead.address.is_none();
+            let context = if wanted {
+                read_context(conn, agent, lead).await?
+            } else {
+                None
+            };
             let known = rules::Known {
                 context: context.as_ref(),
                 strict_address: agent.options.strict_address,

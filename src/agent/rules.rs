@@ -68,6 +68,12 @@ async fn respond_to(
     known: Known<'_>,
 ) -> sqlx::Result<Vec<String>> {
     let found = recognise(text);
+    // A weight or a narrow window adds to a job already described; alone it is not one.
+    let found = if found.items.is_empty() && lead.state.recognition.items.is_empty() {
+        Recognition::default()
+    } else {
+        found
+    };
     if photo && found.is_empty() && text.trim().is_empty() {
         // The photo is on the lead for the owner; pricing needs words.
         return Ok(vec![
@@ -79,6 +85,11 @@ async fn respond_to(
     let reply = match lead.stage.as_str() {
         "scheduling" => schedule_reply(conn, settings, lead, text, now).await?,
         "booked" | "reminding" => booked_reply(conn, settings, lead).await?,
+        // More items while the owner looks: priced again, and the owner asked about the new
+        // estimate (the earlier request stops working).
+        "awaiting_owner" if !found.is_empty() => {
+            quote_reply(conn, settings, lead, found, now, known).await?
+        }
         "awaiting_owner" => {
             if let Some(answer) = confirm_address(lead, text)
                 && found.is_empty()
@@ -372,7 +383,7 @@ pub(crate) async fn schedule_reply(
         lead.state.quote_id = Some(quote_id);
         lead.state.quoted_same_day = same_day;
     }
-    match sales::book(conn, lead, quote_id, window).await? {
+    match sales::book(conn, lead, quote_id, window, hours.crews).await? {
         Booked::Job(job_id) => {
             if let Some(customer_id) = lead.customer_id {
                 if let Some(address) = &lead.address {

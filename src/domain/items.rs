@@ -295,6 +295,12 @@ pub struct Recognition {
     pub stairs_flights: u32,
     /// Carrying distance in feet, when given.
     pub carry_feet: u32,
+    /// The load's weight in pounds, when the customer gives it.
+    #[serde(default)]
+    pub weight_lbs: Option<u32>,
+    /// The customer needs a narrow arrival window ("exactly at 9", "a one-hour window").
+    #[serde(default)]
+    pub tight_window: bool,
 }
 
 /// Volume assumed for an item the catalog does not know.
@@ -303,7 +309,7 @@ const UNKNOWN_CUBIC_FEET: f64 = 15.0;
 impl Recognition {
     /// Whether the message mentioned nothing to haul.
     pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
+        self.items.is_empty() && self.weight_lbs.is_none() && !self.tight_window
     }
 
     /// Adds what `other` (a later message) says to this recognition.
@@ -313,6 +319,8 @@ impl Recognition {
         self.curbside |= other.curbside;
         self.stairs_flights = self.stairs_flights.max(other.stairs_flights);
         self.carry_feet = self.carry_feet.max(other.carry_feet);
+        self.weight_lbs = self.weight_lbs.max(other.weight_lbs);
+        self.tight_window |= other.tight_window;
     }
 
     /// How sure an estimate from this can be, 0 to 1.
@@ -336,6 +344,8 @@ impl Recognition {
             stairs_flights: self.stairs_flights,
             carry_feet: self.carry_feet,
             confidence: self.confidence(),
+            weight_lbs: self.weight_lbs,
+            tight_window: self.tight_window,
             ..JobSpec::default()
         };
         let mut feet = 0.0;
@@ -924,6 +934,25 @@ fn scan_flags(words: &[&str], result: &mut Recognition) {
                     result.carry_feet = result.carry_feet.max(n.min(5_000));
                 }
             }
+            // Pounds only: tons go with bedload (concrete, dirt), priced by the yard.
+            "lb" | "lbs" | "pound" | "pounds" => {
+                if let Ok(n) = prev.parse::<u32>() {
+                    result.weight_lbs = result.weight_lbs.max(Some(n.min(100_000)));
+                }
+            }
+            "window" => {
+                let before = if i > 1 { words[i - 2] } else { "" };
+                if matches!(prev, "tight" | "narrow" | "short" | "exact" | "specific")
+                    || (prev == "hour" && matches!(before, "one" | "1" | "an" | "half"))
+                {
+                    result.tight_window = true;
+                }
+            }
+            "exactly" | "promptly"
+                if next == "at" || next.starts_with(|c: char| c.is_ascii_digit()) =>
+            {
+                result.tight_window = true;
+            }
             "needle" | "needles" | "syringe" | "syringes" | "sharps" => {
                 result.hazards.insert(Hazard::Needles);
             }
@@ -948,6 +977,20 @@ fn scan_flags(words: &[&str], result: &mut Recognition) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn weight_and_a_tight_window_are_read_and_priced() {
+        let r = recognise("a piano, about 3500 lbs, and I need a one-hour window");
+        assert_eq!(r.weight_lbs, Some(3500));
+        assert!(r.tight_window);
+        assert_eq!(r.items.len(), 1, "{:?}", r.items);
+        let spec = r.job_spec();
+        assert_eq!((spec.weight_lbs, spec.tight_window), (Some(3500), true));
+        let later = recognise("oh and it has to be exactly at 9am");
+        assert!(later.tight_window && !later.is_empty());
+        let plain = recognise("a couch and 5 bags of trash");
+        assert_eq!((plain.weight_lbs, plain.tight_window), (None, false));
+    }
     use proptest::prelude::*;
 
     fn lines(text: &str) -> Vec<(String, u32, bool)> {

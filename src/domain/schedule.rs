@@ -27,6 +27,8 @@ pub struct Hours {
     pub max_offers: usize,
     /// The soonest a window may start after the offer is made.
     pub lead_minutes: u32,
+    /// How many crews work at once: a window is free while one of them is.
+    pub crews: u32,
 }
 
 impl Default for Hours {
@@ -39,6 +41,7 @@ impl Default for Hours {
             days_ahead: 7,
             max_offers: 4,
             lead_minutes: 60,
+            crews: 1,
         }
     }
 }
@@ -87,10 +90,13 @@ pub fn duration(volume: CubicYards, slow_access: bool) -> Duration {
     Duration::minutes(blocks * 90 + if slow_access { 30 } else { 0 })
 }
 
+/// A crew's booked time.
+pub type Busy = (u32, Window);
+
 /// Up to `hours.max_offers` free windows of `length`, starting on the first day that has room
 /// and spread over the day (early, middle, late), then the following days. `busy` holds the
-/// windows already booked.
-pub fn offer(now: DateTime<Utc>, length: Duration, busy: &[Window], hours: &Hours) -> Vec<Window> {
+/// windows already booked, with the crew booked.
+pub fn offer(now: DateTime<Utc>, length: Duration, busy: &[Busy], hours: &Hours) -> Vec<Window> {
     let mut offers = Vec::new();
     for candidates in days(now, hours).map(|day| free_starts(day, now, length, busy, hours)) {
         let room = hours.max_offers - offers.len();
@@ -123,7 +129,7 @@ fn free_starts(
     day: NaiveDate,
     now: DateTime<Utc>,
     length: Duration,
-    busy: &[Window],
+    busy: &[Busy],
     hours: &Hours,
 ) -> Vec<DateTime<Utc>> {
     let tz = hours.time_zone;
@@ -139,13 +145,22 @@ fn free_starts(
             start,
             end: start + length,
         };
-        if start >= earliest && !busy.iter().any(|b| b.overlaps(&window)) {
+        if start >= earliest && free(&window, busy, hours.crews) {
             starts.push(start);
         }
         start += step;
     }
     starts
 }
+
+/// Whether one of `crews` crews has nothing booked during `window`.
+pub fn free(window: &Window, busy: &[Busy], crews: u32) -> bool {
+    (1..=crews.clamp(1, MAX_CREWS))
+        .any(|crew| !busy.iter().any(|(c, b)| *c == crew && b.overlaps(window)))
+}
+
+/// The most crews a company may have.
+pub const MAX_CREWS: u32 = 50;
 
 /// Up to `n` of `candidates`, evenly spread from the first to the last.
 fn spread(candidates: &[DateTime<Utc>], n: usize) -> Vec<DateTime<Utc>> {
@@ -354,9 +369,16 @@ mod tests {
             start: utc("2026-11-25T13:00:00Z"),
             end: utc("2026-11-25T23:00:00Z"),
         };
-        let offers = offer(now, Duration::minutes(180), &[booked], &hours);
+        let offers = offer(now, Duration::minutes(180), &[(1, booked)], &hours);
         assert_eq!(offers.len(), 4);
         assert!(offers.iter().all(|w| !w.overlaps(&booked)));
+        // With a second crew, the first crew's booked day has room again.
+        let two = Hours {
+            crews: 2,
+            ..hours.clone()
+        };
+        let with_two = offer(now, Duration::minutes(180), &[(1, booked)], &two);
+        assert!(with_two.iter().any(|w| w.overlaps(&booked)), "{with_two:?}");
         assert!(
             offers[0].start.with_timezone(&hours.time_zone).date_naive()
                 > NaiveDate::from_ymd_opt(2026, 11, 25).expect("date")
@@ -416,15 +438,17 @@ mod tests {
             let hours = Hours::default();
             let now = utc("2025-01-01T00:00:00Z") + Duration::minutes(minutes_from_epoch);
             let length = Duration::minutes(blocks * 90);
-            let busy: Vec<Window> = busy_at.iter().map(|m| {
+            let busy: Vec<Busy> = busy_at.iter().enumerate().map(|(i, m)| {
                 let start = now + Duration::minutes(*m);
-                Window { start, end: start + Duration::minutes(120) }
+                ((i % 2) as u32 + 1, Window { start, end: start + Duration::minutes(120) })
             }).collect();
+            let hours = Hours { crews: 2, ..hours };
             let offers = offer(now, length, &busy, &hours);
             prop_assert!(offers.len() <= hours.max_offers);
             for w in &offers {
                 prop_assert!(w.start >= now + Duration::minutes(60));
-                prop_assert!(busy.iter().all(|b| !b.overlaps(w)));
+                // One of the two crews is free for the whole window.
+                prop_assert!((1..=2).any(|crew| busy.iter().all(|(c, b)| *c != crew || !b.overlaps(w))));
                 let start = w.start.with_timezone(&hours.time_zone);
                 let end = w.end.with_timezone(&hours.time_zone);
                 prop_assert!(start.time() >= hours.open && end.time() <= hours.close);

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::domain::Channel;
 use crate::domain::items::Recognition;
 use crate::domain::pricing::PriceQuote;
-use crate::domain::schedule::Window;
+use crate::domain::schedule::{Busy, MAX_CREWS, Window};
 
 /// The agent's memory of a lead between messages, kept in `Lead."stateMetadata"`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -126,7 +126,7 @@ pub async fn insert_quote(
         .collect();
     let flags =
         serde_json::json!({"approval_reasons": quote.approval_reasons, "needs_review": review});
-    sqlx::query_scalar(
+    let quote_id: Uuid = sqlx::query_scalar(
         "INSERT INTO \"Quote\" (lead_id, features_json, line_items_json, discounts_json, subtotal,
                                 total, confidence, needs_approval, status, flags_json, notes_json,
                                 disclaimer)
@@ -150,8 +150,20 @@ pub async fn insert_quote(
     .bind(flags)
     .bind(serde_json::json!({"explanation": quote.explain(), "loads": quote.loads}))
     .bind(&quote.disclaimer)
-    .fetch_one(conn)
-    .await
+    .fetch_one(&mut *conn)
+    .await?;
+    // The newest quote is the one that counts: approvals still pending for the lead's older
+    // quotes stop working, so the owner cannot approve a price the customer has moved past.
+    sqlx::query(
+        "UPDATE \"Approval\" a SET expires_at = least(coalesce(a.expires_at, now()), now())
+         FROM \"Quote\" q
+         WHERE a.quote_id = q.id AND q.lead_id = $1 AND q.id <> $2 AND a.status = 'pending'",
+    )
+    .bind(lead_id)
+    .bind(quote_id)
+    .execute(conn)
+    .await?;
+    Ok(quote_id)
 }
 
 /// Asks the owner to approve a quote: an approval whose token (stored as its hash) works once,
@@ -191,15 +203,15 @@ pub async fn quote_total(conn: &mut PgConnection, quote_id: Uuid) -> sqlx::Resul
         .await
 }
 
-/// The crew's booked windows that overlap `from`..`to`.
+/// The crews' booked windows that overlap `from`..`to`.
 pub async fn busy(
     conn: &mut PgConnection,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
-) -> sqlx::Result<Vec<Window>> {
-    let rows: Vec<(DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(
-        "SELECT window_start, window_end FROM \"Booking\"
-         WHERE crew = 1 AND window_end > $1 AND window_start < $2",
+) -> sqlx::Result<Vec<Busy>> {
+    let rows: Vec<(i32, DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT crew, window_start, window_end FROM \"Booking\"
+         WHERE window_end > $1 AND window_start < $2",
     )
     .bind(from)
     .bind(to)
@@ -207,7 +219,7 @@ pub async fn busy(
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(start, end)| Window { start, end })
+        .map(|(crew, start, end)| (u32::try_from(crew).unwrap_or(0), Window { start, end }))
         .collect())
 }
 
@@ -229,6 +241,7 @@ pub async fn book(
     lead: &Lead,
     quote_id: Uuid,
     window: Window,
+    crews: u32,
 ) -> sqlx::Result<Booked> {
     if !bookable(conn, quote_id).await? {
         return Ok(Booked::NotApproved);
@@ -246,14 +259,25 @@ pub async fn book(
     .bind(lead.customer_id)
     .fetch_one(&mut *attempt)
     .await?;
+    // The first crew free for the whole window; the exclusion constraint settles a race.
     let booking = sqlx::query(
-        "INSERT INTO \"Booking\" (job_id, crew, window_start, window_end) VALUES ($1, 1, $2, $3)",
+        "INSERT INTO \"Booking\" (job_id, crew, window_start, window_end)
+         SELECT $1, c, $2, $3 FROM generate_series(1, $4) c
+         WHERE NOT EXISTS (SELECT 1 FROM \"Booking\" b
+                           WHERE b.crew = c AND tstzrange(b.window_start, b.window_end)
+                                                && tstzrange($2, $3))
+         ORDER BY c LIMIT 1",
     )
     .bind(job_id)
     .bind(window.start)
     .bind(window.end)
+    .bind(i32::try_from(crews.clamp(1, MAX_CREWS)).unwrap_or(1))
     .execute(&mut *attempt)
     .await;
+    if matches!(&booking, Ok(done) if done.rows_affected() == 0) {
+        attempt.rollback().await?;
+        return Ok(Booked::Taken);
+    }
     if let Err(e) = booking {
         // Two bookings of the same time check each other's uncommitted rows; PostgreSQL then
         // refuses one with the constraint, or, when both saw the other, with a deadlock. Either

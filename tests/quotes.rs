@@ -1,0 +1,116 @@
+//! Quotes that change while the owner looks at them.
+
+mod common;
+
+use common::TestDb;
+use common::twilio::{sms, sms_server, texts_to};
+use serde_json::json;
+
+const PHONE: &str = "+14045550123";
+
+/// The owner's approval token from the latest approval request in the outbox.
+async fn latest_owner_token(db: &TestDb) -> String {
+    let body: String = sqlx::query_scalar(
+        "SELECT body FROM \"Outbox\" WHERE channel = 'owner' ORDER BY seq DESC LIMIT 1",
+    )
+    .fetch_one(&mut db.conn().await)
+    .await
+    .expect("owner notification");
+    body.split("/api/approvals/")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("token in the notification")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn items_added_while_the_owner_decides_are_priced_and_the_old_request_stops_working() {
+    let db = TestDb::migrated().await;
+    let server = sms_server(&db, &[]);
+    sms(
+        &server,
+        "SMq1",
+        PHONE,
+        "a hot tub, a piano, 2 couches and 20 bags of trash",
+    )
+    .await;
+    let first_token = latest_owner_token(&db).await;
+    let first_total = texts_to(&db, PHONE).await[0].clone();
+    sms(
+        &server,
+        "SMq2",
+        PHONE,
+        "oh and also a fridge and a mattress",
+    )
+    .await;
+    let texts = texts_to(&db, PHONE).await;
+    let second = &texts[1];
+    assert!(
+        second.contains("refrigerator") && second.contains("mattress"),
+        "{second}"
+    );
+    assert!(
+        second.contains("The owner will confirm this price shortly"),
+        "{second}"
+    );
+    assert_ne!(&first_total, second);
+    let second_token = latest_owner_token(&db).await;
+    assert_ne!(
+        first_token, second_token,
+        "the owner was asked about the new estimate"
+    );
+
+    let decide = |token: String| {
+        let url = server.url(&format!("/api/approvals/{token}"));
+        async move {
+            reqwest::Client::new()
+                .post(url)
+                .json(&json!({"decision": "approve"}))
+                .send()
+                .await
+                .expect("decide")
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(
+        decide(first_token).await,
+        409,
+        "the superseded request no longer works"
+    );
+    assert_eq!(decide(second_token).await, 200);
+    let approved: String =
+        sqlx::query_scalar("SELECT status::text FROM \"Quote\" ORDER BY created_at DESC LIMIT 1")
+            .fetch_one(&mut db.conn().await)
+            .await
+            .expect("latest quote");
+    assert_eq!(approved, "approved");
+}
+
+#[tokio::test]
+async fn a_heavy_load_and_a_narrow_window_are_priced_when_mentioned() {
+    let db = TestDb::migrated().await;
+    let server = sms_server(&db, &[]);
+    sms(&server, "SMw1", PHONE, "a couch").await;
+    sms(
+        &server,
+        "SMw2",
+        PHONE,
+        "it's heavy, about 2600 lbs, and I need a one-hour window",
+    )
+    .await;
+    let texts = texts_to(&db, PHONE).await;
+    let second = &texts[1];
+    assert!(second.contains("weight"), "{second}");
+    assert!(second.contains("window"), "{second}");
+    let lines: String = sqlx::query_scalar(
+        "SELECT line_items_json::text FROM \"Quote\" ORDER BY created_at DESC LIMIT 1",
+    )
+    .fetch_one(&mut db.conn().await)
+    .await
+    .expect("quote");
+    assert!(
+        lines.contains("weight") && lines.contains("window"),
+        "{lines}"
+    );
+}
