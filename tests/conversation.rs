@@ -1452,3 +1452,40 @@ async fn two_customers_picking_the_same_last_window_get_one_booking_and_the_trut
         "told honestly that nothing is left: {loser}"
     );
 }
+
+#[tokio::test]
+async fn an_approval_superseded_by_a_newer_quote_is_not_renewed() {
+    let db = TestDb::migrated().await;
+    let server = sms_server(&db);
+    let phone = "+14045550601";
+    sms(&server, "SM2100", phone, "a hot tub, a piano and 3 couches").await;
+    // More items: a new quote, a new request; the first one stops working.
+    sms(&server, "SM2101", phone, "oh and also a fridge").await;
+    assert_eq!(count(&db, "SELECT count(*) FROM \"Approval\"").await, 2);
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    let reminders = "SELECT count(*) FROM \"Outbox\" WHERE body LIKE 'Still waiting%'";
+    assert_eq!(
+        count(&db, reminders).await,
+        0,
+        "the owner is not asked about a price the customer has moved past"
+    );
+    // The current request expiring is renewed, for the newest quote.
+    sqlx::query("UPDATE \"Approval\" SET expires_at = now() - interval '1 minute'")
+        .execute(&mut db.conn().await)
+        .await
+        .expect("expire");
+    common::eventually("the current request is renewed", || async {
+        count(&db, reminders).await == 1
+    })
+    .await;
+    let token = renewed_tokens(&db, phone).await.pop().expect("renewed");
+    let newest: bool = sqlx::query_scalar(
+        "SELECT a.quote_id = (SELECT id FROM \"Quote\" ORDER BY created_at DESC LIMIT 1)
+         FROM \"Approval\" a WHERE a.token = $1",
+    )
+    .bind(junkquote::domain::token::hash_token(&token))
+    .fetch_one(&mut db.conn().await)
+    .await
+    .expect("renewed approval");
+    assert!(newest, "the renewal is for the newest quote");
+}

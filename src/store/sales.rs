@@ -615,8 +615,9 @@ pub struct ExpiredApproval {
 }
 
 /// Claims (`FOR UPDATE SKIP LOCKED`, so any number of workers can run) the approval that
-/// expired first among those never renewed: still pending, the quote still waiting for it and
-/// the lead still waiting for the owner, and no other approval asked for the same quote.
+/// expired first among those never renewed: still pending, its quote the lead's newest and
+/// still waiting for it, the lead still waiting for the owner, and no other approval asked
+/// for the same quote.
 pub async fn claim_expired_approval(
     conn: &mut PgConnection,
 ) -> sqlx::Result<Option<ExpiredApproval>> {
@@ -628,6 +629,9 @@ pub async fn claim_expired_approval(
          JOIN \"Lead\" l ON l.id = q.lead_id
          WHERE a.status = 'pending' AND a.decided_at IS NULL AND a.expires_at <= now()
            AND q.status = 'pending_approval' AND l.stage = 'awaiting_owner'
+           -- a quote the customer has moved past is not worth the owner's time
+           AND NOT EXISTS (SELECT 1 FROM \"Quote\" n
+                           WHERE n.lead_id = q.lead_id AND n.created_at > q.created_at)
            AND NOT EXISTS (SELECT 1 FROM \"Approval\" o
                            WHERE o.quote_id = a.quote_id AND o.id <> a.id)
          ORDER BY a.expires_at
