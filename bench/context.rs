@@ -19,18 +19,10 @@ use junkquote::store::migrate::{self, MigrateOptions, MigrationSet};
 use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+#[path = "args.rs"]
+mod args;
 
-fn flag(name: &str) -> bool {
-    std::env::args().any(|a| a == name)
-}
+use args::{arg, flag};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

@@ -20,17 +20,13 @@ use junkquote::store::embedded::{Cluster, ClusterConfig};
 use junkquote::store::migrate::{self, MigrateOptions, MigrationSet};
 use sqlx::Connection;
 
+#[path = "args.rs"]
+mod args;
+
+use args::arg;
+
 const TOKEN: &str = "bench-token";
 const WEBHOOK_URL: &str = "https://bench.example/api/twilio/sms";
-
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

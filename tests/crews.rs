@@ -1,4 +1,4 @@
-//! More than one crew: a window stays on offer until every crew is booked in it.
+//! The schedule: more than one crew, and a schedule that is full and then opens up.
 
 mod common;
 
@@ -57,4 +57,85 @@ async fn two_crews_take_the_same_window_and_a_third_customer_gets_another() {
         .await
         .expect("bookings");
     assert_eq!(crews, [1, 2]);
+}
+
+#[tokio::test]
+async fn a_customer_told_the_schedule_is_full_hears_when_windows_open() {
+    let db = TestDb::migrated().await;
+    let server = sms_server(&db, &[]);
+    let phone = "+14045550111";
+    // Another customer's job holds the only crew for the next ten days.
+    sqlx::query(
+        "WITH lead AS (INSERT INTO \"Lead\" (channel, stage) VALUES ('sms', 'booked') RETURNING id),
+              job AS (INSERT INTO \"Job\" (lead_id, window_start, window_end, status)
+                      SELECT id, now(), now() + interval '10 days', 'booked' FROM lead RETURNING id)
+         INSERT INTO \"Booking\" (job_id, crew, window_start, window_end)
+         SELECT id, 1, now(), now() + interval '10 days' FROM job",
+    )
+    .execute(&mut db.conn().await)
+    .await
+    .expect("a full schedule");
+    sms(&server, "SMn1", phone, "a couch").await;
+    sms(&server, "SMn2", phone, "123 Main St, Canton GA 30114").await;
+    let full = texts_to(&db, phone).await.pop().expect("reply");
+    assert!(full.contains("fully booked"), "{full}");
+
+    let pool = db.pool().await;
+    // Still full an hour later: looked at, nothing sent.
+    let age = "UPDATE \"Lead\" SET last_agent_message_at = now() - interval '2 hours',
+                      \"stateMetadata\" = \"stateMetadata\" - 'found_full_at'
+               WHERE phone = $1";
+    sqlx::query(age)
+        .bind(phone)
+        .execute(&pool)
+        .await
+        .expect("age");
+    // (The server's own worker may get there first; either way the effect is the same.)
+    junkquote::agent::follow_up_one(&pool)
+        .await
+        .expect("follow up");
+    let looked: bool = sqlx::query_scalar(
+        "SELECT \"stateMetadata\" ? 'found_full_at' FROM \"Lead\" WHERE phone = $1",
+    )
+    .bind(phone)
+    .fetch_one(&pool)
+    .await
+    .expect("lead");
+    assert!(looked, "the schedule was looked at again");
+    assert_eq!(texts_to(&db, phone).await.len(), 2, "nothing new to say");
+    assert!(
+        !junkquote::agent::follow_up_one(&pool)
+            .await
+            .expect("follow up"),
+        "not looked at again within the hour"
+    );
+
+    // The other job is cancelled: the customer hears about the windows once.
+    sqlx::query("DELETE FROM \"Booking\"")
+        .execute(&pool)
+        .await
+        .expect("cancel");
+    sqlx::query(age)
+        .bind(phone)
+        .execute(&pool)
+        .await
+        .expect("age");
+    junkquote::agent::follow_up_one(&pool)
+        .await
+        .expect("follow up");
+    let texts = texts_to(&db, phone).await;
+    assert_eq!(texts.len(), 3, "{texts:?}");
+    assert!(
+        texts[2].starts_with("Good news: pickup windows have opened up"),
+        "{}",
+        texts[2]
+    );
+    assert!(
+        !junkquote::agent::follow_up_one(&pool)
+            .await
+            .expect("follow up")
+    );
+    sms(&server, "SMn3", phone, "1").await;
+    let booked = texts_to(&db, phone).await.pop().expect("booked");
+    assert!(booked.contains("You're booked"), "{booked}");
 }

@@ -74,6 +74,17 @@ async fn chat(server: &Server, session: &(String, String), text: &str) -> String
         .join("\n")
 }
 
+/// Texts "I have an old mattress to get rid of" a week later; returns the reply.
+async fn return_a_week_later(db: &TestDb, server: &Server, sid: &str) -> String {
+    assert_eq!(
+        sms(server, sid, PHONE, "I have an old mattress to get rid of")
+            .await
+            .status(),
+        200
+    );
+    texts_to(db, PHONE).await.pop().expect("a reply")
+}
+
 /// Books a couch over SMS for Jane at 123 Main St with the gate code, then moves the clock a
 /// week on (everything of hers happened eight days ago, the pickup included).
 async fn book_and_age(db: &TestDb, server: &Server) -> Uuid {
@@ -138,19 +149,7 @@ async fn a_returning_customer_is_known_on_every_channel_and_erased_completely() 
     assert!(crew_notes.contains("Gate code: 4321"), "{crew_notes}");
 
     // A week later the same number writes: a new conversation, and the address is asked about.
-    assert_eq!(
-        sms(
-            &server,
-            "SMb1",
-            PHONE,
-            "I have an old mattress to get rid of"
-        )
-        .await
-        .status(),
-        200
-    );
-    let texts = texts_to(&db, PHONE).await;
-    let first = texts.last().expect("a reply");
+    let first = return_a_week_later(&db, &server, "SMb1").await;
     assert!(first.starts_with("Welcome back, Jane!"), "{first}");
     assert!(
         first.contains("Same address as last time — 123 Main St, Canton GA 30114?"),
@@ -359,19 +358,7 @@ async fn with_memory_off_nothing_is_read_but_records_are_written() {
     let db = TestDb::migrated().await;
     let server = sms_server(&db, &[("CONTEXT_MEMORY_ENABLED", "off")]);
     let customer = book_and_age(&db, &server).await;
-    assert_eq!(
-        sms(
-            &server,
-            "SMc1",
-            PHONE,
-            "I have an old mattress to get rid of"
-        )
-        .await
-        .status(),
-        200
-    );
-    let texts = texts_to(&db, PHONE).await;
-    let first = texts.last().expect("a reply");
+    let first = return_a_week_later(&db, &server, "SMc1").await;
     assert!(
         !first.contains("Jane") && !first.contains("Main St"),
         "{first}"
@@ -392,15 +379,7 @@ async fn without_strict_confirmation_the_last_address_is_reused_and_said() {
     let db = TestDb::migrated().await;
     let server = sms_server(&db, &[("CONTEXT_STRICT_ADDRESS_CONFIRMATION", "0")]);
     book_and_age(&db, &server).await;
-    sms(
-        &server,
-        "SMd1",
-        PHONE,
-        "I have an old mattress to get rid of",
-    )
-    .await;
-    let texts = texts_to(&db, PHONE).await;
-    let first = texts.last().expect("a reply");
+    let first = return_a_week_later(&db, &server, "SMd1").await;
     assert!(
         first.contains("123 Main St, Canton GA 30114. Pickup windows"),
         "{first}"
@@ -671,4 +650,80 @@ async fn a_number_someone_typed_belongs_to_whoever_texts_from_it() {
         !context["messages"].to_string().contains("piano"),
         "{context}"
     );
+}
+
+#[tokio::test]
+async fn a_messenger_user_who_texted_before_becomes_one_customer_after_the_code() {
+    use junkquote::channels::signature::messenger_signature;
+    let db = TestDb::migrated().await;
+    let server = sms_server(
+        &db,
+        &[
+            ("FB_VERIFY_TOKEN", "verify-me"),
+            ("FB_APP_SECRET", "app-secret"),
+        ],
+    );
+    let token = api_token(&db);
+    sms(&server, "SMj1", PHONE, "Hi, this is Jane. A couch please").await;
+    let messenger = |mid: &str, text: &str| {
+        let body = json!({
+            "object": "page",
+            "entry": [{"id": "PAGE", "time": 1, "messaging": [{
+                "sender": {"id": "2741000000000009"}, "recipient": {"id": "PAGE"}, "timestamp": 1,
+                "message": {"mid": mid, "text": text}
+            }]}]
+        })
+        .to_string();
+        let url = server.url("/api/messenger");
+        async move {
+            let status = reqwest::Client::new()
+                .post(url)
+                .header("content-type", "application/json")
+                .header(
+                    "X-Hub-Signature-256",
+                    messenger_signature("app-secret", body.as_bytes()),
+                )
+                .body(body)
+                .send()
+                .await
+                .expect("post")
+                .status();
+            assert_eq!(status, 200);
+        }
+    };
+    messenger("m1", "hi, my cell is (404) 555-0123").await;
+    let code_text = texts_to(&db, PHONE)
+        .await
+        .into_iter()
+        .rfind(|t| t.contains("verification code"))
+        .expect("a code texted to the phone");
+    let code: String = code_text
+        .chars()
+        .filter(char::is_ascii_digit)
+        .take(6)
+        .collect();
+    messenger("m2", &code).await;
+    let (_, found) = get_json(&server, &token, "/api/v1/customers?psid=2741000000000009").await;
+    let (_, by_phone) = get_json(&server, &token, "/api/v1/customers?phone=4045550123").await;
+    assert_eq!(
+        found["customer"]["id"], by_phone["customer"]["id"],
+        "{found} {by_phone}"
+    );
+    assert_eq!(found["customer"]["name"], "Jane");
+
+    // On SMS, another customer's number in a text is only a mention: no code, no merge.
+    sms(
+        &server,
+        "SMj2",
+        "+14045550144",
+        "my neighbour 404-555-0123 said you're great",
+    )
+    .await;
+    let texts = texts_to(&db, "+14045550144").await;
+    assert!(!texts.concat().contains("code"), "{texts:?}");
+    let customers: i64 = sqlx::query_scalar("SELECT count(*) FROM \"Customer\"")
+        .fetch_one(&mut db.conn().await)
+        .await
+        .expect("count");
+    assert_eq!(customers, 2);
 }

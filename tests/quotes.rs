@@ -3,25 +3,10 @@
 mod common;
 
 use common::TestDb;
-use common::twilio::{sms, sms_server, texts_to};
+use common::twilio::{owner_token, sms, sms_server, texts_to};
 use serde_json::json;
 
 const PHONE: &str = "+14045550123";
-
-/// The owner's approval token from the latest approval request in the outbox.
-async fn latest_owner_token(db: &TestDb) -> String {
-    let body: String = sqlx::query_scalar(
-        "SELECT body FROM \"Outbox\" WHERE channel = 'owner' ORDER BY seq DESC LIMIT 1",
-    )
-    .fetch_one(&mut db.conn().await)
-    .await
-    .expect("owner notification");
-    body.split("/api/approvals/")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .expect("token in the notification")
-        .to_owned()
-}
 
 #[tokio::test]
 async fn items_added_while_the_owner_decides_are_priced_and_the_old_request_stops_working() {
@@ -34,7 +19,7 @@ async fn items_added_while_the_owner_decides_are_priced_and_the_old_request_stop
         "a hot tub, a piano, 2 couches and 20 bags of trash",
     )
     .await;
-    let first_token = latest_owner_token(&db).await;
+    let first_token = owner_token(&db).await;
     let first_total = texts_to(&db, PHONE).await[0].clone();
     sms(
         &server,
@@ -54,7 +39,7 @@ async fn items_added_while_the_owner_decides_are_priced_and_the_old_request_stop
         "{second}"
     );
     assert_ne!(&first_total, second);
-    let second_token = latest_owner_token(&db).await;
+    let second_token = owner_token(&db).await;
     assert_ne!(
         first_token, second_token,
         "the owner was asked about the new estimate"

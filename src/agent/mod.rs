@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+use crate::domain::Channel;
 use crate::domain::identity::{Region, find_in_text};
 use crate::domain::memory::{facts_in, name_in};
 use crate::domain::schedule::Window;
@@ -348,6 +349,9 @@ async fn learn(
         match customers::owner_of(conn, &identity).await? {
             None => customers::claim(conn, customer_id, &identity, &identity.value).await?,
             Some((owner, _)) if owner == customer_id => {}
+            // A texter's own number is proven by the carrier; another customer's number in a
+            // text is someone they mention, and is left alone (the operator merges if need be).
+            Some(_) if lead.channel == Channel::Sms => {}
             Some((owner, _)) => {
                 // Someone else's: nothing of theirs is shown until the code sent there is entered.
                 notice = Some(match challenges::start(conn, conversation_id, owner, &identity).await? {
@@ -460,6 +464,81 @@ pub async fn purge_expired_notes(pool: PgPool, mut stop: tokio::sync::watch::Rec
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "purging expired memory notes failed"),
         }
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = stop.changed() => {}
+        }
+    }
+}
+
+/// How long after finding the schedule full it is looked at again for that customer.
+pub const FULL_RECHECK_MINUTES: i32 = 60;
+
+/// Looks again at one lead that was told the schedule was full, and texts the customer the
+/// windows that have opened since, once. Returns whether a lead was looked at. Any number of
+/// workers can run: leads are claimed with `SKIP LOCKED`.
+pub async fn follow_up_one(pool: &PgPool) -> sqlx::Result<bool> {
+    let mut tx = pool.begin().await?;
+    let settings = settings::load(&mut tx).await?;
+    if settings.paused {
+        tx.commit().await?;
+        return Ok(false);
+    }
+    let claimed: Option<Uuid> = sqlx::query_scalar(
+        "SELECT c.id FROM \"Lead\" l JOIN \"Conversation\" c ON c.lead_id = l.id
+         WHERE l.stage = 'scheduling'
+           AND coalesce(jsonb_array_length(l.\"stateMetadata\"->'offers'), 0) = 0
+           AND coalesce((l.\"stateMetadata\"->>'found_full_at')::timestamptz,
+                        l.last_agent_message_at, l.updated_at)
+               < now() - make_interval(mins => $1)
+         ORDER BY l.updated_at LIMIT 1
+         FOR UPDATE OF c, l SKIP LOCKED",
+    )
+    .bind(FULL_RECHECK_MINUTES)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(conversation_id) = claimed else {
+        tx.commit().await?;
+        return Ok(false);
+    };
+    let mut lead = sales::lead_of_conversation(&mut tx, conversation_id).await?;
+    let now = Utc::now();
+    let text = rules::offer_reply(
+        &mut tx,
+        &settings,
+        &mut lead,
+        now,
+        "Good news: pickup windows have opened up",
+    )
+    .await?;
+    if lead.state.offers.is_empty() {
+        // Still full: nothing is sent; the next look is an interval from now.
+        sqlx::query(
+            "UPDATE \"Lead\" SET \"stateMetadata\" = \"stateMetadata\" || jsonb_build_object('found_full_at', now())
+             WHERE id = $1",
+        )
+        .bind(lead.id)
+        .execute(&mut *tx)
+        .await?;
+    } else {
+        sales::reply(&mut tx, conversation_id, None, &lead, &text).await?;
+        sales::save_lead(&mut tx, &lead).await?;
+    }
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Runs [`follow_up_one`] until `stop`.
+pub async fn follow_up_fully_booked(pool: PgPool, mut stop: tokio::sync::watch::Receiver<bool>) {
+    while !*stop.borrow() {
+        let pause = match follow_up_one(&pool).await {
+            Ok(true) => std::time::Duration::from_millis(50),
+            Ok(false) => std::time::Duration::from_secs(30),
+            Err(e) => {
+                tracing::warn!(error = %e, "looking again at fully booked leads failed");
+                std::time::Duration::from_secs(30)
+            }
+        };
         tokio::select! {
             _ = tokio::time::sleep(pause) => {}
             _ = stop.changed() => {}

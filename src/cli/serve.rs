@@ -360,6 +360,7 @@ pub fn run(
                 stopped.clone(),
             )),
             tokio::spawn(agent::purge_expired_notes(pool.clone(), stopped.clone())),
+            tokio::spawn(agent::follow_up_fully_booked(pool.clone(), stopped.clone())),
             tokio::spawn(worker::send_reminders(pool.clone(), stopped.clone())),
             tokio::spawn(worker::renew_expired_approvals(pool.clone(), stopped)),
         ];

@@ -380,38 +380,22 @@ pub async fn erase(
     .bind(customer_id)
     .execute(&mut *conn)
     .await?;
-    let by_customer =
-        |table: &'static str| format!("DELETE FROM \"{table}\" WHERE customer_id = $1");
-    erased.jobs = sqlx::query(&by_customer("Job"))
-        .bind(customer_id)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
-    erased.conversations = sqlx::query(&by_customer("Conversation"))
-        .bind(customer_id)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
-    erased.leads = sqlx::query(&by_customer("Lead"))
-        .bind(customer_id)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
-    erased.notes = sqlx::query(&by_customer("MemoryNote"))
-        .bind(customer_id)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
-    erased.addresses = sqlx::query(&by_customer("CustomerAddress"))
-        .bind(customer_id)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
-    erased.identities = sqlx::query(&by_customer("CustomerIdentity"))
-        .bind(customer_id)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
+    // Jobs before leads (a lead's jobs go with it, but a job may be on another lead), and the
+    // customer's own records last: they restrict deleting the customer, never each other.
+    for (table, count) in [
+        ("Job", &mut erased.jobs),
+        ("Conversation", &mut erased.conversations),
+        ("Lead", &mut erased.leads),
+        ("MemoryNote", &mut erased.notes),
+        ("CustomerAddress", &mut erased.addresses),
+        ("CustomerIdentity", &mut erased.identities),
+    ] {
+        *count = sqlx::query(&format!("DELETE FROM \"{table}\" WHERE customer_id = $1"))
+            .bind(customer_id)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+    }
     sqlx::query("DELETE FROM \"Customer\" WHERE id = $1")
         .bind(customer_id)
         .execute(&mut *conn)

@@ -28,6 +28,8 @@ pub struct LeadState {
     pub proposed_address: Option<String>,
     /// Whether the customer has been answered on this lead (a returning one is welcomed once).
     pub greeted: bool,
+    /// When the schedule was last found full for this lead (it is looked at again later).
+    pub found_full_at: Option<DateTime<Utc>>,
 }
 
 /// A lead as the agent sees it.

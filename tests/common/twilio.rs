@@ -64,3 +64,18 @@ pub fn api_token(db: &TestDb) -> String {
     assert!(out.status.success(), "{}", super::stderr(&out));
     super::stdout(&out).trim().to_owned()
 }
+
+/// The owner's approval token from the latest approval request in the outbox.
+pub async fn owner_token(db: &TestDb) -> String {
+    let body: String = sqlx::query_scalar(
+        "SELECT body FROM \"Outbox\" WHERE channel = 'owner' ORDER BY seq DESC LIMIT 1",
+    )
+    .fetch_one(&mut db.conn().await)
+    .await
+    .expect("owner notification");
+    body.split("/api/approvals/")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("token in the notification")
+        .to_owned()
+}
