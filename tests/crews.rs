@@ -66,9 +66,12 @@ async fn a_customer_told_the_schedule_is_full_hears_when_windows_open() {
     let phone = "+14045550111";
     // Another customer's job holds the only crew for the next ten days.
     sqlx::query(
-        "WITH lead AS (INSERT INTO \"Lead\" (channel, stage) VALUES ('sms', 'booked') RETURNING id),
-              job AS (INSERT INTO \"Job\" (lead_id, window_start, window_end, status)
-                      SELECT id, now(), now() + interval '10 days', 'booked' FROM lead RETURNING id)
+        "WITH customer AS (INSERT INTO \"Customer\" DEFAULT VALUES RETURNING id),
+              lead AS (INSERT INTO \"Lead\" (channel, stage, customer_id)
+                       SELECT 'sms', 'booked', id FROM customer RETURNING id, customer_id),
+              job AS (INSERT INTO \"Job\" (lead_id, customer_id, window_start, window_end, status)
+                      SELECT id, customer_id, now(), now() + interval '10 days', 'booked' FROM lead
+                      RETURNING id)
          INSERT INTO \"Booking\" (job_id, crew, window_start, window_end)
          SELECT id, 1, now(), now() + interval '10 days' FROM job",
     )

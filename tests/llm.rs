@@ -38,10 +38,14 @@ struct Fake {
 }
 
 fn tool_call(arguments: &str) -> Value {
+    call("price_items", arguments)
+}
+
+fn call(name: &str, arguments: &str) -> Value {
     json!({"choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
         "role": "assistant", "content": null,
         "tool_calls": [{"id": "call_1", "type": "function",
-                        "function": {"name": "price_items", "arguments": arguments}}]}}]})
+                        "function": {"name": name, "arguments": arguments}}]}}]})
 }
 
 fn said(content: &str) -> Value {
@@ -69,6 +73,13 @@ async fn completions(State(fake): State<Fake>, Json(request): Json<Value>) -> Js
             &json!({"description": content, "customer_id": "00000000-0000-0000-0000-000000000001"})
                 .to_string(),
         ),
+        (Mode::Honest, Some("tool")) if content.contains("gate code") => said(&format!(
+            "From our notes: {}",
+            content.lines().next().unwrap_or_default()
+        )),
+        (Mode::Honest, Some("user")) if content.starts_with("what gate code") => {
+            call("search_history", &json!({"query": "gate code"}).to_string())
+        }
         (Mode::Honest, Some("tool")) => {
             let amount: String = content
                 .split_whitespace()
@@ -150,6 +161,7 @@ async fn the_model_prices_through_the_tools_with_the_customers_memory_in_view() 
             "set_pickup_address",
             "offer_windows",
             "book_window",
+            "search_history",
             "save_note"
         ]
     );
@@ -237,4 +249,34 @@ fn half_an_llm_configuration_is_refused_at_start() {
     assert!(!out.status.success());
     let err = common::stderr(&out);
     assert!(err.contains("JUNKQUOTE_LLM_MODEL"), "{err}");
+}
+
+#[tokio::test]
+async fn the_model_searches_the_customers_history_for_older_facts() {
+    let db = TestDb::migrated().await;
+    let (base, _) = fake_model(Mode::Honest).await;
+    let server = sms_server(&db, &llm_env(&base));
+    sms(
+        &server,
+        "SMs1",
+        PHONE,
+        "I need a couch picked up, the gate code is 4321",
+    )
+    .await;
+    sms(&server, "SMs2", PHONE, "what gate code did I give you?").await;
+    let reply = texts_to(&db, PHONE).await.pop().expect("a reply");
+    assert!(
+        reply.starts_with("From our notes:") && reply.contains("4321"),
+        "{reply}"
+    );
+    // Another customer's history is not searched.
+    sms(
+        &server,
+        "SMs3",
+        "+14045550777",
+        "what gate code did I give you?",
+    )
+    .await;
+    let other = texts_to(&db, "+14045550777").await.pop().expect("a reply");
+    assert!(!other.contains("4321"), "{other}");
 }

@@ -182,6 +182,12 @@ fn tools() -> Value {
             &["choice"],
         ),
         function(
+            "search_history",
+            "Search everything this customer and we have written before (older conversations included) for words, e.g. \"gate code\".",
+            json!({"query": {"type": "string"}}),
+            &["query"],
+        ),
+        function(
             "save_note",
             "Remember a durable fact about the customer for next time (gate code, pets, stairs, parking, preferred times).",
             json!({"content": {"type": "string"}}),
@@ -214,6 +220,12 @@ struct BookWindow {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct SearchHistory {
+    query: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct SaveNote {
     content: String,
 }
@@ -229,6 +241,8 @@ fn arguments<T: serde::de::DeserializeOwned>(call: &ToolCall) -> Result<T, LlmEr
 pub struct Turn<'a> {
     /// The conversation.
     pub conversation_id: Uuid,
+    /// The customer's message being answered.
+    pub message_id: Uuid,
     /// Company settings.
     pub settings: &'a Settings,
     /// What is known of the customer.
@@ -333,6 +347,31 @@ async fn run_tool(
                 "No windows have been offered yet.".to_owned()
             } else {
                 rules::schedule_reply(conn, settings, lead, &args.choice, now).await?
+            }
+        }
+        "search_history" => {
+            let args: SearchHistory = arguments(call)?;
+            let query = args.query.trim();
+            if query.is_empty() || query.chars().count() > 200 {
+                return Err(LlmError::Refused("an empty or overlong search".into()));
+            }
+            match lead.customer_id {
+                Some(customer_id) => {
+                    let mut hits = memory::search(conn, customer_id, query, 6).await?;
+                    // The message being answered is not history.
+                    hits.retain(|h| h.message_id != turn.message_id);
+                    if hits.is_empty() {
+                        "Nothing found.".to_owned()
+                    } else {
+                        hits.iter()
+                            .map(|h| {
+                                format!("{} {}: {}", h.created_at.date_naive(), h.role, h.content)
+                            })
+                            .collect::<Vec<_>>()
+                            .join("\n")
+                    }
+                }
+                None => "Nothing found.".to_owned(),
             }
         }
         "save_note" => {

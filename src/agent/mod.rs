@@ -197,6 +197,7 @@ async fn answer(
                 Some(model) => {
                     let turn = llm::Turn {
                         conversation_id,
+                        message_id: message.id,
                         settings,
                         known,
                         now,

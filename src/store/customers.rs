@@ -11,7 +11,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::sales;
-use crate::domain::identity::{Identity, IdentityKind};
+use crate::domain::identity::{Identity, IdentityKind, Region, normalize_phone};
 
 /// The customer a channel-proven identity belongs to, made (with the identity) if new. The
 /// identity's advisory lock makes two first messages from one new number one customer.
@@ -28,7 +28,9 @@ pub async fn resolve(conn: &mut PgConnection, identity: &Identity) -> sqlx::Resu
     match found {
         Some((customer_id, true)) => Ok(customer_id),
         Some((claimant, false)) => {
-            // Typed by someone, now proven by its channel: it is the prover's.
+            // Typed by someone, now proven by its channel: it is the prover's. (The claimant
+            // lets go of it first: a phone or email belongs to one customer.)
+            clear_field(conn, claimant, identity).await?;
             let customer_id = insert_customer(conn, identity).await?;
             sqlx::query(
                 "UPDATE \"CustomerIdentity\" SET customer_id = $3, verified_at = now()
@@ -39,7 +41,6 @@ pub async fn resolve(conn: &mut PgConnection, identity: &Identity) -> sqlx::Resu
             .bind(customer_id)
             .execute(&mut *conn)
             .await?;
-            clear_field(conn, claimant, identity).await?;
             Ok(customer_id)
         }
         None => {
@@ -67,8 +68,11 @@ async fn lock(conn: &mut PgConnection, identity: &Identity) -> sqlx::Result<()> 
 }
 
 async fn insert_customer(conn: &mut PgConnection, identity: &Identity) -> sqlx::Result<Uuid> {
+    // The customer's phone field holds E.164 only; a sender the parser refuses (a short code)
+    // is kept as their identity alone.
+    let e164 = normalize_phone(&identity.value, Region::US).filter(|p| *p == identity.value);
     let (phone, email) = match identity.kind {
-        IdentityKind::Phone => (Some(identity.value.as_str()), None),
+        IdentityKind::Phone => (e164.as_deref(), None),
         IdentityKind::Email => (None, Some(identity.value.as_str())),
         IdentityKind::Psid => (None, None),
     };
@@ -315,20 +319,20 @@ pub async fn merge(
     .bind(other)
     .execute(&mut *conn)
     .await?;
+    // The other goes first, then the survivor takes what it lacked: a phone or email belongs to
+    // one customer at a time.
     sqlx::query(
-        "UPDATE \"Customer\" s SET name = coalesce(s.name, o.name), phone = coalesce(s.phone, o.phone),
-                email = coalesce(s.email, o.email), metadata = o.metadata || s.metadata,
-                updated_at = now()
-         FROM \"Customer\" o WHERE s.id = $1 AND o.id = $2",
+        "WITH gone AS (DELETE FROM \"Customer\" WHERE id = $2
+                       RETURNING name, phone, email, metadata)
+         UPDATE \"Customer\" s SET name = coalesce(s.name, gone.name),
+                phone = coalesce(s.phone, gone.phone), email = coalesce(s.email, gone.email),
+                metadata = gone.metadata || s.metadata, updated_at = now()
+         FROM gone WHERE s.id = $1",
     )
     .bind(survivor)
     .bind(other)
     .execute(&mut *conn)
     .await?;
-    sqlx::query("DELETE FROM \"Customer\" WHERE id = $1")
-        .bind(other)
-        .execute(&mut *conn)
-        .await?;
     sales::audit(
         conn,
         None,
