@@ -1206,3 +1206,286 @@ async fn a_pickup_asked_for_today_carries_the_same_day_fee() {
         assert_eq!(count(&db, "SELECT count(*) FROM \"Quote\"").await, 1);
     }
 }
+
+/// The tokens in the owner's "still waiting" messages whose approval belongs to `phone`'s lead.
+async fn renewed_tokens(db: &TestDb, phone: &str) -> Vec<String> {
+    let bodies: Vec<String> = sqlx::query_scalar(
+        "SELECT body FROM \"Outbox\" WHERE channel = 'owner' AND body LIKE 'Still waiting%'",
+    )
+    .fetch_all(&mut db.conn().await)
+    .await
+    .expect("owner messages");
+    let mut tokens = Vec::new();
+    for body in bodies {
+        let token = body
+            .split("/api/approvals/")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .expect("a link in the reminder")
+            .to_owned();
+        let theirs: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM \"Approval\" a JOIN \"Quote\" q ON q.id = a.quote_id
+                            JOIN \"Conversation\" c ON c.lead_id = q.lead_id
+                            WHERE a.token = $1 AND c.external_id = $2)",
+        )
+        .bind(junkquote::domain::token::hash_token(&token))
+        .bind(phone)
+        .fetch_one(&mut db.conn().await)
+        .await
+        .expect("approval of the token");
+        if theirs {
+            tokens.push(token);
+        }
+    }
+    tokens
+}
+
+#[tokio::test]
+async fn an_expired_approval_is_renewed_once_with_a_new_link_for_the_owner() {
+    let db = TestDb::migrated().await;
+    // Two servers: their expiry loops race for the same approvals.
+    let server = sms_server(&db);
+    let _other = sms_server(&db);
+    let client = reqwest::Client::new();
+    let (x, y) = ("+14045550401", "+14045550402");
+    sms(
+        &server,
+        "SM1900",
+        x,
+        "a hot tub, a piano, 2 couches and 20 bags of trash",
+    )
+    .await;
+    let first_x = owner_token(&db).await;
+    sms(&server, "SM1910", y, "a hot tub, a piano and 3 couches").await;
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM \"Approval\" WHERE status = 'pending'"
+        )
+        .await,
+        2
+    );
+    sqlx::query("UPDATE \"Approval\" SET expires_at = now() - interval '1 minute'")
+        .execute(&mut db.conn().await)
+        .await
+        .expect("expire");
+    common::eventually("the owner is asked again about both quotes", || async {
+        count(
+            &db,
+            "SELECT count(*) FROM \"Outbox\" WHERE channel = 'owner' AND body LIKE 'Still waiting%'",
+        )
+        .await
+            == 2
+    })
+    .await;
+    let renewed_x = renewed_tokens(&db, x).await;
+    assert_eq!(renewed_x.len(), 1, "one reminder per quote");
+    assert_ne!(renewed_x[0], first_x, "a new link");
+    let decide = |token: String, decision: &'static str| {
+        client
+            .post(server.url(&format!("/api/approvals/{token}")))
+            .json(&serde_json::json!({"decision": decision}))
+            .send()
+    };
+    // The old link still says it expired; the new one works, once, for the same quote.
+    let old = decide(first_x.clone(), "approve").await.expect("post");
+    assert_eq!(old.status(), 409);
+    let body: serde_json::Value = old.json().await.expect("json");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("expired")),
+        "{body}"
+    );
+    let approved = decide(renewed_x[0].clone(), "approve").await.expect("post");
+    assert_eq!(approved.status(), 200);
+    assert!(
+        replies_to(&db, x)
+            .await
+            .last()
+            .expect("reply")
+            .starts_with("Good news: the owner confirmed your estimate")
+    );
+    assert_eq!(
+        decide(first_x, "deny").await.expect("post").status(),
+        409,
+        "deciding the renewal decided the expired request too"
+    );
+
+    // The renewal expires as well: nothing more is sent, the quote waits in the operator's list.
+    sqlx::query(
+        "UPDATE \"Approval\" SET expires_at = now() - interval '1 minute' WHERE status = 'pending'",
+    )
+    .execute(&mut db.conn().await)
+    .await
+    .expect("expire the renewal");
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM \"Outbox\" WHERE channel = 'owner' AND body LIKE 'Still waiting%'"
+        )
+        .await,
+        2,
+        "the owner is told once"
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM \"Audit\" WHERE action = 'approval_expired'"
+        )
+        .await,
+        2
+    );
+    let token = api_token(&db);
+    let pending: serde_json::Value = client
+        .get(server.url("/api/v1/approvals"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    let pending = pending["approvals"].as_array().expect("list").clone();
+    assert_eq!(pending.len(), 1, "Y's quote, listed once: {pending:?}");
+    let id = pending[0]["id"].as_str().expect("id");
+    let denied = client
+        .post(server.url(&format!("/api/v1/approvals/{id}")))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"decision": "deny"}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(denied.status(), 200);
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM \"Approval\" WHERE status = 'pending'"
+        )
+        .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn two_customers_picking_the_same_last_window_get_one_booking_and_the_truth() {
+    use chrono::TimeZone;
+    let db = TestDb::migrated().await;
+    // Other jobs fill the crew's whole horizon but for one 90-minute window (a couch takes 90
+    // minutes), the day after tomorrow at 10:00 in the company's time zone.
+    let tz = chrono_tz::America::New_York;
+    let day = chrono::Utc::now().with_timezone(&tz).date_naive() + chrono::Days::new(2);
+    let gap_start = tz
+        .from_local_datetime(&day.and_hms_opt(10, 0, 0).expect("time"))
+        .single()
+        .expect("local time")
+        .with_timezone(&chrono::Utc);
+    let gap_end = gap_start + chrono::TimeDelta::minutes(90);
+    sqlx::query(
+        "WITH lead AS (INSERT INTO \"Lead\" (channel) VALUES ('sms') RETURNING id),
+              job AS (INSERT INTO \"Job\" (lead_id, window_start, window_end, status)
+                      SELECT lead.id, w.s, w.e, 'booked'
+                      FROM lead, (VALUES (now() - interval '1 day', $1::timestamptz),
+                                         ($2::timestamptz, now() + interval '10 days')) AS w(s, e)
+                      RETURNING id, window_start, window_end)
+         INSERT INTO \"Booking\" (job_id, crew, window_start, window_end)
+         SELECT id, 1, window_start, window_end FROM job",
+    )
+    .bind(gap_start)
+    .bind(gap_end)
+    .execute(&mut db.conn().await)
+    .await
+    .expect("fill the schedule");
+    let server = sms_server(&db);
+    let (a, b) = ("+14045550501", "+14045550502");
+    let mut offered = Vec::new();
+    for (n, phone) in [a, b].iter().enumerate() {
+        sms(&server, &format!("SM20{n}0"), phone, "a couch").await;
+        sms(
+            &server,
+            &format!("SM20{n}1"),
+            phone,
+            "12 Oak St, Canton GA 30114",
+        )
+        .await;
+        let offer = replies_to(&db, phone).await.pop().expect("offer");
+        let windows: Vec<String> = offer
+            .lines()
+            .filter_map(|l| l.strip_prefix("1) ").or_else(|| l.strip_prefix("2) ")))
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(windows.len(), 1, "exactly one window left: {offer}");
+        offered.push(windows[0].clone());
+    }
+    assert_eq!(offered[0], offered[1], "both were offered the last window");
+    let (ra, rb) = tokio::join!(
+        sms(&server, "SM2020", a, "1"),
+        sms(&server, "SM2021", b, "1")
+    );
+    assert_eq!((ra.status().as_u16(), rb.status().as_u16()), (200, 200));
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM \"Booking\" b JOIN \"Job\" j ON j.id = b.job_id
+             JOIN \"Lead\" l ON l.id = j.lead_id WHERE l.customer_id IS NOT NULL"
+        )
+        .await,
+        1,
+        "one booking"
+    );
+    let last_a = replies_to(&db, a).await.pop().expect("reply");
+    let last_b = replies_to(&db, b).await.pop().expect("reply");
+    let (winner, loser) = if last_a.starts_with("You're booked!") {
+        (&last_a, &last_b)
+    } else {
+        (&last_b, &last_a)
+    };
+    assert!(winner.starts_with("You're booked!"), "{winner}");
+    assert!(winner.contains(&offered[0]), "{winner}");
+    assert!(
+        loser.starts_with("Sorry, that window was just taken"),
+        "{loser}"
+    );
+    assert!(
+        loser.contains("fully booked") && !loser.contains("1) "),
+        "told honestly that nothing is left: {loser}"
+    );
+}
+
+#[tokio::test]
+async fn an_approval_superseded_by_a_newer_quote_is_not_renewed() {
+    let db = TestDb::migrated().await;
+    let server = sms_server(&db);
+    let phone = "+14045550601";
+    sms(&server, "SM2100", phone, "a hot tub, a piano and 3 couches").await;
+    // More items: a new quote, a new request; the first one stops working.
+    sms(&server, "SM2101", phone, "oh and also a fridge").await;
+    assert_eq!(count(&db, "SELECT count(*) FROM \"Approval\"").await, 2);
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    let reminders = "SELECT count(*) FROM \"Outbox\" WHERE body LIKE 'Still waiting%'";
+    assert_eq!(
+        count(&db, reminders).await,
+        0,
+        "the owner is not asked about a price the customer has moved past"
+    );
+    // The current request expiring is renewed, for the newest quote.
+    sqlx::query("UPDATE \"Approval\" SET expires_at = now() - interval '1 minute'")
+        .execute(&mut db.conn().await)
+        .await
+        .expect("expire");
+    common::eventually("the current request is renewed", || async {
+        count(&db, reminders).await == 1
+    })
+    .await;
+    let token = renewed_tokens(&db, phone).await.pop().expect("renewed");
+    let newest: bool = sqlx::query_scalar(
+        "SELECT a.quote_id = (SELECT id FROM \"Quote\" ORDER BY created_at DESC LIMIT 1)
+         FROM \"Approval\" a WHERE a.token = $1",
+    )
+    .bind(junkquote::domain::token::hash_token(&token))
+    .fetch_one(&mut db.conn().await)
+    .await
+    .expect("renewed approval");
+    assert!(newest, "the renewal is for the newest quote");
+}

@@ -116,6 +116,10 @@ impl MessengerClient {
             }))
             .send()
             .await
+            // Messenger has no API to ask whether a message went out, so a send whose outcome
+            // is unknown (a timeout, a reset connection) is simply sent again: delivery here is
+            // at-least-once, and after such a fault the customer may rarely see a reply twice.
+            // Losing a quote or a booking confirmation would be worse.
             .map_err(|e| {
                 SendError::Retryable(format!("Messenger did not answer: {}", e.without_url()))
             })?;

@@ -1,6 +1,6 @@
 //! Background work that must survive restarts, so it lives in the database: sending the
-//! outbox, and answering messages stored by a request that died before answering them. Any
-//! number of servers can run these loops side by side.
+//! outbox, answering messages stored by a request that died before answering them, reminders,
+//! and approvals that expired. Any number of servers can run these loops side by side.
 
 use std::time::Duration;
 
@@ -10,7 +10,9 @@ use tokio::sync::watch;
 use super::messenger::MessengerClient;
 use super::twilio::{SendError, TwilioClient};
 use crate::agent::{self, Agent};
-use crate::store::{inbox, outbox};
+use crate::domain::money::Cents;
+use crate::domain::token::{hash_token, new_token};
+use crate::store::{inbox, outbox, sales, settings};
 
 /// How often an idle loop looks for work.
 const IDLE: Duration = Duration::from_millis(250);
@@ -61,7 +63,7 @@ pub async fn send_outbox(pool: PgPool, senders: Senders, mut stop: watch::Receiv
 
 /// Sends one due message, if there is one; returns whether there was.
 pub async fn send_one(pool: &PgPool, senders: &Senders) -> sqlx::Result<bool> {
-    let Some(claim) = outbox::claim(pool).await? else {
+    let Some(mut claim) = outbox::claim(pool).await? else {
         return Ok(false);
     };
     let id = claim.message.id;
@@ -89,6 +91,26 @@ pub async fn send_one(pool: &PgPool, senders: &Senders) -> sqlx::Result<bool> {
         return Ok(true);
     };
     let body = claim.message.body.clone();
+    // An earlier try may have reached Twilio: ask it before sending again. (Messenger cannot be
+    // asked; its sends are at-least-once, see `MessengerClient::send`.)
+    if let (Some(since), Route::Sms(client, to)) = (claim.message.uncertain_since, &route) {
+        match client.find_sent(to, &body, since).await {
+            Ok(candidates) => {
+                if let Some(sid) = claim.first_unrecorded(&candidates).await? {
+                    tracing::info!(%id, "an earlier try had reached Twilio: recorded as sent");
+                    claim.sent(Some(&sid)).await?;
+                    return Ok(true);
+                }
+            }
+            Err(e) => {
+                let error = e.to_string();
+                let next = claim.failed(&error).await?;
+                tracing::warn!(%id, error = %outbox::redact_numbers(&error), %next, "could not check whether an earlier try went out; will check again");
+                return Ok(true);
+            }
+        }
+    }
+    let attempted_at = chrono::Utc::now();
     let result = match &route {
         Route::Sms(client, to) => client.send(to, &body).await,
         Route::Messenger(client, psid) => {
@@ -105,6 +127,10 @@ pub async fn send_one(pool: &PgPool, senders: &Senders) -> sqlx::Result<bool> {
         Err(SendError::Retryable(e)) => {
             let next = claim.failed(&e).await?;
             tracing::warn!(%id, error = %outbox::redact_numbers(&e), %next, "send failed; will retry");
+        }
+        Err(SendError::Uncertain(e)) => {
+            let next = claim.uncertain(&e, attempted_at).await?;
+            tracing::warn!(%id, error = %outbox::redact_numbers(&e), %next, "no answer from the provider; will check before sending again");
         }
         Err(SendError::Permanent(e)) => {
             tracing::warn!(%id, error = %outbox::redact_numbers(&e), "send refused; giving up");
@@ -152,4 +178,69 @@ pub async fn send_reminders(pool: PgPool, mut stop: watch::Receiver<bool>) {
             _ = stop.changed() => {}
         }
     }
+}
+
+/// How long the owner's renewed approval link works.
+const RENEWED_APPROVAL_HOURS: i64 = 48;
+
+/// Renews approvals whose link expired, as they expire, until `stop`.
+pub async fn renew_expired_approvals(pool: PgPool, mut stop: watch::Receiver<bool>) {
+    while !*stop.borrow() {
+        match renew_one(&pool).await {
+            Ok(true) => continue,
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "approvals: database error"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            _ = stop.changed() => {}
+        }
+    }
+}
+
+/// Handles one approval whose link expired before the owner decided, if there is one; returns
+/// whether there was.
+///
+/// A small company's owner who missed the request (out on a job, the text buried) wants a
+/// nudge, not a customer lost in silence, and not a nag either: so the owner is told once
+/// that the quote is still waiting, with a fresh link valid another 48 hours (a new approval of
+/// the same quote; the old link keeps answering "expired"). If that one expires too nothing
+/// more is sent: the quote stays in the operator's list (`GET /api/v1/approvals`), where it
+/// can still be decided. Paused, nothing is done until the switch is off.
+pub async fn renew_one(pool: &PgPool) -> sqlx::Result<bool> {
+    let mut tx = pool.begin().await?;
+    let settings = settings::load(&mut tx).await?;
+    if settings.paused {
+        tx.commit().await?;
+        return Ok(false);
+    }
+    let Some(expired) = sales::claim_expired_approval(&mut tx).await? else {
+        tx.commit().await?;
+        return Ok(false);
+    };
+    let token = new_token();
+    let expires_at = chrono::Utc::now() + chrono::TimeDelta::hours(RENEWED_APPROVAL_HOURS);
+    let reasons = if expired.reasons.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", expired.reasons.join("; "))
+    };
+    let text = format!(
+        "Still waiting for you: the {} quote{reasons} asked on {} has not been approved or \
+         denied, and its link has expired. The customer is waiting. Approve or deny within \
+         {RENEWED_APPROVAL_HOURS} h: POST /api/approvals/{token} with \
+         {{\"decision\": \"approve\"}} or {{\"decision\": \"deny\"}}.",
+        Cents::new(expired.total_cents),
+        expired
+            .created_at
+            .with_timezone(&settings.hours.time_zone)
+            .format("%b %-d"),
+    );
+    if sales::renew_approval(&mut tx, &expired, &hash_token(&token), expires_at, &text).await? {
+        tracing::info!(approval = %expired.id, "approval expired: the owner is asked once more");
+        tx.commit().await?;
+    } else {
+        tx.rollback().await?;
+    }
+    Ok(true)
 }

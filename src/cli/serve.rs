@@ -1,6 +1,7 @@
 //! `junkquote serve`: the HTTP server.
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -37,6 +38,8 @@ pub struct ServeArgs {
     owner_phone: Option<String>,
     #[command(flatten)]
     context: ContextArgs,
+    #[command(flatten)]
+    limits: LimitArgs,
 }
 
 /// How the assistant uses what it remembers of customers.
@@ -132,6 +135,40 @@ impl ContextArgs {
     }
 }
 
+/// Limits on the public endpoints.
+#[derive(Debug, Args)]
+pub struct LimitArgs {
+    /// Web-chat sessions one client address may open per window.
+    #[arg(long, env = "JUNKQUOTE_CHAT_SESSION_LIMIT", default_value_t = http::SessionLimits::default().per_client)]
+    chat_session_limit: NonZeroU32,
+    /// Web-chat sessions all clients together may open per window.
+    #[arg(long, env = "JUNKQUOTE_CHAT_SESSION_GLOBAL_LIMIT", default_value_t = http::SessionLimits::default().global)]
+    chat_session_global_limit: NonZeroU32,
+    /// The window of those limits, in seconds.
+    #[arg(
+        long,
+        env = "JUNKQUOTE_CHAT_SESSION_WINDOW_SECS",
+        default_value_t = http::SessionLimits::default().window.as_secs(),
+        value_parser = clap::value_parser!(u64).range(1..=86_400)
+    )]
+    chat_session_window_secs: u64,
+    /// How many reverse proxies in front of the server append the client's address to
+    /// X-Forwarded-For; 0 (the default) ignores that header, which any client can write.
+    #[arg(long, env = "JUNKQUOTE_TRUSTED_PROXY_HOPS", default_value_t = 0)]
+    trusted_proxy_hops: usize,
+}
+
+impl LimitArgs {
+    fn sessions(&self) -> http::SessionLimits {
+        http::SessionLimits {
+            per_client: self.chat_session_limit,
+            global: self.chat_session_global_limit,
+            window: std::time::Duration::from_secs(self.chat_session_window_secs),
+            trusted_proxy_hops: self.trusted_proxy_hops,
+        }
+    }
+}
+
 /// Twilio SMS settings. The webhook is enabled when the auth token and the public URL are both
 /// set; replies are sent when the account SID and the sending number are set too.
 #[derive(Args)]
@@ -159,6 +196,15 @@ pub struct TwilioArgs {
         default_value = "https://api.twilio.com"
     )]
     api_base: String,
+    /// How long a Twilio REST call may take, in milliseconds; a send with no answer by then is
+    /// checked against Twilio's message list before it is sent again.
+    #[arg(
+        long = "twilio-timeout-ms",
+        env = "TWILIO_TIMEOUT_MS",
+        default_value_t = 10_000,
+        value_parser = clap::value_parser!(u64).range(100..=120_000)
+    )]
+    timeout_ms: u64,
 }
 
 /// Messenger settings. The webhook is enabled when the verify token and the app secret are both
@@ -288,7 +334,10 @@ pub fn run(
         let (listener, addr) = http::bind(args.addr).await?;
         tracing::info!(%addr, database = %db.redacted_url(), "listening");
         println!("junkquote listening on http://{addr}");
-        let sender = twilio.as_ref().and_then(TwilioClient::new);
+        let timeout = std::time::Duration::from_millis(args.twilio.timeout_ms);
+        let sender = twilio
+            .as_ref()
+            .and_then(|config| TwilioClient::with_timeout(config, timeout));
         if twilio.is_some() && sender.is_none() {
             tracing::info!(
                 "TWILIO_ACCOUNT_SID or TWILIO_FROM_NUMBER not set: SMS replies are kept in the outbox"
@@ -312,7 +361,8 @@ pub fn run(
             )),
             tokio::spawn(agent::purge_expired_notes(pool.clone(), stopped.clone())),
             tokio::spawn(agent::follow_up_fully_booked(pool.clone(), stopped.clone())),
-            tokio::spawn(worker::send_reminders(pool.clone(), stopped)),
+            tokio::spawn(worker::send_reminders(pool.clone(), stopped.clone())),
+            tokio::spawn(worker::renew_expired_approvals(pool.clone(), stopped)),
         ];
         let state = AppState {
             pool: pool.clone(),
@@ -325,7 +375,7 @@ pub fn run(
             shutdown_signal().await;
             tracing::info!("shutting down");
         };
-        let served = http::serve(listener, state, shutdown).await;
+        let served = http::serve_with(listener, state, args.limits.sessions(), shutdown).await;
         let _ = stop.send(true);
         for handle in workers {
             let _ = handle.await;

@@ -1,10 +1,21 @@
 //! The web chat API: a visitor opens a session, gets a bearer token, and talks to the agent.
+//! Opening a session is public, so it is rate-limited per client address and overall.
+
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
@@ -148,4 +159,190 @@ async fn authorise(state: &AppState, session: &str, headers: &HeaderMap) -> Resu
         .execute(&state.pool)
         .await?;
     Ok(conversation_id)
+}
+
+/// How many chat sessions may be opened, and how the client's address is found.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionLimits {
+    /// Sessions one client address may open per `window` (and at once).
+    pub per_client: NonZeroU32,
+    /// Sessions all clients together may open per `window`.
+    pub global: NonZeroU32,
+    /// The window over which the limits refill.
+    pub window: Duration,
+    /// How many proxies in front of the server append to `X-Forwarded-For`; 0 ignores the
+    /// header (anyone can write it), 1 takes its last address, and so on.
+    pub trusted_proxy_hops: usize,
+}
+
+impl Default for SessionLimits {
+    /// 10 sessions per address and 300 in all per minute: far above what people chatting
+    /// need, far below what fills the database.
+    fn default() -> Self {
+        Self {
+            per_client: const { NonZeroU32::new(10).unwrap() },
+            global: const { NonZeroU32::new(300).unwrap() },
+            window: Duration::from_secs(60),
+            trusted_proxy_hops: 0,
+        }
+    }
+}
+
+/// Token buckets (GCRA) for opening chat sessions: one per client address, one for everyone.
+pub struct SessionLimiter {
+    per_client: DefaultKeyedRateLimiter<IpAddr>,
+    global: DefaultDirectRateLimiter,
+    clock: DefaultClock,
+    hops: usize,
+    checks: AtomicU64,
+}
+
+impl SessionLimiter {
+    /// Buckets for `limits` (a zero window counts as one second).
+    pub fn new(limits: SessionLimits) -> Self {
+        let window = limits.window.max(Duration::from_secs(1));
+        let quota = |n: NonZeroU32| {
+            Quota::with_period(window / n.get())
+                .unwrap_or_else(|| Quota::per_second(n))
+                .allow_burst(n)
+        };
+        Self {
+            per_client: RateLimiter::dashmap(quota(limits.per_client)),
+            global: RateLimiter::direct(quota(limits.global)),
+            clock: DefaultClock::default(),
+            hops: limits.trusted_proxy_hops,
+            checks: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether `client` may open a session now; if not, how long until it may.
+    fn check(&self, client: IpAddr) -> Result<(), Duration> {
+        // Forget idle addresses now and then, so the map stays as small as the traffic.
+        if self.checks.fetch_add(1, Ordering::Relaxed) % 1024 == 1023 {
+            self.per_client.retain_recent();
+            self.per_client.shrink_to_fit();
+        }
+        // The client's own bucket first: a client over its limit must not drain everyone's.
+        self.per_client
+            .check_key(&client)
+            .map_err(|not_until| not_until.wait_time_from(self.clock.now()))?;
+        self.global
+            .check()
+            .map_err(|not_until| not_until.wait_time_from(self.clock.now()))
+    }
+
+    /// The address a request comes from: the peer, or with trusted proxies the address the
+    /// outermost of them saw. IPv6 clients are counted by their /64, which one host can fill.
+    fn client(&self, headers: &HeaderMap, peer: Option<IpAddr>) -> IpAddr {
+        let forwarded = (self.hops > 0)
+            .then(|| forwarded_for(headers, self.hops))
+            .flatten();
+        let ip = forwarded
+            .or(peer)
+            .unwrap_or(IpAddr::from([0, 0, 0, 0]))
+            .to_canonical();
+        match ip {
+            IpAddr::V6(v6) => {
+                let s = v6.segments();
+                IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+            v4 => v4,
+        }
+    }
+}
+
+/// The `hops`-th address from the right of `X-Forwarded-For` (all its headers, in order), if
+/// the request passed that many proxies and the address parses.
+fn forwarded_for(headers: &HeaderMap, hops: usize) -> Option<IpAddr> {
+    let entries: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    let entry = entries.len().checked_sub(hops).map(|i| entries[i])?;
+    entry
+        .parse::<IpAddr>()
+        .ok()
+        .or_else(|| entry.parse::<SocketAddr>().ok().map(|a| a.ip()))
+}
+
+/// Middleware for `POST /api/chat/sessions`: 429 with `Retry-After` past the limits.
+pub async fn limit_sessions(
+    State(limiter): State<Arc<SessionLimiter>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.ip());
+    let client = limiter.client(request.headers(), peer);
+    match limiter.check(client) {
+        Ok(()) => next.run(request).await,
+        Err(wait) => {
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            let secs = secs.max(1);
+            tracing::debug!(retry_after = secs, "chat session refused: rate limited");
+            let body = json!({"error": {
+                "code": "rate_limited",
+                "message": format!("too many chat sessions opened; try again in {secs} s"),
+            }});
+            let mut response = (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response();
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            response
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(values: &[&str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for v in values {
+            headers.append("x-forwarded-for", HeaderValue::from_str(v).expect("header"));
+        }
+        headers
+    }
+
+    #[test]
+    fn forwarded_for_is_read_from_the_right_by_trusted_hops() {
+        let h = headers(&["203.0.113.7, 10.0.0.1", "10.0.0.2"]);
+        assert_eq!(forwarded_for(&h, 1), "10.0.0.2".parse().ok());
+        assert_eq!(forwarded_for(&h, 3), "203.0.113.7".parse().ok());
+        assert_eq!(forwarded_for(&h, 4), None, "fewer proxies than trusted");
+        assert_eq!(
+            forwarded_for(&headers(&["[2001:db8::1]:443"]), 1),
+            "2001:db8::1".parse().ok()
+        );
+        assert_eq!(forwarded_for(&headers(&["unknown"]), 1), None);
+    }
+
+    #[test]
+    fn without_trusted_proxies_the_header_is_ignored_and_ipv6_counts_by_prefix() {
+        let limits = SessionLimits::default();
+        let limiter = SessionLimiter::new(limits);
+        let peer = "192.0.2.1".parse().ok();
+        assert_eq!(
+            limiter.client(&headers(&["203.0.113.7"]), peer),
+            IpAddr::from([192, 0, 2, 1])
+        );
+        let limiter = SessionLimiter::new(SessionLimits {
+            trusted_proxy_hops: 1,
+            ..limits
+        });
+        assert_eq!(
+            limiter.client(&headers(&["203.0.113.7"]), peer),
+            IpAddr::from([203, 0, 113, 7])
+        );
+        assert_eq!(
+            limiter.client(&headers(&["2001:db8:1:2:aa::1"]), peer),
+            "2001:db8:1:2::".parse::<IpAddr>().expect("ip")
+        );
+    }
 }

@@ -24,6 +24,7 @@ use crate::agent::Agent;
 use crate::channels::messenger::MessengerConfig;
 use crate::channels::twilio::TwilioConfig;
 use crate::store::migrate::MigrationSet;
+pub use chat::SessionLimits;
 use error::ApiError;
 
 /// The largest request body accepted (webhooks and chat messages are far smaller).
@@ -44,8 +45,9 @@ pub struct AppState {
     pub agent: Agent,
 }
 
-/// The whole application's routes.
-pub fn router(state: AppState) -> Router {
+/// The whole application's routes; opening chat sessions is limited by `limits`.
+pub fn router(state: AppState, limits: SessionLimits) -> Router {
+    let sessions = Arc::new(chat::SessionLimiter::new(limits));
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -54,7 +56,13 @@ pub fn router(state: AppState) -> Router {
             "/api/messenger",
             get(webhooks::messenger_verify).post(webhooks::messenger),
         )
-        .route("/api/chat/sessions", post(chat::open))
+        .route(
+            "/api/chat/sessions",
+            post(chat::open).layer(axum::middleware::from_fn_with_state(
+                sessions,
+                chat::limit_sessions,
+            )),
+        )
         .route(
             "/api/chat/sessions/{id}/messages",
             post(chat::post).get(chat::thread),
@@ -89,13 +97,25 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves `state` on `listener` until `shutdown` completes, then lets requests in flight finish.
+/// Serves `state` on `listener` with the default limits until `shutdown` completes, then lets
+/// requests in flight finish.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
+    serve_with(listener, state, SessionLimits::default(), shutdown).await
+}
+
+/// [`serve`] with chat sessions limited by `limits`; handlers see the peer's address.
+pub async fn serve_with(
+    listener: TcpListener,
+    state: AppState,
+    limits: SessionLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(state, limits).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
 }

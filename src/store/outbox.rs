@@ -1,6 +1,12 @@
 //! The outbox: replies and notifications waiting to be sent. Workers claim due rows with
 //! `FOR UPDATE SKIP LOCKED`, holding the row's lock while they send, so two workers never send
 //! the same row; a failed send is retried later with exponential backoff.
+//!
+//! A send whose outcome is unknown (the provider may have the message) leaves the row
+//! *uncertain*: still `pending`, so that it keeps its place in its recipient's order, with
+//! `sent_at` holding when it was first handed to the provider (on a sent row `sent_at` is when
+//! the provider accepted it) and `last_error` starting with `uncertain:`. Before an uncertain
+//! row is sent again the worker asks the provider whether it has it.
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Postgres, Transaction};
@@ -9,6 +15,10 @@ use uuid::Uuid;
 /// The most attempts before a message is marked failed for the operator to look at: with the
 /// backoff capped at an hour, about a day of provider trouble.
 pub const MAX_ATTEMPTS: i32 = 36;
+
+/// The least wait before an uncertain message is checked: a message the provider accepted as
+/// the connection dropped may take a moment to show in its message list.
+pub const UNCERTAIN_SETTLE_SECS: f64 = 10.0;
 
 /// A message to send.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -25,6 +35,9 @@ pub struct Outgoing {
     pub attempts: i32,
     /// `reply` (answers the customer) or `update` (unprompted).
     pub kind: String,
+    /// When it was first handed to the provider without a clear answer: set, the provider may
+    /// already have it.
+    pub uncertain_since: Option<DateTime<Utc>>,
 }
 
 /// A claimed message (the oldest pending one for its recipient, so each recipient gets its
@@ -40,7 +53,8 @@ pub struct Claim {
 pub async fn claim(pool: &PgPool) -> sqlx::Result<Option<Claim>> {
     let mut tx = pool.begin().await?;
     let message: Option<Outgoing> = sqlx::query_as(
-        "SELECT id, channel, recipient, body, attempts, kind FROM \"Outbox\" o
+        "SELECT id, channel, recipient, body, attempts, kind, sent_at AS uncertain_since
+         FROM \"Outbox\" o
          WHERE status = 'pending' AND next_attempt_at <= now()
            AND NOT EXISTS (SELECT 1 FROM \"Outbox\" e
                            WHERE e.status = 'pending' AND e.recipient = o.recipient
@@ -71,19 +85,46 @@ impl Claim {
         self.tx.commit().await
     }
 
-    /// Sending failed: try again after a backoff, or give up after [`MAX_ATTEMPTS`].
-    pub async fn failed(mut self, error: &str) -> sqlx::Result<DateTime<Utc>> {
+    /// Sending failed: try again after a backoff, or give up after [`MAX_ATTEMPTS`]. An
+    /// uncertain message stays uncertain (a later failure says nothing about the earlier try).
+    pub async fn failed(self, error: &str) -> sqlx::Result<DateTime<Utc>> {
+        let error = match self.message.uncertain_since {
+            Some(_) => format!("uncertain: {}", redact_numbers(error)),
+            None => redact_numbers(error),
+        };
+        self.retry_later(&error, None, 0.0).await
+    }
+
+    /// The provider may have the message (first handed to it at `attempted_at`): check with it
+    /// before sending again, after a backoff (at least [`UNCERTAIN_SETTLE_SECS`]).
+    pub async fn uncertain(
+        self,
+        error: &str,
+        attempted_at: DateTime<Utc>,
+    ) -> sqlx::Result<DateTime<Utc>> {
+        let error = format!("uncertain: {}", redact_numbers(error));
+        self.retry_later(&error, Some(attempted_at), UNCERTAIN_SETTLE_SECS)
+            .await
+    }
+
+    async fn retry_later(
+        mut self,
+        error: &str,
+        attempted_at: Option<DateTime<Utc>>,
+        min_delay_secs: f64,
+    ) -> sqlx::Result<DateTime<Utc>> {
         let attempts = self.message.attempts + 1;
-        let delay_secs = 2f64.powi(attempts.min(12)).min(3600.0);
-        let error = redact_numbers(error);
+        let delay_secs = 2f64.powi(attempts.min(12)).min(3600.0).max(min_delay_secs);
         let status = if attempts >= MAX_ATTEMPTS {
             "failed"
         } else {
             "pending"
         };
+        // The first uncertain attempt is kept: the provider's list is searched from then on.
         let next: DateTime<Utc> = sqlx::query_scalar(
             "UPDATE \"Outbox\" SET attempts = $2, status = $3, last_error = $4,
-                    next_attempt_at = now() + make_interval(secs => $5)
+                    next_attempt_at = now() + make_interval(secs => $5),
+                    sent_at = coalesce(sent_at, $6)
              WHERE id = $1 RETURNING next_attempt_at",
         )
         .bind(self.message.id)
@@ -91,10 +132,33 @@ impl Claim {
         .bind(status)
         .bind(error)
         .bind(delay_secs)
+        .bind(attempted_at)
         .fetch_one(&mut *self.tx)
         .await?;
         self.tx.commit().await?;
         Ok(next)
+    }
+
+    /// The first of `candidates` (provider message ids, in order) that no other outbox row has
+    /// recorded as its own: a message with an identical text sent earlier to the same recipient
+    /// is not this one.
+    pub async fn first_unrecorded(
+        &mut self,
+        candidates: &[String],
+    ) -> sqlx::Result<Option<String>> {
+        if candidates.is_empty() {
+            return Ok(None);
+        }
+        sqlx::query_scalar(
+            "SELECT c FROM unnest($1::text[]) WITH ORDINALITY AS t(c, n)
+             WHERE NOT EXISTS (SELECT 1 FROM \"Outbox\"
+                               WHERE provider_message_id = t.c AND id <> $2)
+             ORDER BY n LIMIT 1",
+        )
+        .bind(candidates)
+        .bind(self.message.id)
+        .fetch_optional(&mut *self.tx)
+        .await
     }
 
     /// The provider refused it for good (an invalid number): stop trying.

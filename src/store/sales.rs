@@ -518,13 +518,16 @@ pub async fn decide(
         Decision::Approve => ("approved", "approved"),
         Decision::Deny => ("denied", "denied"),
     };
+    // A renewed request (see `renew_approval`) leaves two approvals of one quote: deciding
+    // either decides both, so each link still works once.
     sqlx::query(
         "UPDATE \"Approval\" SET status = $2::text::\"ApprovalStatus\", decided_at = now(), approver = $3
-         WHERE id = $1",
+         WHERE id = $1 OR (quote_id = $4 AND decided_at IS NULL)",
     )
     .bind(id)
     .bind(approval_status)
     .bind(approver)
+    .bind(quote_id)
     .execute(&mut *conn)
     .await?;
     let lead_id: Uuid = sqlx::query_scalar(
@@ -583,8 +586,92 @@ pub async fn pending_approvals(conn: &mut PgConnection) -> sqlx::Result<Vec<Pend
                 q.notes_json->>'explanation' AS explanation, a.created_at, a.expires_at
          FROM \"Approval\" a JOIN \"Quote\" q ON q.id = a.quote_id
          WHERE a.status = 'pending'
+           -- a renewed request stands for the expired one it replaced
+           AND NOT EXISTS (SELECT 1 FROM \"Approval\" n
+                           WHERE n.quote_id = a.quote_id AND n.created_at > a.created_at)
          ORDER BY a.created_at",
     )
     .fetch_all(conn)
     .await
+}
+
+/// An approval whose link expired before the owner decided, while its customer still waits.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ExpiredApproval {
+    /// The approval's id.
+    pub id: Uuid,
+    /// Its quote.
+    pub quote_id: Uuid,
+    /// The quote's lead.
+    pub lead_id: Uuid,
+    /// The quote's total, in cents.
+    pub total_cents: i64,
+    /// Why it needs approval.
+    pub reasons: sqlx::types::Json<Vec<String>>,
+    /// When the owner was first asked.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Claims (`FOR UPDATE SKIP LOCKED`, so any number of workers can run) the approval that
+/// expired first among those never renewed: still pending, its quote the lead's newest and
+/// still waiting for it, the lead still waiting for the owner, and no other approval asked
+/// for the same quote.
+pub async fn claim_expired_approval(
+    conn: &mut PgConnection,
+) -> sqlx::Result<Option<ExpiredApproval>> {
+    sqlx::query_as(
+        "SELECT a.id, a.quote_id, q.lead_id, (q.total * 100)::bigint AS total_cents,
+                coalesce(q.flags_json->'approval_reasons', '[]') AS reasons, a.created_at
+         FROM \"Approval\" a
+         JOIN \"Quote\" q ON q.id = a.quote_id
+         JOIN \"Lead\" l ON l.id = q.lead_id
+         WHERE a.status = 'pending' AND a.decided_at IS NULL AND a.expires_at <= now()
+           AND q.status = 'pending_approval' AND l.stage = 'awaiting_owner'
+           -- a quote the customer has moved past is not worth the owner's time
+           AND NOT EXISTS (SELECT 1 FROM \"Quote\" n
+                           WHERE n.lead_id = q.lead_id AND n.created_at > q.created_at)
+           AND NOT EXISTS (SELECT 1 FROM \"Approval\" o
+                           WHERE o.quote_id = a.quote_id AND o.id <> a.id)
+         ORDER BY a.expires_at
+         LIMIT 1
+         FOR UPDATE OF a SKIP LOCKED",
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// Renews an expired approval once: a new approval of the same quote whose token (stored as
+/// `token_hash`) works until `expires_at`, and `text` (carrying that token) queued for the
+/// owner. The old link keeps answering "expired". Returns false, doing nothing, when the
+/// approval was renewed already (a worker that read before another's commit).
+pub async fn renew_approval(
+    conn: &mut PgConnection,
+    expired: &ExpiredApproval,
+    token_hash: &str,
+    expires_at: DateTime<Utc>,
+    text: &str,
+) -> sqlx::Result<bool> {
+    // The outbox's unique dedupe key makes "once" hold whatever the snapshots saw.
+    let queued: Option<Uuid> = sqlx::query_scalar(
+        "INSERT INTO \"Outbox\" (channel, recipient, body, kind, dedupe_key)
+         VALUES ('owner', 'owner', $1, 'update', $2)
+         ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
+    )
+    .bind(text)
+    .bind(format!("approval-renewed:{}", expired.id))
+    .fetch_optional(&mut *conn)
+    .await?;
+    if queued.is_none() {
+        return Ok(false);
+    }
+    let renewed = insert_approval(conn, expired.quote_id, token_hash, expires_at).await?;
+    audit(
+        conn,
+        Some(expired.lead_id),
+        "system",
+        "approval_expired",
+        serde_json::json!({"approval_id": expired.id, "renewed_as": renewed}),
+    )
+    .await?;
+    Ok(true)
 }

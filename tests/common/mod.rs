@@ -390,6 +390,11 @@ impl Server {
             "JUNKQUOTE_LLM_MODEL",
             "JUNKQUOTE_LLM_API_KEY",
             "JUNKQUOTE_LLM_TIMEOUT_MS",
+            "TWILIO_TIMEOUT_MS",
+            "JUNKQUOTE_CHAT_SESSION_LIMIT",
+            "JUNKQUOTE_CHAT_SESSION_GLOBAL_LIMIT",
+            "JUNKQUOTE_CHAT_SESSION_WINDOW_SECS",
+            "JUNKQUOTE_TRUSTED_PROXY_HOPS",
         ] {
             cmd.env_remove(name);
         }
