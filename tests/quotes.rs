@@ -63,6 +63,21 @@ async fn items_added_while_the_owner_decides_are_priced_and_the_old_request_stop
         409,
         "the superseded request no longer works"
     );
+    let token = common::twilio::api_token(&db);
+    let listed: serde_json::Value = reqwest::Client::new()
+        .get(server.url("/api/v1/approvals"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("approvals")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        listed["approvals"].as_array().map(Vec::len),
+        Some(1),
+        "only the newest estimate waits: {listed}"
+    );
     assert_eq!(decide(second_token).await, 200);
     let approved: String =
         sqlx::query_scalar("SELECT status::text FROM \"Quote\" ORDER BY created_at DESC LIMIT 1")

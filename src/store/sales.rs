@@ -589,6 +589,9 @@ pub async fn pending_approvals(conn: &mut PgConnection) -> sqlx::Result<Vec<Pend
            -- a renewed request stands for the expired one it replaced
            AND NOT EXISTS (SELECT 1 FROM \"Approval\" n
                            WHERE n.quote_id = a.quote_id AND n.created_at > a.created_at)
+           -- a quote the customer has moved past (more items, a new price) waits for nobody
+           AND NOT EXISTS (SELECT 1 FROM \"Quote\" newer
+                           WHERE newer.lead_id = q.lead_id AND newer.created_at > q.created_at)
          ORDER BY a.created_at",
     )
     .fetch_all(conn)
