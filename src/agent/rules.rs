@@ -16,7 +16,7 @@ use crate::store::settings::Settings;
 use crate::store::{customers, memory};
 
 /// How long the owner's approval link works.
-const APPROVAL_VALID_HOURS: i64 = 48;
+pub const APPROVAL_VALID_HOURS: i64 = 48;
 
 const GREETING: &str = "Thanks for reaching out! Tell us what you'd like hauled away (for example: \
                         \"a couch, a fridge and 5 bags of trash\") and we'll text you a price right away.";

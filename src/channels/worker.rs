@@ -180,8 +180,8 @@ pub async fn send_reminders(pool: PgPool, mut stop: watch::Receiver<bool>) {
     }
 }
 
-/// How long the owner's renewed approval link works.
-const RENEWED_APPROVAL_HOURS: i64 = 48;
+/// How long the owner's renewed approval link works: as long as the first.
+const RENEWED_APPROVAL_HOURS: i64 = crate::agent::rules::APPROVAL_VALID_HOURS;
 
 /// Renews approvals whose link expired, as they expire, until `stop`.
 pub async fn renew_expired_approvals(pool: PgPool, mut stop: watch::Receiver<bool>) {

@@ -11,7 +11,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, Path, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
@@ -285,15 +285,11 @@ pub async fn limit_sessions(
             let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             let secs = secs.max(1);
             tracing::debug!(retry_after = secs, "chat session refused: rate limited");
-            let body = json!({"error": {
-                "code": "rate_limited",
-                "message": format!("too many chat sessions opened; try again in {secs} s"),
-            }});
-            let mut response = (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response();
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-            response
+            ApiError::RateLimited {
+                message: format!("too many chat sessions opened; try again in {secs} s"),
+                retry_after_secs: secs,
+            }
+            .into_response()
         }
     }
 }
@@ -301,6 +297,7 @@ pub async fn limit_sessions(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::HeaderValue;
 
     fn headers(values: &[&str]) -> HeaderMap {
         let mut headers = HeaderMap::new();
