@@ -3,72 +3,21 @@
 
 mod common;
 
+use common::twilio::{
+    TOKEN, api_token, form, owner_token, post_signed, sms, texts_to as replies_to,
+};
 use common::{Server, TestDb};
 use junkquote::channels::signature::twilio_signature;
 use uuid::Uuid;
 
-const TOKEN: &str = "test-auth-token";
 const PHONE: &str = "+14045550123";
-
-fn sms_server(db: &TestDb) -> Server {
-    Server::start_with(
-        &[],
-        &[
-            ("TWILIO_AUTH_TOKEN", TOKEN),
-            ("TWILIO_WEBHOOK_URL", "https://junk.example/api/twilio/sms"),
-        ],
-        Some(&db.url),
-        None,
-    )
-}
-
-fn form(sid: &str, from: &str, body: &str) -> Vec<(String, String)> {
-    [
-        ("MessageSid", sid),
-        ("From", from),
-        ("To", "+14045550000"),
-        ("Body", body),
-        ("NumMedia", "0"),
-    ]
-    .iter()
-    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-    .collect()
-}
-
-/// Posts an SMS webhook signed as Twilio would sign it.
-async fn sms(server: &Server, sid: &str, from: &str, body: &str) -> reqwest::Response {
-    post_sms(
-        server.url("/api/twilio/sms"),
-        sid.to_owned(),
-        from.to_owned(),
-        body.to_owned(),
-    )
-    .await
-}
 
 async fn post_sms(url: String, sid: String, from: String, body: String) -> reqwest::Response {
     post_signed(url, &form(&sid, &from, &body)).await
 }
 
-/// Posts any webhook form to `url`, signed as Twilio signs it.
-async fn post_signed(url: String, params: &[(String, String)]) -> reqwest::Response {
-    let signature = twilio_signature(TOKEN, "https://junk.example/api/twilio/sms", params);
-    reqwest::Client::new()
-        .post(url)
-        .header("X-Twilio-Signature", signature)
-        .form(params)
-        .send()
-        .await
-        .expect("webhook")
-}
-
-/// The replies queued for `phone`, oldest first.
-async fn replies_to(db: &TestDb, phone: &str) -> Vec<String> {
-    sqlx::query_scalar("SELECT body FROM \"Outbox\" WHERE recipient = $1 ORDER BY created_at")
-        .bind(phone)
-        .fetch_all(&mut db.conn().await)
-        .await
-        .expect("outbox")
+fn sms_server(db: &TestDb) -> Server {
+    common::twilio::sms_server(db, &[])
 }
 
 async fn count(db: &TestDb, sql: &str) -> i64 {
@@ -680,28 +629,6 @@ async fn web_chat_quotes_and_books_behind_a_session_token() {
         3,
         "nothing bad was stored"
     );
-}
-
-/// Creates an API token with the command line.
-fn api_token(db: &TestDb) -> String {
-    let out = common::junkquote(&["admin", "create-token", "ops"], Some(&db.url), None);
-    assert!(out.status.success(), "{}", common::stderr(&out));
-    common::stdout(&out).trim().to_owned()
-}
-
-/// The owner's approval token from the latest approval request in the outbox.
-async fn owner_token(db: &TestDb) -> String {
-    let body: String = sqlx::query_scalar(
-        "SELECT body FROM \"Outbox\" WHERE channel = 'owner' ORDER BY created_at DESC LIMIT 1",
-    )
-    .fetch_one(&mut db.conn().await)
-    .await
-    .expect("owner notification");
-    body.split("/api/approvals/")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .expect("token in the notification")
-        .to_owned()
 }
 
 #[tokio::test]
