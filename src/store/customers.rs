@@ -21,14 +21,7 @@ pub async fn resolve(conn: &mut PgConnection, identity: &Identity) -> sqlx::Resu
         return Ok(customer_id);
     }
     lock(conn, identity).await?;
-    let found: Option<(Uuid, bool)> = sqlx::query_as(
-        "SELECT customer_id, verified_at IS NOT NULL FROM \"CustomerIdentity\"
-         WHERE kind = $1 AND value = $2",
-    )
-    .bind(identity.kind)
-    .bind(&identity.value)
-    .fetch_optional(&mut *conn)
-    .await?;
+    let found = owner_of(conn, identity).await?;
     match found {
         Some((customer_id, true)) => Ok(customer_id),
         Some((claimant, false)) => {
@@ -93,16 +86,32 @@ async fn clear_field(
     customer_id: Uuid,
     identity: &Identity,
 ) -> sqlx::Result<()> {
+    set_field(conn, customer_id, identity, false).await
+}
+
+/// Sets (`fill`: when empty) or clears (when it holds `identity`) the customer's phone or
+/// email field.
+async fn set_field(
+    conn: &mut PgConnection,
+    customer_id: Uuid,
+    identity: &Identity,
+    fill: bool,
+) -> sqlx::Result<()> {
     sqlx::query(
         "UPDATE \"Customer\" SET
-             phone = CASE WHEN $2 = 'phone' AND phone = $3 THEN NULL ELSE phone END,
-             email = CASE WHEN $2 = 'email' AND email = $3 THEN NULL ELSE email END,
+             phone = CASE WHEN $2 <> 'phone' THEN phone
+                          WHEN $4 THEN coalesce(phone, $3)
+                          WHEN phone = $3 THEN NULL ELSE phone END,
+             email = CASE WHEN $2 <> 'email' THEN email
+                          WHEN $4 THEN coalesce(email, $3)
+                          WHEN email = $3 THEN NULL ELSE email END,
              updated_at = now()
          WHERE id = $1",
     )
     .bind(customer_id)
     .bind(identity.kind.as_str())
     .bind(&identity.value)
+    .bind(fill)
     .execute(conn)
     .await?;
     Ok(())
@@ -144,28 +153,8 @@ pub async fn claim(
     .await?
     .rows_affected();
     if inserted > 0 {
-        fill_field(conn, customer_id, identity).await?;
+        set_field(conn, customer_id, identity, true).await?;
     }
-    Ok(())
-}
-
-async fn fill_field(
-    conn: &mut PgConnection,
-    customer_id: Uuid,
-    identity: &Identity,
-) -> sqlx::Result<()> {
-    sqlx::query(
-        "UPDATE \"Customer\" SET
-             phone = CASE WHEN $2 = 'phone' THEN coalesce(phone, $3) ELSE phone END,
-             email = CASE WHEN $2 = 'email' THEN coalesce(email, $3) ELSE email END,
-             updated_at = now()
-         WHERE id = $1",
-    )
-    .bind(customer_id)
-    .bind(identity.kind.as_str())
-    .bind(&identity.value)
-    .execute(conn)
-    .await?;
     Ok(())
 }
 
