@@ -3,6 +3,7 @@
 mod api;
 mod calendar;
 mod chat;
+pub mod console;
 mod customers;
 pub mod error;
 mod health;
@@ -42,6 +43,8 @@ pub struct AppState {
     pub messenger: Option<Arc<MessengerConfig>>,
     /// The conversation engine.
     pub agent: Agent,
+    /// How the operator's console is served.
+    pub console: console::Options,
 }
 
 /// The whole application's routes.
@@ -79,6 +82,7 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/notes/{id}",
             axum::routing::patch(customers::edit_note).delete(customers::delete_note),
         )
+        .merge(console::router())
         .fallback(|| async { ApiError::NotFound })
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .layer(TimeoutLayer::with_status_code(
@@ -95,7 +99,9 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
+    // The peer's address reaches handlers (the console's login rate limit counts by it).
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
 }
