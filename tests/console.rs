@@ -1,0 +1,657 @@
+//! The console over plain HTTP: users made by `admin create-user`, sign-in cookies, CSRF
+//! tokens on every form, the login rate limit, the 404 page, server-side validation with the
+//! message next to the field, escaping, merge and erase. (The browser test drives the same
+//! pages in Chromium.)
+
+mod common;
+
+use std::io::Write;
+use std::process::Stdio;
+
+use common::twilio::{sms, sms_server};
+use common::{Server, TestDb};
+use reqwest::StatusCode;
+use reqwest::redirect::Policy;
+use uuid::Uuid;
+
+const EMAIL: &str = "owner@junk.example";
+const PASSWORD: &str = "correct horse battery staple";
+
+/// Runs `admin create-user EMAIL` with `stdin` as standard input.
+fn create_user(db: &TestDb, email: &str, stdin: &str) -> std::process::Output {
+    let mut child = common::command(&["admin", "create-user", email], Some(&db.url), None)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn create-user");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    child.wait_with_output().expect("create-user")
+}
+
+/// The value of cookie `name` among a response's Set-Cookie headers, with its attributes.
+fn set_cookie(response: &reqwest::Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(str::to_owned)
+}
+
+fn cookie_value(set_cookie: &str) -> String {
+    set_cookie
+        .split(';')
+        .next()
+        .and_then(|pair| pair.split_once('='))
+        .map(|(_, v)| v.to_owned())
+        .unwrap_or_default()
+}
+
+/// The first `name="csrf" value="…"` of a page.
+fn csrf_in(html: &str) -> String {
+    html.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a csrf field on the page")
+        .to_owned()
+}
+
+/// A signed-in operator: the session cookie and the page's CSRF token.
+struct Console {
+    client: reqwest::Client,
+    base: String,
+    session: String,
+    csrf: String,
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .expect("client")
+}
+
+/// The login page's CSRF cookie and token.
+async fn login_form(server: &Server) -> (String, String) {
+    let page = client()
+        .get(server.url("/admin/login"))
+        .send()
+        .await
+        .expect("login page");
+    let cookie = set_cookie(&page, "jq_login").expect("a login cookie");
+    let token = cookie_value(&cookie);
+    let html = page.text().await.expect("html");
+    assert_eq!(csrf_in(&html), token, "the form carries the cookie's token");
+    (cookie, token)
+}
+
+async fn try_login(server: &Server, email: &str, password: &str) -> reqwest::Response {
+    let (_, token) = login_form(server).await;
+    client()
+        .post(server.url("/admin/login"))
+        .header("Cookie", format!("jq_login={token}"))
+        .form(&[
+            ("csrf", token.as_str()),
+            ("email", email),
+            ("password", password),
+        ])
+        .send()
+        .await
+        .expect("login")
+}
+
+async fn sign_in(server: &Server) -> Console {
+    let response = try_login(server, EMAIL, PASSWORD).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let session = cookie_value(&set_cookie(&response, "jq_session").expect("session cookie"));
+    let client = client();
+    let page = client
+        .get(server.url("/admin/dashboard"))
+        .header("Cookie", format!("jq_session={session}"))
+        .send()
+        .await
+        .expect("dashboard");
+    assert_eq!(page.status(), StatusCode::OK);
+    let csrf = csrf_in(&page.text().await.expect("html"));
+    Console {
+        client,
+        base: server.base.clone(),
+        session,
+        csrf,
+    }
+}
+
+impl Console {
+    async fn get(&self, path: &str) -> (StatusCode, String) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .header("Cookie", format!("jq_session={}", self.session))
+            .send()
+            .await
+            .expect("get");
+        (response.status(), response.text().await.expect("body"))
+    }
+
+    /// Posts a form with the session's CSRF token.
+    async fn post(&self, path: &str, fields: &[(&str, &str)]) -> (StatusCode, String) {
+        let mut all = vec![("csrf", self.csrf.as_str())];
+        all.extend_from_slice(fields);
+        self.post_raw(path, &all).await
+    }
+
+    /// Posts exactly `fields`.
+    async fn post_raw(&self, path: &str, fields: &[(&str, &str)]) -> (StatusCode, String) {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("Cookie", format!("jq_session={}", self.session))
+            .form(fields)
+            .send()
+            .await
+            .expect("post");
+        (response.status(), response.text().await.expect("body"))
+    }
+}
+
+async fn customer_of(db: &TestDb, phone: &str) -> Uuid {
+    sqlx::query_scalar("SELECT customer_id FROM \"CustomerIdentity\" WHERE value = $1")
+        .bind(phone)
+        .fetch_one(&mut db.conn().await)
+        .await
+        .expect("customer")
+}
+
+#[tokio::test]
+async fn create_user_hashes_the_password_from_stdin_and_refuses_bad_input() {
+    let db = TestDb::migrated().await;
+    let out = create_user(&db, "Owner@Junk.Example", &format!("{PASSWORD}\n"));
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let (email, hash): (String, String) =
+        sqlx::query_as("SELECT email, password_hash FROM \"ConsoleUser\"")
+            .fetch_one(&mut db.conn().await)
+            .await
+            .expect("user");
+    assert_eq!(email, EMAIL, "stored normalised");
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    assert!(!hash.contains(PASSWORD));
+
+    let again = create_user(&db, EMAIL, "another long password\n");
+    assert!(common::one_line_error(&again, 1).contains("already exists"));
+    let short = create_user(&db, "b@junk.example", "short\n");
+    assert!(common::one_line_error(&short, 1).contains("at least 10 characters"));
+    let bad = create_user(&db, "not an email", &format!("{PASSWORD}\n"));
+    assert!(common::one_line_error(&bad, 1).contains("not an email address"));
+    let users: i64 = sqlx::query_scalar("SELECT count(*) FROM \"ConsoleUser\"")
+        .fetch_one(&mut db.conn().await)
+        .await
+        .expect("count");
+    assert_eq!(users, 1);
+}
+
+#[tokio::test]
+async fn sessions_use_hardened_cookies_and_every_form_needs_the_sessions_csrf_token() {
+    let db = TestDb::migrated().await;
+    assert!(
+        create_user(&db, EMAIL, &format!("{PASSWORD}\n"))
+            .status
+            .success()
+    );
+    let server = sms_server(&db, &[]);
+    sms(&server, "SMc1", "+14045550123", "a couch").await;
+    let customer = customer_of(&db, "+14045550123").await;
+
+    // Not signed in: to the login page.
+    let page = client()
+        .get(server.url("/admin/customers"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(page.status(), StatusCode::SEE_OTHER);
+    assert_eq!(page.headers()["location"], "/admin/login");
+
+    // The login form's own token: no cookie, or a token that is not the cookie's → 403.
+    let (cookie, token) = login_form(&server).await;
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    assert!(
+        !cookie.contains("Secure"),
+        "plain http unless told: {cookie}"
+    );
+    let no_cookie = client()
+        .post(server.url("/admin/login"))
+        .form(&[
+            ("csrf", token.as_str()),
+            ("email", EMAIL),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(no_cookie.status(), StatusCode::FORBIDDEN);
+    let wrong = client()
+        .post(server.url("/admin/login"))
+        .header("Cookie", format!("jq_login={token}"))
+        .form(&[("csrf", "forged"), ("email", EMAIL), ("password", PASSWORD)])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(wrong.status(), StatusCode::FORBIDDEN);
+
+    let signed_in = try_login(&server, EMAIL, PASSWORD).await;
+    let session = set_cookie(&signed_in, "jq_session").expect("session cookie");
+    for attribute in ["HttpOnly", "SameSite=Lax", "Path=/admin"] {
+        assert!(
+            session.contains(attribute),
+            "{attribute} missing: {session}"
+        );
+    }
+    let stored: String = sqlx::query_scalar("SELECT token_hash FROM \"ConsoleSession\"")
+        .fetch_one(&mut db.conn().await)
+        .await
+        .expect("session row");
+    assert_ne!(stored, cookie_value(&session), "only a hash is stored");
+
+    let console = sign_in(&server).await;
+    let notes = format!("/admin/customers/{customer}/notes");
+    let (status, body) = console.post_raw(&notes, &[("content", "gate 1234")]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "no token: {body}");
+    assert!(body.contains("403"), "the 403 page");
+    let (status, _) = console
+        .post_raw(&notes, &[("csrf", "made-up"), ("content", "gate 1234")])
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // Another session's token is stale for this one.
+    let other = sign_in(&server).await;
+    let (status, _) = console
+        .post_raw(
+            &notes,
+            &[("csrf", other.csrf.as_str()), ("content", "gate 1234")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = console.post(&notes, &[("content", "gate 1234")]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let kept: Vec<String> = sqlx::query_scalar(
+        "SELECT content FROM \"MemoryNote\" WHERE metadata->>'key' = 'operator'",
+    )
+    .fetch_all(&mut db.conn().await)
+    .await
+    .expect("notes");
+    assert_eq!(
+        kept,
+        ["gate 1234"],
+        "only the form with the right token wrote"
+    );
+
+    // Logging out ends the session on the server: its cookie no longer works.
+    let (status, _) = console.post("/admin/logout", &[]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (status, _) = console.get("/admin/dashboard").await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "signed out");
+    let (status, _) = other.get("/admin/dashboard").await;
+    assert_eq!(status, StatusCode::OK, "the other session goes on");
+}
+
+#[tokio::test]
+async fn cookies_are_secure_when_the_server_is_told_it_is_behind_https() {
+    let db = TestDb::migrated().await;
+    assert!(
+        create_user(&db, EMAIL, &format!("{PASSWORD}\n"))
+            .status
+            .success()
+    );
+    let server = Server::start(&["--secure-cookies", "true"], Some(&db.url), None);
+    let (cookie, _) = login_form(&server).await;
+    assert!(cookie.contains("Secure"), "{cookie}");
+    let response = try_login(&server, EMAIL, PASSWORD).await;
+    let session = set_cookie(&response, "jq_session").expect("session cookie");
+    assert!(session.contains("Secure"), "{session}");
+}
+
+#[tokio::test]
+async fn failed_sign_ins_are_rate_limited_per_email() {
+    let db = TestDb::migrated().await;
+    assert!(
+        create_user(&db, EMAIL, &format!("{PASSWORD}\n"))
+            .status
+            .success()
+    );
+    let server = Server::start(&[], Some(&db.url), None);
+    for _ in 0..5 {
+        let response = try_login(&server, EMAIL, "wrong password!").await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        let html = response.text().await.expect("html");
+        assert!(html.contains("do not match"), "{html}");
+    }
+    // Now even the right password waits.
+    let response = try_login(&server, EMAIL, PASSWORD).await;
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(set_cookie(&response, "jq_session").is_none());
+    assert!(
+        response
+            .text()
+            .await
+            .expect("html")
+            .contains("Too many failed sign-ins")
+    );
+    // An unknown email fails the same way (and is counted too).
+    let response = try_login(&server, "nobody@junk.example", PASSWORD).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    // Without an email or a password: the messages sit next to the fields.
+    let response = try_login(&server, "", "").await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = response.text().await.expect("html");
+    assert!(html.contains("id=\"email-error\"") && html.contains("id=\"password-error\""));
+}
+
+#[tokio::test]
+async fn missing_records_get_the_404_page_and_bad_input_a_message_next_to_the_field() {
+    let db = TestDb::migrated().await;
+    assert!(
+        create_user(&db, EMAIL, &format!("{PASSWORD}\n"))
+            .status
+            .success()
+    );
+    let server = sms_server(&db, &[]);
+    sms(&server, "SMv1", "+14045550123", "a couch").await;
+    let customer = customer_of(&db, "+14045550123").await;
+    let console = sign_in(&server).await;
+    let nobody = Uuid::new_v4();
+
+    for path in [
+        format!("/admin/customers/{nobody}"),
+        "/admin/customers/not-an-id".to_owned(),
+        "/admin/no-such-page".to_owned(),
+    ] {
+        let (status, body) = console.get(&path).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+        assert!(body.contains("404 · Not found"), "{path}: {body}");
+    }
+    for path in [
+        format!("/admin/approvals/{nobody}"),
+        format!("/admin/jobs/{nobody}/step"),
+        format!("/admin/notes/{nobody}/delete"),
+        format!("/admin/customers/{nobody}/notes"),
+    ] {
+        let fields = [
+            ("decision", "approve"),
+            ("to", "en_route"),
+            ("content", "x"),
+        ];
+        let (status, _) = console.post(&path, &fields).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+    }
+
+    let page = format!("/admin/customers/{customer}");
+    let (status, body) = console
+        .post(&format!("{page}/notes"), &[("content", "   ")])
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body.contains("id=\"note-error\">Write the note."), "{body}");
+    let (status, body) = console
+        .post(
+            &format!("{page}/notes"),
+            &[("content", "stairs"), ("expires_at", "next tuesday")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        body.contains("Give the expiry as a date and time."),
+        "{body}"
+    );
+    assert!(
+        body.contains(">stairs</textarea>"),
+        "what was typed is kept: {body}"
+    );
+    let (status, body) = console
+        .post(
+            &format!("{page}/merge"),
+            &[("other", "someone"), ("keep", "this")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body.contains("id=\"merge-error\""), "{body}");
+    let (status, body) = console
+        .post(
+            &format!("{page}/merge"),
+            &[("other", &nobody.to_string()), ("keep", "this")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        body.contains("There is no customer with that id."),
+        "{body}"
+    );
+    let (status, body) = console
+        .post(&format!("{page}/erase"), &[("confirm", "yes")])
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        body.contains("id=\"erase-error\">Type ERASE to confirm."),
+        "{body}"
+    );
+    let (status, body) = console.get("/admin/customers?q=x").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body.contains("id=\"q-error\""), "{body}");
+    let still: i64 = sqlx::query_scalar("SELECT count(*) FROM \"Customer\" WHERE id = $1")
+        .bind(customer)
+        .fetch_one(&mut db.conn().await)
+        .await
+        .expect("count");
+    assert_eq!(still, 1, "nothing was erased");
+}
+
+#[tokio::test]
+async fn customer_text_is_escaped_and_pages_forbid_inline_script() {
+    let db = TestDb::migrated().await;
+    assert!(
+        create_user(&db, EMAIL, &format!("{PASSWORD}\n"))
+            .status
+            .success()
+    );
+    let server = sms_server(&db, &[]);
+    let injected = "<script>alert(1)</script><img src=x onerror=alert(2)>";
+    sms(
+        &server,
+        "SMx1",
+        "+14045550123",
+        &format!("a couch {injected}"),
+    )
+    .await;
+    let customer = customer_of(&db, "+14045550123").await;
+    sqlx::query("UPDATE \"Customer\" SET name = $2 WHERE id = $1")
+        .bind(customer)
+        .bind(format!("Eve {injected}"))
+        .execute(&mut db.conn().await)
+        .await
+        .expect("name");
+    let console = sign_in(&server).await;
+    for path in [
+        format!("/admin/customers/{customer}"),
+        "/admin/customers?q=Eve".to_owned(),
+    ] {
+        let (status, body) = console.get(&path).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert!(
+            !body.contains("<script>") && !body.contains("<img"),
+            "{path}: {body}"
+        );
+        assert!(
+            body.contains("&#60;script&#62;alert(1)&#60;/script&#62;"),
+            "{path}: {body}"
+        );
+    }
+    let response = console
+        .client
+        .get(server.url("/chat"))
+        .send()
+        .await
+        .expect("chat");
+    let policy = response.headers()["content-security-policy"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(policy.contains("script-src 'self'") && !policy.contains("unsafe-inline"));
+}
+
+#[tokio::test]
+async fn the_operator_finds_by_any_phone_format_merges_and_erases() {
+    let db = TestDb::migrated().await;
+    assert!(
+        create_user(&db, EMAIL, &format!("{PASSWORD}\n"))
+            .status
+            .success()
+    );
+    let server = sms_server(&db, &[]);
+    sms(&server, "SMm1", "+14045550123", "a couch").await;
+    sms(&server, "SMm2", "+14045550199", "a fridge").await;
+    let (a, b) = (
+        customer_of(&db, "+14045550123").await,
+        customer_of(&db, "+14045550199").await,
+    );
+    let console = sign_in(&server).await;
+    for typed in ["(404) 555-0123", "404.555.0123", "+1 404 555 0123"] {
+        let (status, body) = console
+            .get(&format!("/admin/customers?q={}", urlencode(typed)))
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            body.contains(&format!("/admin/customers/{a}")),
+            "{typed}: {body}"
+        );
+        assert!(!body.contains(&format!("/admin/customers/{b}")), "{typed}");
+    }
+
+    // Keep the other one: this page's customer moves into it.
+    let (status, _) = console
+        .post(
+            &format!("/admin/customers/{a}/merge"),
+            &[("other", &b.to_string()), ("keep", "other")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (status, _) = console.get(&format!("/admin/customers/{a}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "merged away");
+    let (status, body) = console.get(&format!("/admin/customers/{b}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        body.contains("+14045550123") && body.contains("+14045550199"),
+        "{body}"
+    );
+
+    let (status, _) = console
+        .post(
+            &format!("/admin/customers/{b}/erase"),
+            &[("confirm", "ERASE")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM \"Customer\"")
+        .fetch_one(&mut db.conn().await)
+        .await
+        .expect("count");
+    assert_eq!(left, 0);
+    let actors: Vec<String> = sqlx::query_scalar(
+        "SELECT actor FROM \"Audit\" WHERE action IN ('customers_merged', 'customer_erased')
+         ORDER BY created_at",
+    )
+    .fetch_all(&mut db.conn().await)
+    .await
+    .expect("audit");
+    assert_eq!(
+        actors,
+        [format!("operator:{EMAIL}"), format!("operator:{EMAIL}")]
+    );
+}
+
+#[tokio::test]
+async fn a_job_moves_one_step_at_a_time_with_the_operator_as_actor() {
+    let db = TestDb::migrated().await;
+    assert!(
+        create_user(&db, EMAIL, &format!("{PASSWORD}\n"))
+            .status
+            .success()
+    );
+    let server = sms_server(&db, &[]);
+    let phone = "+14045550123";
+    sms(&server, "SMj1", phone, "2 mattresses and a dresser").await;
+    sms(&server, "SMj2", phone, "45 Oak Avenue, Marietta GA 30060").await;
+    sms(&server, "SMj3", phone, "1").await;
+    let job: Uuid = sqlx::query_scalar("SELECT id FROM \"Job\" WHERE status = 'booked'")
+        .fetch_one(&mut db.conn().await)
+        .await
+        .expect("a booked job");
+    let console = sign_in(&server).await;
+    let (status, body) = console.get("/admin/jobs").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        body.contains(&format!("id=\"job-{job}\"")),
+        "this week's schedule: {body}"
+    );
+
+    let step = format!("/admin/jobs/{job}/step");
+    let (status, body) = console.post(&step, &[("to", "completed")]).await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "not before en route and arrived"
+    );
+    assert!(body.contains("cannot go to completed"), "{body}");
+    let (status, _) = console.post(&step, &[("to", "teleported")]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    for to in ["en_route", "arrived", "cancelled"] {
+        let (status, _) = console.post(&step, &[("to", to)]).await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{to}");
+    }
+    let (status, _) = console.post(&step, &[("to", "arrived")]).await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "a cancelled job stays cancelled"
+    );
+    let mut conn = db.conn().await;
+    let events: Vec<(String, Option<String>)> = sqlx::query_as(
+        "SELECT event_type, actor FROM \"JobEvent\" WHERE job_id = $1
+         AND event_type IN ('en_route', 'arrived', 'completed', 'cancelled') ORDER BY created_at",
+    )
+    .bind(job)
+    .fetch_all(&mut conn)
+    .await
+    .expect("events");
+    let actor = Some(format!("operator:{EMAIL}"));
+    assert_eq!(
+        events,
+        [
+            ("en_route".to_owned(), actor.clone()),
+            ("arrived".to_owned(), actor.clone()),
+            ("cancelled".to_owned(), actor),
+        ]
+    );
+    let (status, crew_time): (String, i64) = sqlx::query_as(
+        "SELECT status::text, (SELECT count(*) FROM \"Booking\" WHERE job_id = $1)
+         FROM \"Job\" WHERE id = $1",
+    )
+    .bind(job)
+    .fetch_one(&mut conn)
+    .await
+    .expect("job");
+    assert_eq!(
+        (status.as_str(), crew_time),
+        ("cancelled", 0),
+        "its crew time is free"
+    );
+}
+
+fn urlencode(text: &str) -> String {
+    form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
