@@ -7,7 +7,7 @@ use axum::extract::{Form, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use chrono_tz::Tz;
 use serde::de::DeserializeOwned;
 use subtle::ConstantTimeEq;
@@ -254,11 +254,15 @@ pub fn money(cents: i64) -> String {
     Cents::new(cents).to_string()
 }
 
-/// A time in the company's time zone: "Tue Nov 25, 9:00 AM".
+/// A time in the company's time zone: "Tue Nov 25, 9:00 AM" (with the year when it is not
+/// this year's).
 pub fn local(at: DateTime<Utc>, tz: Tz) -> String {
-    at.with_timezone(&tz)
-        .format("%a %b %-d, %-I:%M %p")
-        .to_string()
+    let at = at.with_timezone(&tz);
+    if at.year() == Utc::now().with_timezone(&tz).year() {
+        at.format("%a %b %-d, %-I:%M %p").to_string()
+    } else {
+        at.format("%a %b %-d %Y, %-I:%M %p").to_string()
+    }
 }
 
 /// A window in the company's time zone: "Tue Nov 25, 9:00 AM – 10:30 AM".
