@@ -10,6 +10,9 @@
   const choices = document.getElementById('choices');
   const status = document.getElementById('status');
   const KEY = 'jq_chat_session';
+  // Messages shown (the customer's and the company's), so that polling adds only new ones.
+  let seen = 0;
+  let sending = false;
   let session = null;
   try {
     session = JSON.parse(sessionStorage.getItem(KEY) || 'null');
@@ -39,6 +42,7 @@
     body.textContent = text;
     item.appendChild(body);
     log.appendChild(item);
+    seen += 1;
     item.scrollIntoView({ block: 'end' });
   }
 
@@ -80,6 +84,7 @@
   }
 
   async function send(text, shown) {
+    sending = true;
     add('user', shown || text);
     choices.replaceChildren();
     busy(true, 'Sending…');
@@ -109,11 +114,14 @@
     } catch (e) {
       busy(false, 'Not sent: ' + e.message);
     }
+    sending = false;
     input.focus();
   }
 
+  // The thread's messages after the `seen` shown: what the company wrote since (a person from
+  // the console answers this way too).
   async function restore() {
-    if (!session) {
+    if (!session || sending) {
       return;
     }
     const response = await fetch('/api/chat/sessions/' + encodeURIComponent(session.session_id) + '/messages', {
@@ -125,16 +133,27 @@
       return;
     }
     const body = await response.json();
-    let last = '';
-    for (const message of body.messages || []) {
-      if (message.role === 'user' || message.role === 'assistant') {
-        add(message.role, message.content);
-        if (message.role === 'assistant') {
-          last = message.content;
-        }
-      }
+    if (sending) {
+      return;
     }
-    offerChoices(last);
+    const shown = (body.messages || []).filter((m) => m.role === 'user' || m.role === 'assistant');
+    const fresh = shown.slice(seen);
+    let last = '';
+    for (const message of fresh) {
+      add(message.role, message.content);
+      last = message.role === 'assistant' ? message.content : '';
+    }
+    if (fresh.length > 0) {
+      offerChoices(last);
+    }
+  }
+
+  function poll() {
+    restore()
+      .catch(function () {})
+      .finally(function () {
+        setTimeout(poll, 3000);
+      });
   }
 
   form.addEventListener('submit', function (event) {
@@ -148,5 +167,5 @@
     send(text);
   });
 
-  restore().catch(function () {});
+  poll();
 })();

@@ -165,5 +165,29 @@ async fn an_operator_and_a_customer_use_the_console_and_the_chat_in_chromium() {
         ["Dog <img src=x onerror=\"window.__xss='note'\"> in the yard"],
         "the operator's note is stored as typed; the one with a past expiry is not"
     );
+    // Taken over, the customer's question waited for the operator, whose reply is the company's.
+    let thread: Vec<(String, String, Option<String>)> = sqlx::query_as(
+        "SELECT m.role::text, m.content, m.metadata->>'operator' FROM \"Message\" m
+         JOIN \"Conversation\" c ON c.id = m.conversation_id
+         WHERE c.channel = 'web' ORDER BY m.created_at DESC LIMIT 2",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .expect("web thread");
+    assert_eq!(
+        thread,
+        [
+            (
+                "assistant".to_owned(),
+                "Yes, 8:30 works <b>sharp</b>".to_owned(),
+                Some(actor.clone())
+            ),
+            (
+                "user".to_owned(),
+                "can you come at 8:30 instead?".to_owned(),
+                None
+            ),
+        ]
+    );
     eprintln!("browser test took {:?}", started.elapsed());
 }

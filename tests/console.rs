@@ -655,3 +655,89 @@ async fn a_job_moves_one_step_at_a_time_with_the_operator_as_actor() {
 fn urlencode(text: &str) -> String {
     form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
+
+#[tokio::test]
+async fn an_operator_takes_a_conversation_over_replies_through_the_outbox_and_hands_it_back() {
+    let db = TestDb::migrated().await;
+    assert!(
+        create_user(&db, EMAIL, &format!("{PASSWORD}\n"))
+            .status
+            .success()
+    );
+    let server = sms_server(&db, &[]);
+    let phone = "+14045550123";
+    sms(&server, "SMi1", phone, "a couch").await;
+    let conversation: Uuid = sqlx::query_scalar("SELECT id FROM \"Conversation\"")
+        .fetch_one(&mut db.conn().await)
+        .await
+        .expect("conversation");
+    let console = sign_in(&server).await;
+    let (status, body) = console.get("/admin/inbox").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        body.contains(&format!("/admin/conversations/{conversation}")),
+        "{body}"
+    );
+
+    let page = format!("/admin/conversations/{conversation}");
+    let (status, _) = console
+        .post(&format!("{page}/takeover"), &[("action", "take")])
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let texts = common::twilio::texts_to(&db, phone).await.len();
+    sms(&server, "SMi2", phone, "is 3pm ok?").await;
+    assert_eq!(
+        common::twilio::texts_to(&db, phone).await.len(),
+        texts,
+        "taken over: the assistant does not answer"
+    );
+    let (status, json) = console
+        .get(&format!(
+            "{page}/messages?after={}",
+            urlencode("2000-01-01T00:00:00Z")
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(json.contains("is 3pm ok?"), "what the thread polls: {json}");
+
+    let (status, body) = console
+        .post(&format!("{page}/reply"), &[("text", "  ")])
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body.contains("id=\"reply-error\">Write a reply."), "{body}");
+    let long = "x".repeat(1601);
+    let (status, _) = console
+        .post(&format!("{page}/reply"), &[("text", &long)])
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, _) = console
+        .post(&format!("{page}/reply"), &[("text", "Yes, 3pm works.")])
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let texts_now = common::twilio::texts_to(&db, phone).await;
+    assert_eq!(
+        texts_now.last().map(String::as_str),
+        Some("Yes, 3pm works.")
+    );
+
+    let (status, _) = console
+        .post(&format!("{page}/takeover"), &[("action", "hand_back")])
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    sms(&server, "SMi3", phone, "and a fridge too").await;
+    assert_eq!(
+        common::twilio::texts_to(&db, phone).await.len(),
+        texts_now.len() + 1,
+        "handed back: the assistant answers again"
+    );
+    let nobody = Uuid::new_v4();
+    let (status, _) = console.get(&format!("/admin/conversations/{nobody}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = console
+        .post(
+            &format!("/admin/conversations/{nobody}/reply"),
+            &[("text", "hi")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

@@ -16,6 +16,7 @@ mod auth;
 mod chat;
 mod customers;
 mod dashboard;
+mod inbox;
 mod jobs;
 mod page;
 
@@ -41,11 +42,17 @@ pub fn router() -> Router<AppState> {
         .route("/customers/{id}/erase", post(customers::erase))
         .route("/notes/{id}", post(customers::edit_note))
         .route("/notes/{id}/delete", post(customers::delete_note))
+        .route("/inbox", get(inbox::list))
+        .route("/conversations/{id}", get(inbox::show))
+        .route("/conversations/{id}/messages", get(inbox::messages))
+        .route("/conversations/{id}/reply", post(inbox::reply))
+        .route("/conversations/{id}/takeover", post(inbox::take_over))
         .route("/approvals", get(approvals::list))
         .route("/approvals/{id}", post(approvals::decide))
         .route("/jobs", get(jobs::list))
         .route("/jobs/{id}/step", post(jobs::step))
         .route("/static/console.css", get(page::stylesheet))
+        .route("/static/console.js", get(page::script))
         .fallback(page::not_found);
     Router::new()
         .nest("/admin", admin)

@@ -284,3 +284,14 @@ pub async fn stylesheet() -> impl IntoResponse {
         include_str!("../../../static/console.css"),
     )
 }
+
+/// The console's script: it only polls a conversation's new messages into its thread.
+pub async fn script() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        include_str!("../../../static/console.js"),
+    )
+}

@@ -2,4 +2,5 @@
 //! the read models of its pages.
 
 pub mod auth;
+pub mod conversations;
 pub mod views;
