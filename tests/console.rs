@@ -741,3 +741,179 @@ async fn an_operator_takes_a_conversation_over_replies_through_the_outbox_and_ha
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn settings_pause_hours_and_the_pricebook_are_validated_and_saved() {
+    let db = TestDb::migrated().await;
+    assert!(
+        create_user(&db, EMAIL, &format!("{PASSWORD}\n"))
+            .status
+            .success()
+    );
+    let server = sms_server(&db, &[]);
+    let console = sign_in(&server).await;
+    let (status, body) = console.get("/admin/settings").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        body.contains("Twilio webhook (auth token and public URL): <span class=\"ok\">set</span>"),
+        "{body}"
+    );
+    assert!(body.contains(
+        "Messenger webhook (verify token and app secret): <span class=\"muted\">not set</span>"
+    ));
+    assert!(!body.contains(common::twilio::TOKEN), "never the values");
+
+    // Paused, a customer is not answered.
+    let (status, _) = console
+        .post("/admin/settings/pause", &[("paused", "true")])
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    sms(&server, "SMs1", "+14045550123", "a couch").await;
+    assert!(
+        common::twilio::texts_to(&db, "+14045550123")
+            .await
+            .is_empty()
+    );
+    let (status, _) = console
+        .post("/admin/settings/pause", &[("paused", "false")])
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+
+    let (status, body) = console
+        .post(
+            "/admin/settings/hours",
+            &[
+                ("time_zone", "Mars/Base"),
+                ("open", "9am"),
+                ("close", "17:00"),
+                ("crews", "0"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    for field in ["time_zone-error", "open-error", "crews-error"] {
+        assert!(body.contains(&format!("id=\"{field}\"")), "{field}: {body}");
+    }
+    assert!(
+        body.contains("value=\"Mars/Base\""),
+        "what was typed is kept"
+    );
+    let (status, _) = console
+        .post(
+            "/admin/settings/hours",
+            &[
+                ("time_zone", "America/Chicago"),
+                ("open", "07:30"),
+                ("close", "17:00"),
+                ("crews", "3"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let hours: serde_json::Value = sqlx::query_scalar("SELECT hours FROM \"Config\"")
+        .fetch_one(&mut db.conn().await)
+        .await
+        .expect("hours");
+    assert_eq!(hours["time_zone"], "America/Chicago");
+    assert_eq!(hours["crews"], 3);
+
+    let (_, page) = console.get("/admin/settings").await;
+    let pricebook_json = page
+        .split("name=\"pricebook\"")
+        .nth(1)
+        .and_then(|rest| rest.split_once('>'))
+        .and_then(|(_, rest)| rest.split("</textarea>").next())
+        .expect("the pricebook editor")
+        .replace("&#34;", "\"")
+        .replace("&quot;", "\"");
+    let mut book: serde_json::Value =
+        serde_json::from_str(&pricebook_json).expect("pricebook JSON");
+    let (status, body) = console
+        .post(
+            "/admin/settings/pricebook",
+            &[
+                ("pricebook", "{broken"),
+                ("sample", "a couch"),
+                ("action", "preview"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body.contains("id=\"pricebook-errors\""), "{body}");
+    book["tiers"] = serde_json::json!([]);
+    let (status, body) = console
+        .post(
+            "/admin/settings/pricebook",
+            &[
+                ("pricebook", &book.to_string()),
+                ("sample", "a couch"),
+                ("action", "save"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body.contains("<li>tiers:"), "{body}");
+
+    // A preview prices the sample with the pricebook as typed, and saves nothing.
+    let mut cheaper: serde_json::Value = serde_json::from_str(&pricebook_json).expect("json");
+    cheaper["minimum"] = serde_json::json!(9900);
+    let (status, body) = console
+        .post(
+            "/admin/settings/pricebook",
+            &[
+                ("pricebook", &cheaper.to_string()),
+                ("sample", "a couch"),
+                ("action", "preview"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("id=\"preview\""), "{body}");
+    let stored = || async {
+        sqlx::query_scalar::<_, serde_json::Value>("SELECT pricebook FROM \"Config\"")
+            .fetch_one(&mut db.conn().await)
+            .await
+            .expect("pricebook")
+    };
+    assert_ne!(stored().await["minimum"], 9900, "a preview saves nothing");
+    let (status, body) = console
+        .post(
+            "/admin/settings/pricebook",
+            &[
+                ("pricebook", &cheaper.to_string()),
+                ("sample", "a couch"),
+                ("action", "save"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(stored().await["minimum"], 9900);
+}
+
+#[tokio::test]
+async fn the_system_page_shows_migrations_the_schema_check_and_the_outbox() {
+    let db = TestDb::migrated().await;
+    assert!(
+        create_user(&db, EMAIL, &format!("{PASSWORD}\n"))
+            .status
+            .success()
+    );
+    let server = sms_server(&db, &[]);
+    sms(&server, "SMy1", "+14045550123", "a couch").await;
+    let console = sign_in(&server).await;
+    let (status, body) = console.get("/admin/system").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("<td>15</td><td>console</td>"), "{body}");
+    assert!(
+        body.contains(&format!(
+            "The schema is what migration {} promises",
+            common::latest()
+        )),
+        "{body}"
+    );
+    // The reply waits (pending, or held while no SMS sender is configured).
+    assert!(
+        body.contains("<td>pending</td><td>1</td>") || body.contains("<td>held</td><td>1</td>"),
+        "the outbox backlog: {body}"
+    );
+}

@@ -220,6 +220,20 @@ try {
   await assertInert(chat);
   await assertInert(page);
 
+  step = 'settings: preview a quote with the pricebook, then the system page';
+  await page.click('nav >> text=Settings');
+  await page.fill('#sample', 'a fridge and 3 mattresses');
+  await page.click('button[value=preview]');
+  const preview = await page.locator('#preview').textContent();
+  expect(/\$[0-9]/.test(preview), `no preview: ${preview}`);
+  await page.screenshot({ path: join(shots, 'settings.png'), fullPage: true });
+  await page.click('nav >> text=System');
+  expect(
+    (await page.textContent('#schema')).includes('The schema is what migration'),
+    'the schema check is not shown as passing',
+  );
+  await page.screenshot({ path: join(shots, 'system.png'), fullPage: true });
+
   step = 'the console on a phone';
   const phonePage = await phoneContext.newPage();
   watch(phonePage);

@@ -19,6 +19,7 @@ mod dashboard;
 mod inbox;
 mod jobs;
 mod page;
+mod settings;
 
 use axum::Router;
 use axum::http::{HeaderValue, header};
@@ -51,6 +52,11 @@ pub fn router() -> Router<AppState> {
         .route("/approvals/{id}", post(approvals::decide))
         .route("/jobs", get(jobs::list))
         .route("/jobs/{id}/step", post(jobs::step))
+        .route("/settings", get(settings::show))
+        .route("/settings/pause", post(settings::pause))
+        .route("/settings/hours", post(settings::hours))
+        .route("/settings/pricebook", post(settings::pricebook))
+        .route("/system", get(settings::system))
         .route("/static/console.css", get(page::stylesheet))
         .route("/static/console.js", get(page::script))
         .fallback(page::not_found);

@@ -2,5 +2,6 @@
 //! the read models of its pages.
 
 pub mod auth;
+pub mod company;
 pub mod conversations;
 pub mod views;
