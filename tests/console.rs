@@ -917,3 +917,77 @@ async fn the_system_page_shows_migrations_the_schema_check_and_the_outbox() {
         "the outbox backlog: {body}"
     );
 }
+
+#[tokio::test]
+async fn the_pipeline_pages_through_leads_by_stage_and_finds_them_by_phone_name_or_address() {
+    let db = TestDb::migrated().await;
+    assert!(
+        create_user(&db, EMAIL, &format!("{PASSWORD}\n"))
+            .status
+            .success()
+    );
+    let server = sms_server(&db, &[]);
+    sms(&server, "SMp1", "+14045550123", "a couch").await;
+    sms(
+        &server,
+        "SMp2",
+        "+14045550123",
+        "12 Birch Lane, Canton GA 30114",
+    )
+    .await;
+    // Thirty older leads from the original service (no customer yet), to page through.
+    sqlx::query(
+        "INSERT INTO \"Lead\" (channel, stage, name, phone, created_at)
+         SELECT 'sms', 'done', 'Legacy ' || n, '+1404555' || lpad(n::text, 4, '0'),
+                now() - make_interval(days => n)
+         FROM generate_series(1, 30) n",
+    )
+    .execute(&mut db.conn().await)
+    .await
+    .expect("legacy leads");
+    let console = sign_in(&server).await;
+
+    let (status, first) = console.get("/admin/pipeline").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        first.matches("<tr>").count() - 1,
+        25,
+        "a page of 25 (and the header)"
+    );
+    assert!(first.contains("rel=\"next\""), "{first}");
+    let (_, second) = console.get("/admin/pipeline?page=2").await;
+    assert_eq!(second.matches("<tr>").count() - 1, 6);
+    assert!(!second.contains("rel=\"next\"") && second.contains("rel=\"prev\""));
+    assert!(
+        second.contains("Legacy 30"),
+        "the oldest is on the last page"
+    );
+
+    let (_, done) = console.get("/admin/pipeline?stage=done").await;
+    assert!(!done.contains("12 Birch Lane"), "another stage: {done}");
+    assert!(
+        done.contains("done <span class=\"count\">30</span>"),
+        "{done}"
+    );
+    for typed in ["(404) 555-0123", "birch lane"] {
+        let (status, found) = console
+            .get(&format!("/admin/pipeline?q={}", urlencode(typed)))
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(found.matches("<tr>").count() - 1, 1, "{typed}: {found}");
+        assert!(found.contains("12 Birch Lane"), "{typed}");
+    }
+    let (_, legacy) = console
+        .get(&format!("/admin/pipeline?q={}", urlencode("404-555-0007")))
+        .await;
+    assert!(
+        legacy.contains("Legacy 7"),
+        "a lead's own phone, any format: {legacy}"
+    );
+    let (status, _) = console.get("/admin/pipeline?page=-3&stage=nonsense").await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "bad paging falls back to the first page"
+    );
+}

@@ -19,6 +19,7 @@ mod dashboard;
 mod inbox;
 mod jobs;
 mod page;
+mod pipeline;
 mod settings;
 
 use axum::Router;
@@ -36,6 +37,7 @@ pub fn router() -> Router<AppState> {
         .route("/login", get(auth::login_page).post(auth::login))
         .route("/logout", post(auth::logout))
         .route("/dashboard", get(dashboard::show))
+        .route("/pipeline", get(pipeline::list))
         .route("/customers", get(customers::search))
         .route("/customers/{id}", get(customers::show))
         .route("/customers/{id}/notes", post(customers::add_note))

@@ -427,3 +427,96 @@ pub async fn daily(
     .fetch_all(conn)
     .await
 }
+
+/// A lead in the pipeline.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PipelineRow {
+    /// Its id.
+    pub id: Uuid,
+    /// Its customer.
+    pub customer_id: Option<Uuid>,
+    /// Their name.
+    pub customer_name: Option<String>,
+    /// The lead's or the customer's phone.
+    pub phone: Option<String>,
+    /// Its stage.
+    pub stage: String,
+    /// Its channel.
+    pub channel: String,
+    /// The pickup address.
+    pub address: Option<String>,
+    /// The latest quote's total.
+    pub total_cents: Option<i64>,
+    /// When it started.
+    pub created_at: DateTime<Utc>,
+}
+
+/// The lead stages, in the order a lead moves through them.
+pub const STAGES: [&str; 8] = [
+    "awaiting_photos",
+    "clarifying",
+    "quoting",
+    "awaiting_owner",
+    "scheduling",
+    "booked",
+    "reminding",
+    "done",
+];
+
+/// Leads at `stage` (any when `None`) matching the search (identities in any format, else
+/// text in the name, email, phone or address), newest first, `limit` from `offset`.
+pub async fn pipeline(
+    conn: &mut PgConnection,
+    stage: Option<&str>,
+    identities: &[Identity],
+    text: &str,
+    offset: i64,
+    limit: i64,
+) -> sqlx::Result<Vec<PipelineRow>> {
+    let kinds: Vec<&str> = identities.iter().map(|i| i.kind.as_str()).collect();
+    let values: Vec<&str> = identities.iter().map(|i| i.value.as_str()).collect();
+    let pattern = if text.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "%{}%",
+            text.replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        )
+    };
+    sqlx::query_as(
+        "SELECT l.id, l.customer_id, coalesce(c.name, l.name) AS customer_name,
+                coalesce(l.phone, c.phone) AS phone,
+                l.stage::text AS stage, l.channel::text AS channel, l.address,
+                (SELECT (q.total * 100)::bigint FROM \"Quote\" q WHERE q.lead_id = l.id
+                 ORDER BY q.created_at DESC LIMIT 1) AS total_cents,
+                l.created_at
+         FROM \"Lead\" l LEFT JOIN \"Customer\" c ON c.id = l.customer_id
+         WHERE ($1::text IS NULL OR l.stage::text = $1)
+           AND ($4 = '' AND cardinality($2::text[]) = 0
+                OR l.customer_id IN (SELECT i.customer_id FROM \"CustomerIdentity\" i
+                                     JOIN unnest($2::text[], $3::text[]) AS q(kind, value)
+                                       ON i.kind::text = q.kind AND i.value = q.value)
+                OR l.phone = ANY($3) OR l.email = ANY($3)
+                OR ($4 <> '' AND (c.name ILIKE $4 OR c.email ILIKE $4 OR l.name ILIKE $4
+                                  OR l.address ILIKE $4 OR l.email ILIKE $4)))
+         ORDER BY l.created_at DESC, l.id
+         LIMIT $6 OFFSET $5",
+    )
+    .bind(stage)
+    .bind(&kinds)
+    .bind(&values)
+    .bind(pattern)
+    .bind(offset)
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}
+
+/// How many leads are at each stage.
+pub async fn stage_counts(conn: &mut PgConnection) -> sqlx::Result<Vec<(String, i64)>> {
+    sqlx::query_as("SELECT stage::text, count(*) FROM \"Lead\" GROUP BY stage")
+        .fetch_all(conn)
+        .await
+}
