@@ -599,6 +599,33 @@ async fn a_job_moves_one_step_at_a_time_with_the_operator_as_actor() {
         "this week's schedule: {body}"
     );
 
+    let items = format!("/admin/jobs/{job}/items");
+    let (status, body) = console.post(&items, &[("items", "0 × couch")]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        body.contains("id=\"items-error\">Line 1: the quantity"),
+        "{body}"
+    );
+    let (status, _) = console
+        .post(&items, &[("items", "2 × mattress\n1 x dresser\nold bike")])
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let listed: Vec<(i32, String)> = sqlx::query_as(
+        "SELECT quantity, description FROM \"JobItem\" WHERE job_id = $1 ORDER BY created_at",
+    )
+    .bind(job)
+    .fetch_all(&mut db.conn().await)
+    .await
+    .expect("items");
+    assert_eq!(
+        listed,
+        [
+            (2, "mattress".to_owned()),
+            (1, "dresser".to_owned()),
+            (1, "old bike".to_owned())
+        ]
+    );
+
     let step = format!("/admin/jobs/{job}/step");
     let (status, body) = console.post(&step, &[("to", "completed")]).await;
     assert_eq!(
@@ -619,10 +646,13 @@ async fn a_job_moves_one_step_at_a_time_with_the_operator_as_actor() {
         StatusCode::CONFLICT,
         "a cancelled job stays cancelled"
     );
+    let (status, _) = console.post(&items, &[("items", "a piano")]).await;
+    assert_eq!(status, StatusCode::CONFLICT, "nor are its items changed");
     let mut conn = db.conn().await;
     let events: Vec<(String, Option<String>)> = sqlx::query_as(
         "SELECT event_type, actor FROM \"JobEvent\" WHERE job_id = $1
-         AND event_type IN ('en_route', 'arrived', 'completed', 'cancelled') ORDER BY created_at",
+         AND event_type IN ('items_changed', 'en_route', 'arrived', 'completed', 'cancelled')
+         ORDER BY created_at",
     )
     .bind(job)
     .fetch_all(&mut conn)
@@ -632,6 +662,7 @@ async fn a_job_moves_one_step_at_a_time_with_the_operator_as_actor() {
     assert_eq!(
         events,
         [
+            ("items_changed".to_owned(), actor.clone()),
             ("en_route".to_owned(), actor.clone()),
             ("arrived".to_owned(), actor.clone()),
             ("cancelled".to_owned(), actor),

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::page::{self, Checked, ConsoleError, Me, Nav, PagePath, money};
 use crate::domain::progress::Progress;
 use crate::http::AppState;
-use crate::store::console::views::{self, StepRefused};
+use crate::store::console::views::{self, ItemsRefused, StepRefused};
 use crate::store::settings;
 
 struct JobView {
@@ -24,6 +24,8 @@ struct JobView {
     time: String,
     address: String,
     items: String,
+    item_lines: String,
+    closed: bool,
     total: String,
     progress: &'static str,
     next: Vec<Step>,
@@ -52,6 +54,17 @@ struct JobsPage {
     days: Vec<Day>,
     count: usize,
     notice: Option<String>,
+    /// The job whose items form had a problem, with it.
+    items_problem: Option<(Uuid, String)>,
+}
+
+impl JobsPage {
+    fn items_error(&self, job: &Uuid) -> Option<&str> {
+        self.items_problem
+            .as_ref()
+            .filter(|(id, _)| id == job)
+            .map(|(_, m)| m.as_str())
+    }
 }
 
 async fn page_for(
@@ -103,6 +116,8 @@ async fn page_for(
             ),
             address: job.address.clone().unwrap_or_default(),
             items: job.items.clone().unwrap_or_default(),
+            item_lines: job.item_lines.clone().unwrap_or_default(),
+            closed: matches!(progress, Progress::Completed | Progress::Cancelled),
             total: job.total_cents.map(money).unwrap_or_default(),
             progress: progress.label(),
             next: progress
@@ -125,6 +140,7 @@ async fn page_for(
         days,
         count,
         notice,
+        items_problem: None,
     })
 }
 
@@ -171,5 +187,115 @@ pub async fn step(
             let page = page_for(&state, &me, None, Some(notice)).await?;
             page::render_with(StatusCode::CONFLICT, &page)
         }
+    }
+}
+
+/// The most items a job lists.
+const MAX_ITEMS: usize = 50;
+
+/// Items typed one a line, "2 × couch", "2 x couch", "2 couch" or "couch" (one); each checked.
+fn parse_items(text: &str) -> Result<Vec<(i32, String)>, String> {
+    let mut items = Vec::new();
+    for (n, line) in text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .enumerate()
+    {
+        let (quantity, rest) = match line.split_once(|c: char| !c.is_ascii_digit()) {
+            Some((digits, rest)) if !digits.is_empty() => (digits.parse::<i32>().ok(), rest),
+            _ if line.chars().all(|c| c.is_ascii_digit()) => (None, ""),
+            _ => (Some(1), line),
+        };
+        let description = rest
+            .trim_start()
+            .trim_start_matches(['×', 'x', 'X', '*'])
+            .trim();
+        let line_no = n + 1;
+        let Some(quantity) = quantity.filter(|q| (1..=999).contains(q)) else {
+            return Err(format!(
+                "Line {line_no}: the quantity must be from 1 to 999."
+            ));
+        };
+        if description.is_empty() {
+            return Err(format!("Line {line_no}: say what the item is."));
+        }
+        if description.chars().count() > 200 {
+            return Err(format!("Line {line_no}: at most 200 characters."));
+        }
+        items.push((quantity, description.to_owned()));
+    }
+    if items.is_empty() {
+        return Err("List at least one item.".into());
+    }
+    if items.len() > MAX_ITEMS {
+        return Err(format!("At most {MAX_ITEMS} items."));
+    }
+    Ok(items)
+}
+
+#[derive(Deserialize)]
+pub struct ItemsForm {
+    #[serde(default)]
+    items: String,
+}
+
+/// `POST /admin/jobs/{id}/items`: the job's items, one a line.
+pub async fn items(
+    State(state): State<AppState>,
+    PagePath(id): PagePath<Uuid>,
+    Checked { me, form }: Checked<ItemsForm>,
+) -> Result<Response, ConsoleError> {
+    let parsed = match parse_items(&form.items) {
+        Ok(items) => items,
+        Err(problem) => {
+            let mut conn = state.pool.acquire().await?;
+            if views::job(&mut conn, id).await?.is_none() {
+                return Err(ConsoleError::NotFound);
+            }
+            drop(conn);
+            let mut page = page_for(&state, &me, None, None).await?;
+            page.items_problem = Some((id, problem));
+            return page::render_with(StatusCode::UNPROCESSABLE_ENTITY, &page);
+        }
+    };
+    let mut tx = state.pool.begin().await?;
+    match views::replace_items(&mut tx, id, &parsed, &me.actor()).await? {
+        Ok(()) => {
+            tx.commit().await?;
+            Ok(Redirect::to(&format!("/admin/jobs#job-{id}")).into_response())
+        }
+        Err(ItemsRefused::Missing) => Err(ConsoleError::NotFound),
+        Err(ItemsRefused::Closed) => {
+            tx.rollback().await?;
+            let notice = "A completed or cancelled job keeps its items.".to_owned();
+            let page = page_for(&state, &me, None, Some(notice)).await?;
+            page::render_with(StatusCode::CONFLICT, &page)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn items_are_read_one_a_line() {
+        let items =
+            parse_items("2 × mattress\n1 x dresser\n\ncouch\n3 bags of trash").expect("items");
+        assert_eq!(
+            items,
+            [
+                (2, "mattress".to_owned()),
+                (1, "dresser".to_owned()),
+                (1, "couch".to_owned()),
+                (3, "bags of trash".to_owned()),
+            ]
+        );
+        assert!(parse_items("").is_err());
+        assert!(parse_items("0 × couch").is_err());
+        assert!(parse_items("5000 couches").is_err());
+        assert!(parse_items("2 ×").is_err());
+        assert!(parse_items("12").is_err());
     }
 }

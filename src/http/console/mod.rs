@@ -54,6 +54,7 @@ pub fn router() -> Router<AppState> {
         .route("/approvals/{id}", post(approvals::decide))
         .route("/jobs", get(jobs::list))
         .route("/jobs/{id}/step", post(jobs::step))
+        .route("/jobs/{id}/items", post(jobs::items))
         .route("/settings", get(settings::show))
         .route("/settings/pause", post(settings::pause))
         .route("/settings/hours", post(settings::hours))

@@ -126,6 +126,8 @@ pub struct JobRow {
     pub address: Option<String>,
     /// "2 × couch, 1 × refrigerator".
     pub items: Option<String>,
+    /// The same, one item a line (for the edit form).
+    pub item_lines: Option<String>,
     /// The quote's total.
     pub total_cents: Option<i64>,
 }
@@ -142,8 +144,10 @@ const JOB_COLUMNS: &str = "j.id, j.customer_id, c.name AS customer_name, j.statu
      WHERE e.job_id = j.id AND e.event_type IN ('booked', 'en_route', 'arrived', 'completed', 'cancelled')
      ORDER BY e.created_at DESC, e.id DESC LIMIT 1) AS step,
     j.window_start, j.window_end, l.address,
-    (SELECT string_agg(i.quantity || ' × ' || i.description, ', ' ORDER BY i.created_at)
+    (SELECT string_agg(i.quantity || ' × ' || i.description, ', ' ORDER BY i.created_at, i.id)
      FROM \"JobItem\" i WHERE i.job_id = j.id) AS items,
+    (SELECT string_agg(i.quantity || ' × ' || i.description, E'\\n' ORDER BY i.created_at, i.id)
+     FROM \"JobItem\" i WHERE i.job_id = j.id) AS item_lines,
     (q.total * 100)::bigint AS total_cents";
 
 const JOB_FROM: &str = "FROM \"Job\" j
@@ -519,4 +523,65 @@ pub async fn stage_counts(conn: &mut PgConnection) -> sqlx::Result<Vec<(String, 
     sqlx::query_as("SELECT stage::text, count(*) FROM \"Lead\" GROUP BY stage")
         .fetch_all(conn)
         .await
+}
+
+/// Why items could not be changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemsRefused {
+    /// No such job.
+    Missing,
+    /// The job is completed or cancelled.
+    Closed,
+}
+
+/// Replaces a job's items (quantity, description), recording a `JobEvent` with the operator as
+/// actor. The quote is not priced again: the operator settles a changed price on site.
+pub async fn replace_items(
+    conn: &mut PgConnection,
+    id: Uuid,
+    items: &[(i32, String)],
+    actor: &str,
+) -> sqlx::Result<Result<(), ItemsRefused>> {
+    let status: Option<String> =
+        sqlx::query_scalar("SELECT status::text FROM \"Job\" WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    match status.as_deref() {
+        None => return Ok(Err(ItemsRefused::Missing)),
+        Some("completed" | "cancelled") => return Ok(Err(ItemsRefused::Closed)),
+        Some(_) => {}
+    }
+    let quantities: Vec<i32> = items.iter().map(|(q, _)| *q).collect();
+    let descriptions: Vec<&str> = items.iter().map(|(_, d)| d.as_str()).collect();
+    sqlx::query("DELETE FROM \"JobItem\" WHERE job_id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    // One statement for every item; clock_timestamp() keeps them in the order given.
+    sqlx::query(
+        "INSERT INTO \"JobItem\" (job_id, description, quantity, metadata, created_at)
+         SELECT $1, d, q, jsonb_build_object('source', 'operator'),
+                clock_timestamp() + make_interval(secs => n / 1000000.0)
+         FROM unnest($2::int[], $3::text[]) WITH ORDINALITY AS i(q, d, n)",
+    )
+    .bind(id)
+    .bind(&quantities)
+    .bind(&descriptions)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO \"JobEvent\" (job_id, event_type, actor, metadata, created_at)
+         VALUES ($1, 'items_changed', $2, jsonb_build_object('items', $3::int), clock_timestamp())",
+    )
+    .bind(id)
+    .bind(actor)
+    .bind(i32::try_from(items.len()).unwrap_or(i32::MAX))
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("UPDATE \"Job\" SET updated_at = now() WHERE id = $1")
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(Ok(()))
 }
