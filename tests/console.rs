@@ -1022,3 +1022,40 @@ async fn the_pipeline_pages_through_leads_by_stage_and_finds_them_by_phone_name_
         "bad paging falls back to the first page"
     );
 }
+
+#[tokio::test]
+async fn the_dashboard_counts_todays_leads_waiting_approvals_and_charts_quotes() {
+    let db = TestDb::migrated().await;
+    assert!(
+        create_user(&db, EMAIL, &format!("{PASSWORD}\n"))
+            .status
+            .success()
+    );
+    let server = sms_server(&db, &[]);
+    sms(
+        &server,
+        "SMd1",
+        "+14045550123",
+        "a hot tub, a piano, 2 couches and 20 bags of trash",
+    )
+    .await;
+    sms(&server, "SMd2", "+14045550124", "a couch").await;
+    let console = sign_in(&server).await;
+    let (status, body) = console.get("/admin/dashboard").await;
+    assert_eq!(status, StatusCode::OK);
+    let figure = |label: &str| {
+        body.split(&format!("</span><span class=\"l\">{label}</span>"))
+            .next()
+            .and_then(|before| before.rsplit("<span class=\"n\">").next())
+            .map(str::to_owned)
+            .unwrap_or_default()
+    };
+    assert_eq!(figure("leads today"), "2", "{body}");
+    assert_eq!(figure("active leads"), "2");
+    assert_eq!(figure("approvals waiting"), "1");
+    assert_eq!(figure("pickups next 7 days"), "0");
+    assert!(
+        body.contains(": 2 quotes, 0 bookings</title>"),
+        "today's bar: {body}"
+    );
+}

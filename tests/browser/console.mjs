@@ -220,6 +220,17 @@ try {
   await assertInert(chat);
   await assertInert(page);
 
+  step = 'the pipeline, searched by the phone in another format';
+  await page.click('nav >> text=Pipeline');
+  await page.fill('#q', phone);
+  await page.click('form.search button');
+  expect(
+    (await page.locator('table.pipeline tbody tr').count()) >= 1,
+    'the pipeline did not find the customer\'s lead',
+  );
+  await page.goto(`${base}/admin/pipeline`);
+  await page.screenshot({ path: join(shots, 'pipeline.png'), fullPage: true });
+
   step = 'settings: preview a quote with the pricebook, then the system page';
   await page.click('nav >> text=Settings');
   await page.fill('#sample', 'a fridge and 3 mattresses');

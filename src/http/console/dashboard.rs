@@ -4,8 +4,7 @@
 use askama::Template;
 use axum::extract::State;
 use axum::response::Response;
-use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
+use chrono::NaiveDate;
 
 use super::page::{self, ConsoleError, Me, Nav, money};
 use crate::http::AppState;
@@ -43,7 +42,7 @@ struct DashboardPage {
 }
 
 /// The chart's bars: two per day, scaled to the busiest day, 120 px tall.
-fn bars(daily: &[(DateTime<Utc>, i64, i64)], tz: Tz) -> (Vec<Bar>, i64) {
+fn bars(daily: &[(NaiveDate, i64, i64)]) -> (Vec<Bar>, i64) {
     const HEIGHT: i64 = 120;
     let max = daily
         .iter()
@@ -63,11 +62,8 @@ fn bars(daily: &[(DateTime<Utc>, i64, i64)], tz: Tz) -> (Vec<Bar>, i64) {
                 quotes_h: h(*quotes),
                 jobs_y: 10 + HEIGHT - h(*jobs),
                 jobs_h: h(*jobs),
-                label: day.with_timezone(&tz).format("%-d").to_string(),
-                title: format!(
-                    "{}: {quotes} quotes, {jobs} bookings",
-                    day.with_timezone(&tz).format("%b %-d")
-                ),
+                label: day.format("%-d").to_string(),
+                title: format!("{}: {quotes} quotes, {jobs} bookings", day.format("%b %-d")),
             }
         })
         .collect();
@@ -78,9 +74,10 @@ fn bars(daily: &[(DateTime<Utc>, i64, i64)], tz: Tz) -> (Vec<Bar>, i64) {
 pub async fn show(State(state): State<AppState>, me: Me) -> Result<Response, ConsoleError> {
     let mut conn = state.pool.acquire().await?;
     let settings = settings::load(&mut conn).await?;
-    let f = views::figures(&mut conn).await?;
-    let daily = views::daily(&mut conn, CHART_DAYS).await?;
-    let (bars, max) = bars(&daily, settings.hours.time_zone);
+    let tz = settings.hours.time_zone.name();
+    let f = views::figures(&mut conn, tz).await?;
+    let daily = views::daily(&mut conn, CHART_DAYS, tz).await?;
+    let (bars, max) = bars(&daily);
     let conversion = if f.leads_30d == 0 {
         "—".to_owned()
     } else {
@@ -108,16 +105,11 @@ pub async fn show(State(state): State<AppState>, me: Me) -> Result<Response, Con
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
 
     #[test]
     fn bars_scale_to_the_busiest_day() {
-        let day = |d| {
-            Utc.with_ymd_and_hms(2026, 11, d, 12, 0, 0)
-                .single()
-                .expect("day")
-        };
-        let (bars, max) = bars(&[(day(1), 4, 2), (day(2), 0, 0)], chrono_tz::UTC);
+        let day = |d| NaiveDate::from_ymd_opt(2026, 11, d).expect("day");
+        let (bars, max) = bars(&[(day(1), 4, 2), (day(2), 0, 0)]);
         assert_eq!(max, 4);
         assert_eq!((bars[0].quotes_h, bars[0].jobs_h), (120, 60));
         assert_eq!(bars[1].quotes_h, 0);

@@ -1,7 +1,7 @@
 //! The console's read models: what each page shows, each read in as few statements as it takes,
 //! and the operator's job steps.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -366,7 +366,7 @@ pub async fn approvals(conn: &mut PgConnection) -> sqlx::Result<Vec<ApprovalRow>
 /// The dashboard's figures.
 #[derive(Debug, Clone, Default, sqlx::FromRow)]
 pub struct Figures {
-    /// Leads started today (UTC).
+    /// Leads started today.
     pub leads_today: i64,
     /// Leads not done.
     pub leads_active: i64,
@@ -384,11 +384,13 @@ pub struct Figures {
     pub revenue_30d_cents: i64,
 }
 
-/// The dashboard's figures, in one statement.
-pub async fn figures(conn: &mut PgConnection) -> sqlx::Result<Figures> {
+/// The dashboard's figures, in one statement ("today" in the company's time zone `tz`).
+pub async fn figures(conn: &mut PgConnection, tz: &str) -> sqlx::Result<Figures> {
     sqlx::query_as(
         "SELECT
-            (SELECT count(*) FROM \"Lead\" WHERE created_at >= date_trunc('day', now())) AS leads_today,
+            (SELECT count(*) FROM \"Lead\"
+             WHERE created_at >= date_trunc('day', now() AT TIME ZONE $1) AT TIME ZONE $1)
+                AS leads_today,
             (SELECT count(*) FROM \"Lead\" WHERE stage <> 'done') AS leads_active,
             (SELECT count(DISTINCT j.lead_id) FROM \"Job\" j JOIN \"Lead\" l ON l.id = j.lead_id
              WHERE l.created_at > now() - interval '30 days' AND j.status <> 'cancelled') AS booked_30d,
@@ -407,27 +409,34 @@ pub async fn figures(conn: &mut PgConnection) -> sqlx::Result<Figures> {
              WHERE j.status = 'completed' AND j.window_start > now() - interval '30 days')
                 AS revenue_30d_cents",
     )
+    .bind(tz)
     .fetch_one(conn)
     .await
 }
 
-/// Quotes and bookings per day over the last `days` days (oldest first; days without any
-/// included).
+/// Quotes and bookings per day, in the company's time zone `tz`, over the last `days` days
+/// (oldest first; days without any included).
 pub async fn daily(
     conn: &mut PgConnection,
     days: i32,
-) -> sqlx::Result<Vec<(DateTime<Utc>, i64, i64)>> {
+    tz: &str,
+) -> sqlx::Result<Vec<(NaiveDate, i64, i64)>> {
     sqlx::query_as(
-        "SELECT d.day,
+        "SELECT d.day::date,
                 (SELECT count(*) FROM \"Quote\" q
-                 WHERE q.created_at >= d.day AND q.created_at < d.day + interval '1 day'),
+                 WHERE q.created_at >= d.day AT TIME ZONE $2
+                   AND q.created_at < (d.day + interval '1 day') AT TIME ZONE $2),
                 (SELECT count(*) FROM \"Job\" j
-                 WHERE j.created_at >= d.day AND j.created_at < d.day + interval '1 day')
-         FROM generate_series(date_trunc('day', now()) - make_interval(days => $1 - 1),
-                              date_trunc('day', now()), interval '1 day') AS d(day)
+                 WHERE j.created_at >= d.day AT TIME ZONE $2
+                   AND j.created_at < (d.day + interval '1 day') AT TIME ZONE $2)
+         FROM generate_series(date_trunc('day', now() AT TIME ZONE $2)
+                                  - make_interval(days => $1 - 1),
+                              date_trunc('day', now() AT TIME ZONE $2),
+                              interval '1 day') AS d(day)
          ORDER BY d.day",
     )
     .bind(days)
+    .bind(tz)
     .fetch_all(conn)
     .await
 }
