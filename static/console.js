@@ -34,3 +34,33 @@
   }
   setTimeout(poll, 2000);
 })();
+
+// On the settings page, the pricebook preview follows what the operator types (the Preview
+// button does the same without this script).
+(function () {
+  const live = document.getElementById('live-preview');
+  const book = document.getElementById('pricebook-json');
+  const sample = document.getElementById('sample');
+  if (!live || !book || !sample) {
+    return;
+  }
+  const csrf = book.form.querySelector('input[name=csrf]');
+  let timer = null;
+  async function update() {
+    const body = new URLSearchParams({ csrf: csrf.value, pricebook: book.value, sample: sample.value });
+    try {
+      const response = await fetch(live.dataset.url, { method: 'POST', body: body, credentials: 'same-origin' });
+      const result = await response.json();
+      live.hidden = false;
+      live.textContent = result.preview || (result.problems || []).join('\n') || '';
+    } catch (e) {
+      // Typing on goes on; the Preview button still works.
+    }
+  }
+  function later() {
+    clearTimeout(timer);
+    timer = setTimeout(update, 400);
+  }
+  book.addEventListener('input', later);
+  sample.addEventListener('input', later);
+})();

@@ -919,6 +919,32 @@ async fn settings_pause_hours_and_the_pricebook_are_validated_and_saved() {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(stored().await["minimum"], 9900);
+
+    // What the settings page's script asks while the operator types: JSON, CSRF-checked.
+    let (status, json) = console
+        .post(
+            "/admin/settings/preview",
+            &[("pricebook", &cheaper.to_string()), ("sample", "a piano")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let json: serde_json::Value = serde_json::from_str(&json).expect("json");
+    assert!(
+        json["preview"].as_str().is_some_and(|p| p.contains('$')),
+        "{json}"
+    );
+    let (status, json) = console
+        .post(
+            "/admin/settings/preview",
+            &[("pricebook", &book.to_string()), ("sample", "a piano")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(json.contains("tiers"), "{json}");
+    let (status, _) = console
+        .post_raw("/admin/settings/preview", &[("pricebook", "{}")])
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
 }
 
 #[tokio::test]

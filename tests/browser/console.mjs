@@ -237,6 +237,12 @@ try {
   await page.click('button[value=preview]');
   const preview = await page.locator('#preview').textContent();
   expect(/\$[0-9]/.test(preview), `no preview: ${preview}`);
+  // The preview follows what is typed, without a submit.
+  await page.fill('#sample', 'a piano and a hot tub');
+  await page.waitForFunction(() => {
+    const live = document.getElementById('live-preview');
+    return !live.hidden && /\$[0-9]/.test(live.textContent);
+  });
   await page.screenshot({ path: join(shots, 'settings.png'), fullPage: true });
   await page.click('nav >> text=System');
   expect(

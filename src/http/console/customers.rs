@@ -84,6 +84,7 @@ struct MessageView {
 }
 
 struct ConversationView {
+    id: Uuid,
     channel: String,
     started: String,
     last: String,
@@ -213,6 +214,7 @@ async fn customer_page(
             .conversations
             .into_iter()
             .map(|c| ConversationView {
+                id: c.id,
                 channel: c.channel,
                 started: local(c.started_at, tz),
                 last: c

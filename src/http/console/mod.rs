@@ -59,6 +59,7 @@ pub fn router() -> Router<AppState> {
         .route("/settings/pause", post(settings::pause))
         .route("/settings/hours", post(settings::hours))
         .route("/settings/pricebook", post(settings::pricebook))
+        .route("/settings/preview", post(settings::preview))
         .route("/system", get(settings::system))
         .route("/static/console.css", get(page::stylesheet))
         .route("/static/console.js", get(page::script))

@@ -351,6 +351,26 @@ pub async fn system(State(state): State<AppState>, me: Me) -> Result<Response, C
     })
 }
 
+/// `POST /admin/settings/preview` (the same fields as the pricebook form): the preview as JSON,
+/// for the settings page's script to show while the operator types.
+pub async fn preview(Checked { me: _, form }: Checked<PricebookForm>) -> Response {
+    match parse_pricebook(&form.pricebook) {
+        Ok(book) => {
+            let sample = form.sample.trim();
+            let preview = (!sample.is_empty()).then(|| {
+                let spec = items::recognise(sample).job_spec();
+                pricing::price(&book, &spec).explain()
+            });
+            axum::Json(serde_json::json!({"preview": preview, "problems": []})).into_response()
+        }
+        Err(problems) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            axum::Json(serde_json::json!({"preview": null, "problems": problems})),
+        )
+            .into_response(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
