@@ -93,9 +93,20 @@ async fn login_form(server: &Server) -> (String, String) {
 }
 
 async fn try_login(server: &Server, email: &str, password: &str) -> reqwest::Response {
+    try_login_from(server, email, password, "203.0.113.1").await
+}
+
+/// A login attempt through a proxy that says the client is `address`.
+async fn try_login_from(
+    server: &Server,
+    email: &str,
+    password: &str,
+    address: &str,
+) -> reqwest::Response {
     let (_, token) = login_form(server).await;
     client()
         .post(server.url("/admin/login"))
+        .header("X-Forwarded-For", format!("198.51.100.7, {address}"))
         .header("Cookie", format!("jq_login={token}"))
         .form(&[
             ("csrf", token.as_str()),
@@ -1084,4 +1095,51 @@ async fn the_dashboard_counts_todays_leads_waiting_approvals_and_charts_quotes()
         body.contains(": 2 quotes, 0 bookings</title>"),
         "today's bar: {body}"
     );
+}
+
+#[tokio::test]
+async fn failed_sign_ins_are_limited_per_address_and_a_trusted_proxy_names_the_client() {
+    let db = TestDb::migrated().await;
+    assert!(
+        create_user(&db, EMAIL, &format!("{PASSWORD}\n"))
+            .status
+            .success()
+    );
+    // Behind a proxy: each client is counted by the address the proxy appended.
+    let proxied = Server::start(&["--trust-forwarded-for", "true"], Some(&db.url), None);
+    for n in 0..20 {
+        let email = format!("guess{n}@junk.example");
+        let response = try_login_from(&proxied, &email, "wrong password!", "192.0.2.10").await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{n}");
+    }
+    let response = try_login_from(&proxied, EMAIL, PASSWORD, "192.0.2.10").await;
+    assert_eq!(
+        response.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "that address waits"
+    );
+    let response = try_login_from(&proxied, EMAIL, PASSWORD, "192.0.2.11").await;
+    assert_eq!(
+        response.status(),
+        StatusCode::SEE_OTHER,
+        "another client does not"
+    );
+    let addresses: Vec<String> =
+        sqlx::query_scalar("SELECT DISTINCT address FROM \"LoginAttempt\" ORDER BY address")
+            .fetch_all(&mut db.conn().await)
+            .await
+            .expect("attempts");
+    assert_eq!(addresses, ["192.0.2.10", "192.0.2.11"]);
+
+    // Not told to trust the header, the server counts the peer, whatever a client claims.
+    let direct = Server::start(&[], Some(&db.url), None);
+    let response = try_login_from(&direct, EMAIL, PASSWORD, "192.0.2.10").await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let peer: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM \"LoginAttempt\" WHERE address = '127.0.0.1' AND succeeded",
+    )
+    .fetch_one(&mut db.conn().await)
+    .await
+    .expect("attempts");
+    assert_eq!(peer, 1);
 }

@@ -47,6 +47,16 @@ pub struct ServeArgs {
         value_parser = clap::builder::BoolishValueParser::new()
     )]
     secure_cookies: bool,
+    /// The console is behind a proxy that appends the client's address to `X-Forwarded-For`:
+    /// count failed logins by that address (without it, every client would share the proxy's).
+    #[arg(
+        long = "trust-forwarded-for",
+        env = "JUNKQUOTE_TRUST_FORWARDED_FOR",
+        default_value = "false",
+        action = clap::ArgAction::Set,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    trust_forwarded_for: bool,
 }
 
 /// How the assistant uses what it remembers of customers.
@@ -331,6 +341,7 @@ pub fn run(
             agent,
             console: http::console::Options {
                 secure_cookies: args.secure_cookies,
+                trust_forwarded_for: args.trust_forwarded_for,
             },
         };
         let shutdown = async {

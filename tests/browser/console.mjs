@@ -39,7 +39,7 @@ const expect = (condition, message) => {
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
   // Root (as in CI) cannot use Chromium's sandbox.
-  args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
+  args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-quic'],
 });
 const dialogs = [];
 const watch = (page) => {

@@ -24,6 +24,9 @@ pub const SESSION_COOKIE: &str = "jq_session";
 pub struct Options {
     /// Mark cookies `Secure` (the console is reached over https, e.g. behind a proxy).
     pub secure_cookies: bool,
+    /// Take the client's address from the last `X-Forwarded-For` entry (what the proxy in front
+    /// appended) rather than the peer's, for the login rate limit.
+    pub trust_forwarded_for: bool,
 }
 
 /// A failure a console handler returns, shown as an HTML page.
@@ -239,7 +242,22 @@ pub struct ClientAddr(pub String);
 impl FromRequestParts<AppState> for ClientAddr {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        if state.console.trust_forwarded_for
+            && let Some(forwarded) = parts
+                .headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .map(str::trim)
+                .rfind(|v| v.parse::<std::net::IpAddr>().is_ok())
+        {
+            return Ok(ClientAddr(forwarded.to_owned()));
+        }
         let peer = parts
             .extensions
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
