@@ -1143,3 +1143,57 @@ async fn failed_sign_ins_are_limited_per_address_and_a_trusted_proxy_names_the_c
     .expect("attempts");
     assert_eq!(peer, 1);
 }
+
+#[tokio::test]
+async fn approvals_show_the_explanation_and_photos_and_the_decision_reaches_the_customer() {
+    let db = TestDb::migrated().await;
+    assert!(
+        create_user(&db, EMAIL, &format!("{PASSWORD}\n"))
+            .status
+            .success()
+    );
+    let server = sms_server(&db, &[]);
+    let phone = "+14045550123";
+    let photo = "https://api.twilio.com/2010-04-01/Accounts/AC1/Messages/MM1/Media/ME1";
+    let mut form = common::twilio::form(
+        "SMa1",
+        phone,
+        "a hot tub, a piano, 2 couches and 20 bags of trash",
+    );
+    form.retain(|(k, _)| k != "NumMedia");
+    form.push(("NumMedia".into(), "1".into()));
+    form.push(("MediaUrl0".into(), photo.into()));
+    form.push(("MediaContentType0".into(), "image/jpeg".into()));
+    let response = common::twilio::post_signed(server.url("/api/twilio/sms"), &form).await;
+    assert!(response.status().is_success());
+    let approval: Uuid = sqlx::query_scalar("SELECT id FROM \"Approval\"")
+        .fetch_one(&mut db.conn().await)
+        .await
+        .expect("an approval waits");
+    let console = sign_in(&server).await;
+    let (status, body) = console.get("/admin/approvals").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        body.contains(&format!("<img src=\"{photo}\"")),
+        "the photo: {body}"
+    );
+    assert!(body.contains("Needs the owner"), "the explanation: {body}");
+    assert!(body.contains("is over $600"), "why it waits: {body}");
+
+    let texts = common::twilio::texts_to(&db, phone).await.len();
+    let path = format!("/admin/approvals/{approval}");
+    let (status, _) = console.post(&path, &[("decision", "maybe")]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, _) = console.post(&path, &[("decision", "approve")]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        common::twilio::texts_to(&db, phone).await.len(),
+        texts + 1,
+        "the customer is told"
+    );
+    let (status, body) = console.post(&path, &[("decision", "deny")]).await;
+    assert_eq!(status, StatusCode::CONFLICT, "decided once");
+    assert!(body.contains("already decided"), "{body}");
+    let (_, body) = console.get("/admin/approvals").await;
+    assert!(body.contains("Nothing waits for you."), "{body}");
+}
