@@ -52,6 +52,11 @@
       const response = await fetch(live.dataset.url, { method: 'POST', body: body, credentials: 'same-origin' });
       const result = await response.json();
       live.hidden = false;
+      // The preview of the last submit is for what was typed then.
+      const submitted = document.getElementById('preview');
+      if (submitted) {
+        submitted.hidden = true;
+      }
       live.textContent = result.preview || (result.problems || []).join('\n') || '';
     } catch (e) {
       // Typing on goes on; the Preview button still works.
