@@ -124,6 +124,7 @@ async fn run(cluster: &Cluster, clients: usize, seconds: u64) -> anyhow::Result<
         })),
         messenger: None,
         agent: junkquote::agent::Agent::default(),
+        console: Default::default(),
     };
     let (listener, addr) = http::bind("127.0.0.1:0".parse()?).await?;
     let (stop, stopped) = tokio::sync::watch::channel(false);

@@ -64,10 +64,14 @@ pub const MAX_ANSWER_ATTEMPTS: i32 = 5;
 /// answered.
 pub async fn process(agent: &Agent, pool: &PgPool, conversation_id: Uuid) -> sqlx::Result<usize> {
     let mut tx = pool.begin().await?;
-    sqlx::query("SELECT 1 FROM \"Conversation\" WHERE id = $1 FOR UPDATE")
-        .bind(conversation_id)
-        .execute(&mut *tx)
-        .await?;
+    // An operator who took the conversation over from the console answers it themselves.
+    let taken_over: Option<bool> = sqlx::query_scalar(
+        "SELECT metadata ? 'taken_over_by' FROM \"Conversation\" WHERE id = $1 FOR UPDATE",
+    )
+    .bind(conversation_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let taken_over = taken_over.unwrap_or(false);
     let pending: Vec<(String, String, Uuid, String, i32, i32)> = sqlx::query_as(
         "SELECT i.provider, i.provider_message_id, m.id, m.content, i.attempts,
                 coalesce(jsonb_array_length(m.metadata->'photos'), 0)
@@ -87,8 +91,9 @@ pub async fn process(agent: &Agent, pool: &PgPool, conversation_id: Uuid) -> sql
     let mut answered = 0;
     for (provider, provider_message_id, message_id, text, attempts, photos) in &pending {
         let key = (provider.as_str(), provider_message_id.as_str());
-        // Paused: the message is kept and marked read, and nobody is answered automatically.
-        if settings.paused {
+        // Paused, or taken over by an operator: the message is kept and marked read, and
+        // nobody is answered automatically.
+        if settings.paused || taken_over {
             mark_processed(&mut tx, key, None).await?;
             continue;
         }

@@ -5,6 +5,9 @@ use std::process::ExitCode;
 use clap::Subcommand;
 
 use super::{Cli, with_database};
+use crate::domain::identity::normalize_email;
+use crate::domain::password;
+use crate::store::console::auth;
 use crate::store::tokens;
 
 /// The `admin` subcommands.
@@ -15,6 +18,18 @@ pub enum AdminCommand {
         /// What the token is for (shown as the actor of what it does).
         name: String,
     },
+    /// Create a console user; the password is read from standard input (one line).
+    CreateUser {
+        /// The email the user signs in with.
+        email: String,
+    },
+}
+
+/// The first line of standard input, without its line ending.
+fn read_password() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
 }
 
 pub fn run(
@@ -37,6 +52,26 @@ pub fn run(
                 eprintln!(
                     "API token {name:?} created; it is shown only this once. Use it as: Authorization: Bearer <token>"
                 );
+                Ok(ExitCode::SUCCESS)
+            })
+        }
+        AdminCommand::CreateUser { email } => {
+            let email = normalize_email(email)
+                .ok_or_else(|| anyhow::anyhow!("{email:?} is not an email address"))?;
+            let password = read_password().map_err(|e| {
+                anyhow::anyhow!("cannot read the password from standard input: {e}")
+            })?;
+            password::check(&password)?;
+            let hash = password::hash(&password)
+                .map_err(|e| anyhow::anyhow!("cannot hash the password: {e}"))?;
+            with_database(cli, runtime, true, async |db| {
+                let mut conn = db.connect().await?;
+                super::require_current_schema(&mut conn).await?;
+                anyhow::ensure!(
+                    auth::create_user(&mut conn, &email, &hash).await?,
+                    "a console user with the email {email} already exists"
+                );
+                eprintln!("console user {email} created; sign in at /admin/login");
                 Ok(ExitCode::SUCCESS)
             })
         }

@@ -40,6 +40,16 @@ pub struct ServeArgs {
     context: ContextArgs,
     #[command(flatten)]
     limits: LimitArgs,
+    /// Mark the console's cookies Secure: set it when the console is reached over https (for
+    /// example behind a TLS-terminating proxy); browsers then never send them over plain http.
+    #[arg(
+        long = "secure-cookies",
+        env = "JUNKQUOTE_SECURE_COOKIES",
+        default_value = "false",
+        action = clap::ArgAction::Set,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    secure_cookies: bool,
 }
 
 /// How the assistant uses what it remembers of customers.
@@ -370,6 +380,10 @@ pub fn run(
             twilio: twilio.map(Arc::new),
             messenger: messenger.map(Arc::new),
             agent,
+            console: http::console::Options {
+                secure_cookies: args.secure_cookies,
+                trusted_proxy_hops: args.limits.trusted_proxy_hops,
+            },
         };
         let shutdown = async {
             shutdown_signal().await;

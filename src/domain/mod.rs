@@ -4,7 +4,9 @@ pub mod identity;
 pub mod items;
 pub mod memory;
 pub mod money;
+pub mod password;
 pub mod pricing;
+pub mod progress;
 pub mod schedule;
 pub mod token;
 

@@ -253,7 +253,10 @@ impl SessionLimiter {
 
 /// The `hops`-th address from the right of `X-Forwarded-For` (all its headers, in order), if
 /// the request passed that many proxies and the address parses.
-fn forwarded_for(headers: &HeaderMap, hops: usize) -> Option<IpAddr> {
+pub(crate) fn forwarded_for(headers: &HeaderMap, hops: usize) -> Option<IpAddr> {
+    if hops == 0 {
+        return None;
+    }
     let entries: Vec<&str> = headers
         .get_all("x-forwarded-for")
         .iter()

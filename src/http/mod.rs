@@ -3,6 +3,7 @@
 mod api;
 mod calendar;
 mod chat;
+pub mod console;
 mod customers;
 pub mod error;
 mod health;
@@ -43,6 +44,8 @@ pub struct AppState {
     pub messenger: Option<Arc<MessengerConfig>>,
     /// The conversation engine.
     pub agent: Agent,
+    /// How the operator's console is served.
+    pub console: console::Options,
 }
 
 /// The whole application's routes; opening chat sessions is limited by `limits`.
@@ -87,6 +90,7 @@ pub fn router(state: AppState, limits: SessionLimits) -> Router {
             "/api/v1/notes/{id}",
             axum::routing::patch(customers::edit_note).delete(customers::delete_note),
         )
+        .merge(console::router())
         .fallback(|| async { ApiError::NotFound })
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .layer(TimeoutLayer::with_status_code(

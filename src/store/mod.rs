@@ -2,6 +2,7 @@
 //! repositories the agent and the HTTP layer use.
 
 pub mod challenges;
+pub mod console;
 pub mod context;
 pub mod customers;
 pub mod embedded;

@@ -1,0 +1,596 @@
+//! The console's read models: what each page shows, each read in as few statements as it takes,
+//! and the operator's job steps.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::domain::identity::Identity;
+use crate::domain::progress::Progress;
+
+/// A customer in a list.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CustomerRow {
+    /// Their id.
+    pub id: Uuid,
+    /// Their name.
+    pub name: Option<String>,
+    /// Their main phone.
+    pub phone: Option<String>,
+    /// Their main email.
+    pub email: Option<String>,
+    /// Since when.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Customers matching what the operator typed: the holder of a phone or email written in any
+/// format, else names, emails and addresses containing the text. Newest first, at most 50.
+pub async fn search_customers(
+    conn: &mut PgConnection,
+    identities: &[Identity],
+    text: &str,
+) -> sqlx::Result<Vec<CustomerRow>> {
+    let kinds: Vec<&str> = identities.iter().map(|i| i.kind.as_str()).collect();
+    let values: Vec<&str> = identities.iter().map(|i| i.value.as_str()).collect();
+    let pattern = format!(
+        "%{}%",
+        text.replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    );
+    sqlx::query_as(
+        "SELECT c.id, c.name, c.phone, c.email, c.created_at FROM \"Customer\" c
+         WHERE c.id IN (SELECT i.customer_id FROM \"CustomerIdentity\" i
+                        JOIN unnest($1::text[], $2::text[]) AS q(kind, value)
+                          ON i.kind::text = q.kind AND i.value = q.value)
+            OR c.phone = ANY($2) OR c.email = ANY($2)
+            OR ($3 <> '%%' AND (c.name ILIKE $3 OR c.email ILIKE $3
+                OR EXISTS (SELECT 1 FROM \"CustomerAddress\" a
+                           WHERE a.customer_id = c.id AND a.address ILIKE $3)))
+         ORDER BY c.created_at DESC LIMIT 50",
+    )
+    .bind(&kinds)
+    .bind(&values)
+    .bind(pattern)
+    .fetch_all(conn)
+    .await
+}
+
+/// A conversation in the customer's list.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ConversationRow {
+    /// Its id.
+    pub id: Uuid,
+    /// Its channel.
+    pub channel: String,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// Its last message's time.
+    pub last_message_at: Option<DateTime<Utc>>,
+    /// How many messages.
+    pub messages: i64,
+}
+
+/// A lead with its latest quote.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct LeadRow {
+    /// Its id.
+    pub id: Uuid,
+    /// Its stage.
+    pub stage: String,
+    /// Its channel.
+    pub channel: String,
+    /// The pickup address.
+    pub address: Option<String>,
+    /// When it started.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A quote.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct QuoteRow {
+    /// Its id.
+    pub id: Uuid,
+    /// Its lead.
+    pub lead_id: Uuid,
+    /// Total, cents.
+    pub total_cents: i64,
+    /// Its status.
+    pub status: String,
+    /// Whether the owner had to approve it.
+    pub needs_approval: bool,
+    /// Line by line.
+    pub explanation: Option<String>,
+    /// When.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A job with what the console shows of it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct JobRow {
+    /// Its id.
+    pub id: Uuid,
+    /// Its customer.
+    pub customer_id: Option<Uuid>,
+    /// The customer's name.
+    pub customer_name: Option<String>,
+    /// `JobStatus`.
+    pub status: String,
+    /// The latest progress step recorded (`en_route`, `arrived`, …).
+    pub step: Option<String>,
+    /// The window.
+    pub window_start: DateTime<Utc>,
+    /// The window's end.
+    pub window_end: DateTime<Utc>,
+    /// The pickup address.
+    pub address: Option<String>,
+    /// "2 × couch, 1 × refrigerator".
+    pub items: Option<String>,
+    /// The same, one item a line (for the edit form).
+    pub item_lines: Option<String>,
+    /// The quote's total.
+    pub total_cents: Option<i64>,
+}
+
+impl JobRow {
+    /// Where the job is.
+    pub fn progress(&self) -> Progress {
+        Progress::of(&self.status, self.step.as_deref())
+    }
+}
+
+const JOB_COLUMNS: &str = "j.id, j.customer_id, c.name AS customer_name, j.status::text AS status,
+    (SELECT e.event_type FROM \"JobEvent\" e
+     WHERE e.job_id = j.id AND e.event_type IN ('booked', 'en_route', 'arrived', 'completed', 'cancelled')
+     ORDER BY e.created_at DESC, e.id DESC LIMIT 1) AS step,
+    j.window_start, j.window_end, l.address,
+    (SELECT string_agg(i.quantity || ' × ' || i.description, ', ' ORDER BY i.created_at, i.id)
+     FROM \"JobItem\" i WHERE i.job_id = j.id) AS items,
+    (SELECT string_agg(i.quantity || ' × ' || i.description, E'\\n' ORDER BY i.created_at, i.id)
+     FROM \"JobItem\" i WHERE i.job_id = j.id) AS item_lines,
+    (q.total * 100)::bigint AS total_cents";
+
+const JOB_FROM: &str = "FROM \"Job\" j
+    JOIN \"Lead\" l ON l.id = j.lead_id
+    LEFT JOIN \"Customer\" c ON c.id = j.customer_id
+    LEFT JOIN \"Quote\" q ON q.id = j.quote_id";
+
+/// Everything the customer page shows besides the context.
+#[derive(Debug, Clone, Default)]
+pub struct History {
+    /// Conversations, newest first.
+    pub conversations: Vec<ConversationRow>,
+    /// Leads, newest first.
+    pub leads: Vec<LeadRow>,
+    /// Quotes, newest first.
+    pub quotes: Vec<QuoteRow>,
+    /// Jobs, newest window first.
+    pub jobs: Vec<JobRow>,
+}
+
+/// A customer's conversations, leads, quotes and jobs (the latest 50 of each).
+pub async fn history(conn: &mut PgConnection, customer_id: Uuid) -> sqlx::Result<History> {
+    let conversations = sqlx::query_as(
+        "SELECT v.id, v.channel::text AS channel, v.started_at, v.last_message_at,
+                (SELECT count(*) FROM \"Message\" m WHERE m.conversation_id = v.id) AS messages
+         FROM \"Conversation\" v WHERE v.customer_id = $1
+         ORDER BY v.started_at DESC LIMIT 50",
+    )
+    .bind(customer_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let leads = sqlx::query_as(
+        "SELECT id, stage::text AS stage, channel::text AS channel, address, created_at
+         FROM \"Lead\" WHERE customer_id = $1 ORDER BY created_at DESC LIMIT 50",
+    )
+    .bind(customer_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let quotes = sqlx::query_as(
+        "SELECT q.id, q.lead_id, (q.total * 100)::bigint AS total_cents, q.status::text AS status,
+                q.needs_approval, q.notes_json->>'explanation' AS explanation, q.created_at
+         FROM \"Quote\" q JOIN \"Lead\" l ON l.id = q.lead_id
+         WHERE l.customer_id = $1 ORDER BY q.created_at DESC LIMIT 50",
+    )
+    .bind(customer_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let jobs = sqlx::query_as(&format!(
+        "SELECT {JOB_COLUMNS} {JOB_FROM} WHERE j.customer_id = $1
+         ORDER BY j.window_start DESC LIMIT 50"
+    ))
+    .bind(customer_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(History {
+        conversations,
+        leads,
+        quotes,
+        jobs,
+    })
+}
+
+/// Jobs whose window starts in `from`..`to`, soonest first.
+pub async fn jobs_between(
+    conn: &mut PgConnection,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> sqlx::Result<Vec<JobRow>> {
+    sqlx::query_as(&format!(
+        "SELECT {JOB_COLUMNS} {JOB_FROM}
+         WHERE j.window_start >= $1 AND j.window_start < $2
+         ORDER BY j.window_start, j.id LIMIT 500"
+    ))
+    .bind(from)
+    .bind(to)
+    .fetch_all(conn)
+    .await
+}
+
+/// One job.
+pub async fn job(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<JobRow>> {
+    sqlx::query_as(&format!("SELECT {JOB_COLUMNS} {JOB_FROM} WHERE j.id = $1"))
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+}
+
+/// Why a job step was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepRefused {
+    /// No such job.
+    Missing,
+    /// Not a step that can follow the job's current one.
+    NotNext(Progress),
+}
+
+/// Moves a job one step (en route, arrived, completed, cancelled), recording a `JobEvent` with
+/// the operator as actor; a cancelled job gives its crew time back.
+pub async fn step_job(
+    conn: &mut PgConnection,
+    id: Uuid,
+    to: Progress,
+    actor: &str,
+) -> sqlx::Result<Result<(), StepRefused>> {
+    let current: Option<(String, Option<String>, Option<Uuid>)> = sqlx::query_as(
+        "SELECT j.status::text,
+                (SELECT e.event_type FROM \"JobEvent\" e
+                 WHERE e.job_id = j.id
+                   AND e.event_type IN ('booked', 'en_route', 'arrived', 'completed', 'cancelled')
+                 ORDER BY e.created_at DESC, e.id DESC LIMIT 1),
+                j.lead_id
+         FROM \"Job\" j WHERE j.id = $1 FOR UPDATE",
+    )
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some((status, step, lead_id)) = current else {
+        return Ok(Err(StepRefused::Missing));
+    };
+    let at = Progress::of(&status, step.as_deref());
+    if !at.allows(to) {
+        return Ok(Err(StepRefused::NotNext(at)));
+    }
+    sqlx::query(
+        "INSERT INTO \"JobEvent\" (job_id, event_type, actor, metadata, created_at)
+         VALUES ($1, $2, $3, jsonb_build_object('from', $4::text), clock_timestamp())",
+    )
+    .bind(id)
+    .bind(to.as_str())
+    .bind(actor)
+    .bind(at.as_str())
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "UPDATE \"Job\" SET status = $2::text::\"JobStatus\", updated_at = now() WHERE id = $1",
+    )
+    .bind(id)
+    .bind(to.status())
+    .execute(&mut *conn)
+    .await?;
+    if to == Progress::Cancelled {
+        sqlx::query("DELETE FROM \"Booking\" WHERE job_id = $1")
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    if to == Progress::Completed
+        && let Some(lead_id) = lead_id
+    {
+        sqlx::query("UPDATE \"Lead\" SET stage = 'done', updated_at = now() WHERE id = $1")
+            .bind(lead_id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    super::super::sales::audit(
+        conn,
+        lead_id,
+        actor,
+        &format!("job_{}", to.as_str()),
+        serde_json::json!({"job_id": id, "from": at.as_str()}),
+    )
+    .await?;
+    Ok(Ok(()))
+}
+
+/// A quote waiting for the owner, with what the approvals page shows.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ApprovalRow {
+    /// The approval.
+    pub id: Uuid,
+    /// The quote.
+    pub quote_id: Uuid,
+    /// The customer.
+    pub customer_id: Option<Uuid>,
+    /// Their name.
+    pub customer_name: Option<String>,
+    /// The pickup address.
+    pub address: Option<String>,
+    /// Total, cents.
+    pub total_cents: i64,
+    /// Why it waits.
+    pub reasons: Vec<String>,
+    /// The quote line by line.
+    pub explanation: Option<String>,
+    /// The lead's photos.
+    pub photos: Vec<String>,
+    /// Since when.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Approvals waiting, oldest first: each lead's latest quote, if it waits for the owner.
+pub async fn approvals(conn: &mut PgConnection) -> sqlx::Result<Vec<ApprovalRow>> {
+    sqlx::query_as(
+        "SELECT a.id, a.quote_id, l.customer_id, c.name AS customer_name, l.address,
+                (q.total * 100)::bigint AS total_cents,
+                coalesce(ARRAY(SELECT jsonb_array_elements_text(
+                                  coalesce(q.flags_json->'approval_reasons', '[]'))), '{}') AS reasons,
+                q.notes_json->>'explanation' AS explanation,
+                coalesce(ARRAY(SELECT p.url FROM \"LeadAttachment\" p
+                               WHERE p.lead_id = l.id ORDER BY p.created_at), '{}') AS photos,
+                a.created_at
+         FROM \"Approval\" a
+         JOIN \"Quote\" q ON q.id = a.quote_id
+         JOIN \"Lead\" l ON l.id = q.lead_id
+         LEFT JOIN \"Customer\" c ON c.id = l.customer_id
+         WHERE a.status = 'pending' AND q.status = 'pending_approval'
+           -- A quote the customer moved past (a newer one on the lead) is not decided.
+           AND NOT EXISTS (SELECT 1 FROM \"Quote\" n
+                           WHERE n.lead_id = q.lead_id AND n.created_at > q.created_at)
+         ORDER BY a.created_at LIMIT 200",
+    )
+    .fetch_all(conn)
+    .await
+}
+
+/// The dashboard's figures.
+#[derive(Debug, Clone, Default, sqlx::FromRow)]
+pub struct Figures {
+    /// Leads started today.
+    pub leads_today: i64,
+    /// Leads not done.
+    pub leads_active: i64,
+    /// Leads of the last 30 days that led to a job.
+    pub booked_30d: i64,
+    /// Leads of the last 30 days.
+    pub leads_30d: i64,
+    /// Average quote of the last 30 days, cents.
+    pub average_quote_cents: Option<i64>,
+    /// Approvals waiting.
+    pub approvals_waiting: i64,
+    /// Pickups in the next 7 days.
+    pub pickups_next_7d: i64,
+    /// Completed jobs' quotes of the last 30 days, cents.
+    pub revenue_30d_cents: i64,
+}
+
+/// The dashboard's figures, in one statement ("today" in the company's time zone `tz`).
+pub async fn figures(conn: &mut PgConnection, tz: &str) -> sqlx::Result<Figures> {
+    sqlx::query_as(
+        "SELECT
+            (SELECT count(*) FROM \"Lead\"
+             WHERE created_at >= date_trunc('day', now() AT TIME ZONE $1) AT TIME ZONE $1)
+                AS leads_today,
+            (SELECT count(*) FROM \"Lead\" WHERE stage <> 'done') AS leads_active,
+            (SELECT count(DISTINCT j.lead_id) FROM \"Job\" j JOIN \"Lead\" l ON l.id = j.lead_id
+             WHERE l.created_at > now() - interval '30 days' AND j.status <> 'cancelled') AS booked_30d,
+            (SELECT count(*) FROM \"Lead\" WHERE created_at > now() - interval '30 days') AS leads_30d,
+            (SELECT (avg(total) * 100)::bigint FROM \"Quote\"
+             WHERE created_at > now() - interval '30 days') AS average_quote_cents,
+            (SELECT count(*) FROM \"Approval\" a JOIN \"Quote\" q ON q.id = a.quote_id
+             WHERE a.status = 'pending' AND q.status = 'pending_approval'
+               AND NOT EXISTS (SELECT 1 FROM \"Quote\" n
+                               WHERE n.lead_id = q.lead_id AND n.created_at > q.created_at))
+                AS approvals_waiting,
+            (SELECT count(*) FROM \"Job\" WHERE status = 'booked'
+             AND window_start >= now() AND window_start < now() + interval '7 days') AS pickups_next_7d,
+            (SELECT coalesce((sum(q.total) * 100)::bigint, 0) FROM \"Job\" j
+             JOIN \"Quote\" q ON q.id = j.quote_id
+             WHERE j.status = 'completed' AND j.window_start > now() - interval '30 days')
+                AS revenue_30d_cents",
+    )
+    .bind(tz)
+    .fetch_one(conn)
+    .await
+}
+
+/// Quotes and bookings per day, in the company's time zone `tz`, over the last `days` days
+/// (oldest first; days without any included).
+pub async fn daily(
+    conn: &mut PgConnection,
+    days: i32,
+    tz: &str,
+) -> sqlx::Result<Vec<(NaiveDate, i64, i64)>> {
+    sqlx::query_as(
+        "SELECT d.day::date,
+                (SELECT count(*) FROM \"Quote\" q
+                 WHERE q.created_at >= d.day AT TIME ZONE $2
+                   AND q.created_at < (d.day + interval '1 day') AT TIME ZONE $2),
+                (SELECT count(*) FROM \"Job\" j
+                 WHERE j.created_at >= d.day AT TIME ZONE $2
+                   AND j.created_at < (d.day + interval '1 day') AT TIME ZONE $2)
+         FROM generate_series(date_trunc('day', now() AT TIME ZONE $2)
+                                  - make_interval(days => $1 - 1),
+                              date_trunc('day', now() AT TIME ZONE $2),
+                              interval '1 day') AS d(day)
+         ORDER BY d.day",
+    )
+    .bind(days)
+    .bind(tz)
+    .fetch_all(conn)
+    .await
+}
+
+/// A lead in the pipeline.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PipelineRow {
+    /// Its id.
+    pub id: Uuid,
+    /// Its customer.
+    pub customer_id: Option<Uuid>,
+    /// Their name.
+    pub customer_name: Option<String>,
+    /// The lead's or the customer's phone.
+    pub phone: Option<String>,
+    /// Its stage.
+    pub stage: String,
+    /// Its channel.
+    pub channel: String,
+    /// The pickup address.
+    pub address: Option<String>,
+    /// The latest quote's total.
+    pub total_cents: Option<i64>,
+    /// When it started.
+    pub created_at: DateTime<Utc>,
+}
+
+/// The lead stages, in the order a lead moves through them.
+pub const STAGES: [&str; 8] = [
+    "awaiting_photos",
+    "clarifying",
+    "quoting",
+    "awaiting_owner",
+    "scheduling",
+    "booked",
+    "reminding",
+    "done",
+];
+
+/// Leads at `stage` (any when `None`) matching the search (identities in any format, else
+/// text in the name, email, phone or address), newest first, `limit` from `offset`.
+pub async fn pipeline(
+    conn: &mut PgConnection,
+    stage: Option<&str>,
+    identities: &[Identity],
+    text: &str,
+    offset: i64,
+    limit: i64,
+) -> sqlx::Result<Vec<PipelineRow>> {
+    let kinds: Vec<&str> = identities.iter().map(|i| i.kind.as_str()).collect();
+    let values: Vec<&str> = identities.iter().map(|i| i.value.as_str()).collect();
+    let pattern = if text.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "%{}%",
+            text.replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        )
+    };
+    sqlx::query_as(
+        "SELECT l.id, l.customer_id, coalesce(c.name, l.name) AS customer_name,
+                coalesce(l.phone, c.phone) AS phone,
+                l.stage::text AS stage, l.channel::text AS channel, l.address,
+                (SELECT (q.total * 100)::bigint FROM \"Quote\" q WHERE q.lead_id = l.id
+                 ORDER BY q.created_at DESC LIMIT 1) AS total_cents,
+                l.created_at
+         FROM \"Lead\" l LEFT JOIN \"Customer\" c ON c.id = l.customer_id
+         WHERE ($1::text IS NULL OR l.stage::text = $1)
+           AND ($4 = '' AND cardinality($2::text[]) = 0
+                OR l.customer_id IN (SELECT i.customer_id FROM \"CustomerIdentity\" i
+                                     JOIN unnest($2::text[], $3::text[]) AS q(kind, value)
+                                       ON i.kind::text = q.kind AND i.value = q.value)
+                OR l.phone = ANY($3) OR l.email = ANY($3)
+                OR ($4 <> '' AND (c.name ILIKE $4 OR c.email ILIKE $4 OR l.name ILIKE $4
+                                  OR l.address ILIKE $4 OR l.email ILIKE $4)))
+         ORDER BY l.created_at DESC, l.id
+         LIMIT $6 OFFSET $5",
+    )
+    .bind(stage)
+    .bind(&kinds)
+    .bind(&values)
+    .bind(pattern)
+    .bind(offset)
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}
+
+/// How many leads are at each stage.
+pub async fn stage_counts(conn: &mut PgConnection) -> sqlx::Result<Vec<(String, i64)>> {
+    sqlx::query_as("SELECT stage::text, count(*) FROM \"Lead\" GROUP BY stage")
+        .fetch_all(conn)
+        .await
+}
+
+/// Why items could not be changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemsRefused {
+    /// No such job.
+    Missing,
+    /// The job is completed or cancelled.
+    Closed,
+}
+
+/// Replaces a job's items (quantity, description), recording a `JobEvent` with the operator as
+/// actor. The quote is not priced again: the operator settles a changed price on site.
+pub async fn replace_items(
+    conn: &mut PgConnection,
+    id: Uuid,
+    items: &[(i32, String)],
+    actor: &str,
+) -> sqlx::Result<Result<(), ItemsRefused>> {
+    let status: Option<String> =
+        sqlx::query_scalar("SELECT status::text FROM \"Job\" WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    match status.as_deref() {
+        None => return Ok(Err(ItemsRefused::Missing)),
+        Some("completed" | "cancelled") => return Ok(Err(ItemsRefused::Closed)),
+        Some(_) => {}
+    }
+    let quantities: Vec<i32> = items.iter().map(|(q, _)| *q).collect();
+    let descriptions: Vec<&str> = items.iter().map(|(_, d)| d.as_str()).collect();
+    sqlx::query("DELETE FROM \"JobItem\" WHERE job_id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    // One statement for every item; clock_timestamp() keeps them in the order given.
+    sqlx::query(
+        "INSERT INTO \"JobItem\" (job_id, description, quantity, metadata, created_at)
+         SELECT $1, d, q, jsonb_build_object('source', 'operator'),
+                clock_timestamp() + make_interval(secs => n / 1000000.0)
+         FROM unnest($2::int[], $3::text[]) WITH ORDINALITY AS i(q, d, n)",
+    )
+    .bind(id)
+    .bind(&quantities)
+    .bind(&descriptions)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO \"JobEvent\" (job_id, event_type, actor, metadata, created_at)
+         VALUES ($1, 'items_changed', $2, jsonb_build_object('items', $3::int), clock_timestamp())",
+    )
+    .bind(id)
+    .bind(actor)
+    .bind(i32::try_from(items.len()).unwrap_or(i32::MAX))
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("UPDATE \"Job\" SET updated_at = now() WHERE id = $1")
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(Ok(()))
+}
