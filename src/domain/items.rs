@@ -306,6 +306,10 @@ pub struct Recognition {
 /// Volume assumed for an item the catalog does not know.
 const UNKNOWN_CUBIC_FEET: f64 = 15.0;
 
+/// The most of an unknown thing taken as a count ("40 pallets"); a larger number is a code,
+/// a year or a price, not a quantity.
+const MAX_UNKNOWN_QUANTITY: u32 = 100;
+
 impl Recognition {
     /// Whether the message mentioned nothing to haul.
     pub fn is_empty(&self) -> bool {
@@ -829,6 +833,17 @@ fn scan_unknown(words: &[&str], result: &mut Recognition) {
         let Some(count) = quantity(word) else {
             continue;
         };
+        // A code, a number or a unit ("gate code is 4821", "apt 12") names no things; nor does a
+        // count no one has of an unknown thing.
+        let labelled = words[i.saturating_sub(3)..i].iter().any(|w| {
+            matches!(
+                *w,
+                "code" | "number" | "no" | "unit" | "apt" | "suite" | "pin" | "zip" | "lockbox"
+            )
+        });
+        if labelled || count > MAX_UNKNOWN_QUANTITY {
+            continue;
+        }
         let rest: Vec<&str> = words[i + 1..]
             .iter()
             .copied()
@@ -977,6 +992,20 @@ fn scan_flags(words: &[&str], result: &mut Recognition) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn codes_markup_and_big_numbers_are_not_things_to_haul() {
+        for text in [
+            "the gate code is 4821 <script>alert(1)</script>",
+            "the gate code is 4821 <img src=x onerror=alert(1)>",
+            "apt 12 windows face the street",
+            "it was built in 1998 windows and all",
+        ] {
+            let r = recognise(text);
+            assert!(r.items.is_empty(), "{text}: {:?}", r.items);
+        }
+        assert_eq!(recognise("2 pallets").items.len(), 1);
+    }
 
     #[test]
     fn weight_and_a_tight_window_are_read_and_priced() {
