@@ -114,3 +114,46 @@ async fn a_heavy_load_and_a_narrow_window_are_priced_when_mentioned() {
         "{lines}"
     );
 }
+
+#[tokio::test]
+async fn a_decision_on_a_conversation_an_operator_holds_is_left_to_the_operator() {
+    let db = TestDb::migrated().await;
+    let server = sms_server(&db, &[]);
+    sms(
+        &server,
+        "SMt1",
+        PHONE,
+        "a hot tub, a piano, 2 couches and 20 bags of trash",
+    )
+    .await;
+    sqlx::query(
+        "UPDATE \"Conversation\" SET metadata = metadata || '{\"taken_over_by\": \"ops@junk.example\"}'",
+    )
+    .execute(&mut db.conn().await)
+    .await
+    .expect("take over");
+    let token = owner_token(&db).await;
+    let status = reqwest::Client::new()
+        .post(server.url(&format!("/api/approvals/{token}")))
+        .json(&json!({"decision": "approve"}))
+        .send()
+        .await
+        .expect("decide")
+        .status();
+    assert_eq!(status, 200);
+    assert_eq!(
+        texts_to(&db, PHONE).await.len(),
+        1,
+        "the customer is not texted by the assistant"
+    );
+    let unsent: String = sqlx::query_scalar(
+        "SELECT content FROM \"Message\" WHERE role = 'system' ORDER BY created_at DESC LIMIT 1",
+    )
+    .fetch_one(&mut db.conn().await)
+    .await
+    .expect("the would-be reply in the thread");
+    assert!(
+        unsent.starts_with("Not sent (an operator has this conversation): Good news"),
+        "{unsent}"
+    );
+}

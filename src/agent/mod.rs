@@ -407,7 +407,25 @@ pub async fn decide(
     let approved = decision == sales::Decision::Approve;
     let reply =
         rules::approval_decided(&mut tx, &settings, &mut lead, approved, Utc::now()).await?;
-    if !settings.paused {
+    let taken_over: bool =
+        sqlx::query_scalar("SELECT metadata ? 'taken_over_by' FROM \"Conversation\" WHERE id = $1")
+            .bind(conversation_id)
+            .fetch_one(&mut *tx)
+            .await?;
+    if taken_over {
+        // The operator talking with the customer tells them; the thread shows what the
+        // assistant would have said.
+        sqlx::query(
+            "INSERT INTO \"Message\" (conversation_id, role, content, metadata, created_at)
+             VALUES ($1, 'system', $2, '{\"unsent\": true}', clock_timestamp())",
+        )
+        .bind(conversation_id)
+        .bind(format!(
+            "Not sent (an operator has this conversation): {reply}"
+        ))
+        .execute(&mut *tx)
+        .await?;
+    } else if !settings.paused {
         sales::reply(&mut tx, conversation_id, None, &lead, &reply).await?;
     }
     sales::save_lead(&mut tx, &lead).await?;
