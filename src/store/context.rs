@@ -191,6 +191,7 @@ pub struct EventCard {
 }
 
 /// The one statement that reads a context: everything is customer-scoped and index-driven.
+/// It builds `json`, not `jsonb`: the text is parsed once, by the reader, not converted twice.
 const QUERY: &str = r#"
 WITH conv AS (
     SELECT id, channel FROM "Conversation" WHERE customer_id = $1
@@ -211,41 +212,41 @@ WITH conv AS (
     FROM "Conversation" c JOIN "Message" m ON m.conversation_id = c.id
     WHERE c.customer_id = $1
 )
-SELECT jsonb_build_object(
-    'customer', jsonb_build_object('id', c.id, 'name', c.name, 'phone', c.phone,
+SELECT json_build_object(
+    'customer', json_build_object('id', c.id, 'name', c.name, 'phone', c.phone,
                                    'email', c.email, 'created_at', c.created_at),
     'identities', coalesce((
-        SELECT jsonb_agg(jsonb_build_object('kind', i.kind, 'value', i.value,
+        SELECT json_agg(json_build_object('kind', i.kind, 'value', i.value,
                                             'verified', i.verified_at IS NOT NULL)
                          ORDER BY i.created_at)
-        FROM "CustomerIdentity" i WHERE i.customer_id = c.id), '[]'),
+        FROM "CustomerIdentity" i WHERE i.customer_id = c.id), '[]'::json),
     'addresses', coalesce((
-        SELECT jsonb_agg(jsonb_build_object('address', a.address, 'zip', a.zip,
+        SELECT json_agg(json_build_object('address', a.address, 'zip', a.zip,
                                             'is_primary', a.is_primary)
                          ORDER BY a.is_primary DESC, a.created_at DESC)
-        FROM "CustomerAddress" a WHERE a.customer_id = c.id), '[]'),
+        FROM "CustomerAddress" a WHERE a.customer_id = c.id), '[]'::json),
     'notes', coalesce((
-        SELECT jsonb_agg(jsonb_build_object('id', n.id, 'content', n.content,
+        SELECT json_agg(json_build_object('id', n.id, 'content', n.content,
                                             'key', n.metadata->>'key', 'expires_at', n.expires_at)
                          ORDER BY n.created_at, n.id)
         FROM "MemoryNote" n
-        WHERE n.customer_id = c.id AND (n.expires_at IS NULL OR n.expires_at > now())), '[]'),
+        WHERE n.customer_id = c.id AND (n.expires_at IS NULL OR n.expires_at > now())), '[]'::json),
     'messages', coalesce((
-        SELECT jsonb_agg(jsonb_build_object('conversation_id', k.conversation_id,
+        SELECT json_agg(json_build_object('conversation_id', k.conversation_id,
                                             'channel', k.channel, 'role', k.role,
                                             'content', k.content, 'created_at', k.created_at)
                          ORDER BY k.created_at, k.id)
-        FROM kept k), '[]'),
+        FROM kept k), '[]'::json),
     'dropped', (
-        SELECT jsonb_build_object(
+        SELECT json_build_object(
             'messages', h.total - (SELECT count(*) FROM kept),
             'since', CASE WHEN h.total > (SELECT count(*) FROM kept) THEN h.first END)
         FROM history h),
     'leads', coalesce((
-        SELECT jsonb_agg(jsonb_build_object(
+        SELECT json_agg(json_build_object(
                    'id', l.id, 'stage', l.stage, 'channel', l.channel, 'address', l.address,
                    'created_at', l.created_at,
-                   'quote', (SELECT jsonb_build_object('id', q.id,
+                   'quote', (SELECT json_build_object('id', q.id,
                                                        'total_cents', (q.total * 100)::bigint,
                                                        'status', q.status,
                                                        'needs_approval', q.needs_approval)
@@ -253,16 +254,16 @@ SELECT jsonb_build_object(
                              ORDER BY q.created_at DESC LIMIT 1))
                ORDER BY l.created_at DESC)
         FROM (SELECT * FROM "Lead" WHERE customer_id = c.id AND stage <> 'done'
-              ORDER BY created_at DESC LIMIT 10) l), '[]'),
+              ORDER BY created_at DESC LIMIT 10) l), '[]'::json),
     'jobs', coalesce((
-        SELECT jsonb_agg(jsonb_build_object(
+        SELECT json_agg(json_build_object(
                    'id', j.id, 'status', j.status, 'window_start', j.window_start,
                    'window_end', j.window_end,
-                   'items', coalesce((SELECT jsonb_agg(jsonb_build_object(
+                   'items', coalesce((SELECT json_agg(json_build_object(
                                                 'description', it.description,
                                                 'quantity', it.quantity) ORDER BY it.created_at)
-                                      FROM "JobItem" it WHERE it.job_id = j.id), '[]'),
-                   'latest_event', (SELECT jsonb_build_object('event_type', e.event_type,
+                                      FROM "JobItem" it WHERE it.job_id = j.id), '[]'::json),
+                   'latest_event', (SELECT json_build_object('event_type', e.event_type,
                                                               'actor', e.actor,
                                                               'created_at', e.created_at)
                                     FROM "JobEvent" e WHERE e.job_id = j.id
@@ -270,7 +271,7 @@ SELECT jsonb_build_object(
                ORDER BY j.window_start)
         FROM (SELECT * FROM "Job" WHERE customer_id = c.id
                 AND status IN ('tentative', 'booked')
-              ORDER BY window_start LIMIT 10) j), '[]')
+              ORDER BY window_start LIMIT 10) j), '[]'::json)
 )
 FROM "Customer" c WHERE c.id = $1
 "#;
