@@ -106,8 +106,11 @@ async fn db_verify_passes_after_every_migration_and_names_each_difference() {
 
 #[tokio::test]
 async fn foreign_keys_have_the_delete_actions_batch1_specifies() {
-    let db = TestDb::migrated().await;
+    // Batch 1 as it stands before the tightening (migration 7 makes Lead and Job RESTRICT).
+    let db = TestDb::empty().await;
     let mut conn = db.conn().await;
+    let set = MigrationSet::builtin().expect("migrations");
+    up(&mut conn, &set, Some(6)).await.expect("migrate to 6");
     let fks = catalog::foreign_keys(&mut conn)
         .await
         .expect("foreign keys");
@@ -294,7 +297,7 @@ async fn an_edited_migration_is_refused_and_nothing_changes() {
 async fn down_to_a_version_that_does_not_exist_is_refused() {
     let db = TestDb::migrated().await;
     let before = db.schema_dump();
-    for target in ["7", "-1"] {
+    for target in ["42", "-1"] {
         let out = junkquote(&["migrate", "down", "--to", target], Some(&db.url), None);
         let line = one_line_error(&out, 1);
         assert!(

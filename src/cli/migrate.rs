@@ -217,6 +217,13 @@ pub fn print_progress(progress: Progress) {
         } => {
             println!("reverted {version:>4} {name} ({} ms)", elapsed.as_millis());
         }
+        Progress::Held {
+            version,
+            name,
+            reason,
+        } => {
+            eprintln!("stopped before migration {version} ({name}): {reason}");
+        }
         Progress::LockRetry { version, attempt } => {
             eprintln!(
                 "migration {version}: a lock was not granted in time; retrying (attempt {attempt})"

@@ -180,17 +180,13 @@ pub(crate) async fn shutdown_signal() {
     }
 }
 
-/// Refuses to go on unless every built-in migration is applied (unchanged).
+/// Refuses to go on unless every built-in migration the service needs is applied (unchanged).
 async fn require_current_schema(conn: &mut sqlx::PgConnection) -> anyhow::Result<()> {
     use crate::store::migrate::{self, MigrationSet};
     let set = MigrationSet::builtin()?;
     let applied = migrate::applied(conn).await?;
-    migrate::check_applied(&set, &applied)?;
-    let current = migrate::current_version(&applied);
-    anyhow::ensure!(
-        current == set.latest(),
-        "the database schema is at migration {current}, this junkquote needs {}; run `junkquote migrate up` first",
-        set.latest()
-    );
+    if let Some(problem) = migrate::service_schema_problem(&set, &applied) {
+        anyhow::bail!("{problem}");
+    }
     Ok(())
 }

@@ -14,4 +14,5 @@ pub mod outbox;
 pub mod pool;
 pub mod sales;
 pub mod settings;
+pub mod tighten;
 pub mod tokens;

@@ -21,7 +21,7 @@ use sqlx::{Connection, Executor, PgConnection};
 
 use sql::Statement;
 
-pub use source::{Migration, MigrationSet, is_no_transaction};
+pub use source::{Migration, MigrationSet, is_no_transaction, requires_check};
 
 /// The advisory lock key that serialises migrators ("junkquot" in ASCII).
 pub const LOCK_KEY: i64 = 0x6a75_6e6b_7175_6f74;
@@ -146,6 +146,14 @@ pub enum Progress {
     },
     /// A statement timed out waiting for a lock and will be tried again.
     LockRetry { version: i64, attempt: u32 },
+    /// A migration was not applied because the rows it constrains do not satisfy it yet; the
+    /// migrations after it wait too.
+    Held {
+        version: i64,
+        name: String,
+        /// What the pre-check found, and what to run.
+        reason: String,
+    },
 }
 
 /// The migrations recorded as applied, in order; empty when none ever were.
@@ -168,6 +176,38 @@ pub async fn applied(conn: &mut PgConnection) -> Result<Vec<Applied>, MigrateErr
 /// The highest applied version, or 0.
 pub fn current_version(applied: &[Applied]) -> i64 {
     applied.last().map_or(0, |a| a.version)
+}
+
+/// Why a server cannot use this database yet, if it cannot: an applied migration is unknown or
+/// changed, or a migration the code needs is pending. Pending migrations that wait for their
+/// data pre-check (the tightening after a backfill) do not count: the service runs without
+/// them, but a migration queued behind one does count.
+pub fn service_schema_problem(set: &MigrationSet, applied: &[Applied]) -> Option<String> {
+    if let Err(e) = check_applied(set, applied) {
+        return Some(e.to_string());
+    }
+    let current = current_version(applied);
+    let mut held_by = None;
+    for m in set.iter().filter(|m| m.version > current) {
+        if m.requires_check().is_some() {
+            held_by.get_or_insert(m.version);
+            continue;
+        }
+        let latest = set.latest();
+        return Some(match held_by {
+            None => format!(
+                "database schema is at migration {current}, this server needs {latest}; run \
+                 `junkquote migrate up`"
+            ),
+            Some(held) => format!(
+                "database schema is at migration {current}, this server needs {latest}: \
+                 migration {} waits behind migration {held}; run `junkquote backfill`, then \
+                 `junkquote tighten`",
+                m.version
+            ),
+        });
+    }
+    None
 }
 
 /// Checks that every applied migration is known and unchanged.
@@ -252,6 +292,25 @@ async fn up_locked(
         .collect();
     let mut done = Vec::new();
     for m in pending {
+        if let Some(check) = m.requires_check() {
+            let outcome = crate::store::tighten::precheck(conn, check, 0)
+                .await?
+                .ok_or_else(|| MigrateError::Source {
+                    path: m.file_stem(),
+                    message: format!("requires the unknown check {check:?}"),
+                })?;
+            if !outcome.passed() {
+                report(Progress::Held {
+                    version: m.version,
+                    name: m.name.clone(),
+                    reason: format!(
+                        "{}; run `junkquote backfill`, then `junkquote tighten`",
+                        outcome.summary()
+                    ),
+                });
+                break;
+            }
+        }
         let started = Instant::now();
         run(conn, m, Direction::Up, options, report).await?;
         let elapsed = started.elapsed();

@@ -15,6 +15,9 @@ use super::catalog::Schema;
 
 /// The directive that makes a migration file run outside a transaction.
 pub const NO_TRANSACTION: &str = "-- junkquote:no-transaction";
+/// The directive that makes a migration wait for a data pre-check (`-- junkquote:requires-check
+/// NAME` among the file's opening comment lines): see [`crate::store::tighten`].
+pub const REQUIRES_CHECK: &str = "-- junkquote:requires-check";
 
 /// The built-in migration files, embedded by `build.rs`: (file name, contents).
 const BUILTIN: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
@@ -45,6 +48,12 @@ impl Migration {
         self.down.as_deref().map(checksum).unwrap_or_default()
     }
 
+    /// The data pre-check this migration waits for, if its file names one: a constraint that
+    /// existing rows must already satisfy (the backfill makes them), checked before it runs.
+    pub fn requires_check(&self) -> Option<&str> {
+        requires_check(&self.up)
+    }
+
     /// `0002_batch1_context_memory`, as the files are named.
     pub fn file_stem(&self) -> String {
         format!("{:04}_{}", self.version, self.name)
@@ -56,6 +65,16 @@ pub fn is_no_transaction(sql: &str) -> bool {
     sql.lines()
         .next()
         .is_some_and(|l| l.trim() == NO_TRANSACTION)
+}
+
+/// The pre-check named in the opening comment lines of `sql`, if any.
+pub fn requires_check(sql: &str) -> Option<&str> {
+    sql.lines()
+        .map(str::trim)
+        .take_while(|l| l.starts_with("--"))
+        .find_map(|l| l.strip_prefix(REQUIRES_CHECK))
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
 }
 
 fn checksum(text: &str) -> String {
@@ -306,5 +325,16 @@ mod tests {
             "-- junkquote:no-transaction\nCREATE INDEX CONCURRENTLY"
         ));
         assert!(!is_no_transaction("SELECT 1;\n-- junkquote:no-transaction"));
+    }
+
+    #[test]
+    fn a_required_check_is_read_from_the_opening_comments_only() {
+        let sql = "-- junkquote:no-transaction\n-- junkquote:requires-check leads-and-jobs-linked\nSELECT 1;";
+        assert_eq!(requires_check(sql), Some("leads-and-jobs-linked"));
+        assert_eq!(
+            requires_check("SELECT 1;\n-- junkquote:requires-check x"),
+            None
+        );
+        assert_eq!(requires_check("-- junkquote:requires-check \nSELECT 1;"), None);
     }
 }
