@@ -7,12 +7,15 @@ use sqlx::Connection;
 
 use super::{Cli, with_database};
 use crate::store::migrate::{MigrationSet, verify};
+use crate::store::quality;
 
 /// The `db` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum DbCommand {
     /// Compare the live schema with what the applied migrations promise.
     Verify,
+    /// The data-quality gates, each with its count; fails when a required gate fails.
+    Check,
     /// Print the database URL (the embedded PostgreSQL is started and kept running).
     Url,
     /// Let the embedded PostgreSQL stop (now, unless other junkquote processes use it).
@@ -50,6 +53,31 @@ pub fn run(
                 Ok(ExitCode::FAILURE)
             })
         }
+        DbCommand::Check => with_database(cli, runtime, true, async |db| {
+            let mut conn = db.connect().await?;
+            super::require_current_schema(&mut conn).await?;
+            let gates = quality::check(&mut conn).await?;
+            conn.close().await?;
+            let mut failed = 0;
+            for gate in &gates {
+                let verdict = match (gate.required, gate.passed()) {
+                    (false, _) => "info",
+                    (true, true) => "PASS",
+                    (true, false) => {
+                        failed += 1;
+                        "FAIL"
+                    }
+                };
+                println!("{verdict:<4} {:>10}  {}", gate.count, gate.name);
+            }
+            if failed == 0 {
+                println!("all required gates pass");
+                Ok(ExitCode::SUCCESS)
+            } else {
+                println!("{failed} required gate(s) failed");
+                Ok(ExitCode::FAILURE)
+            }
+        }),
         DbCommand::Url => with_database(cli, runtime, true, async |db| {
             if let Some(cluster) = db.cluster() {
                 cluster.pin()?;

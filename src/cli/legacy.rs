@@ -29,7 +29,7 @@ pub fn run(
 ) -> anyhow::Result<ExitCode> {
     match cmd {
         LegacyCommand::Seed { leads, seed } => with_database(cli, runtime, true, async |db| {
-            let mut conn = db.connect().await?;
+            let mut conn = db.connect_bulk().await?;
             let exists: bool =
                 sqlx::query_scalar("SELECT to_regclass('public.\"Lead\"') IS NOT NULL")
                     .fetch_one(&mut conn)

@@ -4,7 +4,9 @@
 //! 1 for a failed command, 2 for a command line that could not be understood.
 
 mod admin;
+mod backfill;
 mod db;
+mod legacy;
 mod migrate;
 mod serve;
 
@@ -49,6 +51,15 @@ enum Command {
     /// Operator credentials.
     #[command(subcommand)]
     Admin(admin::AdminCommand),
+    /// Legacy data as the original JunkQuoteAgent wrote it, for rehearsals.
+    #[command(subcommand)]
+    Legacy(legacy::LegacyCommand),
+    /// Customers, identities, conversations and messages from the original's leads and Audit
+    /// rows; every lead and job linked to its customer. Safe to rerun and to interrupt.
+    Backfill(backfill::BackfillArgs),
+    /// After the backfill: NOT NULL customer links, unique normalised phone and email, one open
+    /// conversation per lead (each after a pre-check that lists offending rows).
+    Tighten(backfill::TightenArgs),
 }
 
 impl Cli {
@@ -84,6 +95,9 @@ pub fn main() -> ExitCode {
         Command::Migrate(cmd) => migrate::run(&cli, cmd, &runtime),
         Command::Db(cmd) => db::run(&cli, cmd, &runtime),
         Command::Admin(cmd) => admin::run(&cli, cmd, &runtime),
+        Command::Legacy(cmd) => legacy::run(&cli, cmd, &runtime),
+        Command::Backfill(args) => backfill::run_backfill(&cli, args, &runtime),
+        Command::Tighten(args) => backfill::run_tighten(&cli, args, &runtime),
     };
     match result {
         Ok(code) => code,

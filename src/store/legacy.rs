@@ -50,14 +50,48 @@ fn pick(list: &[&str], index: &str) -> String {
 }
 
 const FIRST: &[&str] = &[
-    "James", "Mary", "Robert", "Patricia", "John", "Jennifer", "Michael", "Linda", "David",
-    "Elizabeth", "William", "Barbara", "Richard", "Susan", "Joseph", "Jessica", "Thomas", "Sarah",
-    "Carlos", "Nguyen",
+    "James",
+    "Mary",
+    "Robert",
+    "Patricia",
+    "John",
+    "Jennifer",
+    "Michael",
+    "Linda",
+    "David",
+    "Elizabeth",
+    "William",
+    "Barbara",
+    "Richard",
+    "Susan",
+    "Joseph",
+    "Jessica",
+    "Thomas",
+    "Sarah",
+    "Carlos",
+    "Nguyen",
 ];
 const LAST: &[&str] = &[
-    "Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Rodriguez",
-    "Martinez", "Hernandez", "Lopez", "Gonzalez", "Wilson", "Anderson", "Thomas", "Taylor",
-    "Moore", "Jackson", "Martin",
+    "Smith",
+    "Johnson",
+    "Williams",
+    "Brown",
+    "Jones",
+    "Garcia",
+    "Miller",
+    "Davis",
+    "Rodriguez",
+    "Martinez",
+    "Hernandez",
+    "Lopez",
+    "Gonzalez",
+    "Wilson",
+    "Anderson",
+    "Thomas",
+    "Taylor",
+    "Moore",
+    "Jackson",
+    "Martin",
 ];
 const DOMAINS: &[&str] = &[
     "gmail.com",
@@ -119,10 +153,7 @@ fn message_text(i: &str, k: &str) -> String {
     let ik = format!("({i} * 100 + {k})");
     format!(
         "CASE WHEN {k} % 2 = 1 THEN {} ELSE {} END",
-        pick(
-            CUSTOMER_SAYS,
-            &h(&ik, "say", CUSTOMER_SAYS.len() as u32)
-        ),
+        pick(CUSTOMER_SAYS, &h(&ik, "say", CUSTOMER_SAYS.len() as u32)),
         pick(AGENT_SAYS, &h(&ik, "say", AGENT_SAYS.len() as u32))
     )
 }
@@ -257,7 +288,7 @@ fn lead_insert() -> String {
         "(SELECT jsonb_agg(jsonb_build_object(
                     'role', CASE WHEN ({actor}) IN ('customer', 'user') THEN 'user' ELSE 'assistant' END,
                     'content', {text},
-                    'at', to_char(created + k * interval '90 seconds' AT TIME ZONE 'UTC',
+                    'at', to_char((created + k * interval '90 seconds') AT TIME ZONE 'UTC',
                                   'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')) ORDER BY k)
                  || CASE WHEN {extra} = 0
                          THEN jsonb_build_array(jsonb_build_object('role', 'assistant',
@@ -317,9 +348,13 @@ fn lead_insert() -> String {
                          SELECT i, {conflict} AS conflict,
                                 CASE WHEN {conflict} THEN i ELSE {person} END AS p
                          FROM generate_series($2::bigint, $3::bigint) AS i
+                         OFFSET 0
                      ) a
+                     OFFSET 0
                  ) b
+                 OFFSET 0
              ) c
+             OFFSET 0
          ) l",
         lead_id = lead_id("i"),
         badp = h("i", "badp2", 100),

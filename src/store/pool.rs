@@ -122,6 +122,16 @@ impl Database {
         self.connect_to(self.options.clone()).await
     }
 
+    /// One connection for bulk work (seeding, backfill), whose statements are slow by design:
+    /// no slow-statement warnings.
+    pub async fn connect_bulk(&self) -> Result<PgConnection, DbError> {
+        let options = self
+            .options
+            .clone()
+            .log_slow_statements(tracing::log::LevelFilter::Off, Duration::from_secs(3600));
+        self.connect_to(options).await
+    }
+
     async fn connect_to(&self, options: PgConnectOptions) -> Result<PgConnection, DbError> {
         let unreachable = |reason: String| DbError::Unreachable {
             url: self.redacted_url(),

@@ -335,6 +335,9 @@ mod tests {
             requires_check("SELECT 1;\n-- junkquote:requires-check x"),
             None
         );
-        assert_eq!(requires_check("-- junkquote:requires-check \nSELECT 1;"), None);
+        assert_eq!(
+            requires_check("-- junkquote:requires-check \nSELECT 1;"),
+            None
+        );
     }
 }
