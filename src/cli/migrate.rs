@@ -224,6 +224,16 @@ pub fn print_progress(progress: Progress) {
         } => {
             eprintln!("stopped before migration {version} ({name}): {reason}");
         }
+        Progress::Adopted {
+            version,
+            state,
+            prisma_migrations,
+        } => {
+            println!(
+                "adopted  the original JunkQuoteAgent's database {state} ({prisma_migrations} \
+                 Prisma migrations finished): recorded versions 1 to {version} as applied"
+            );
+        }
         Progress::LockRetry { version, attempt } => {
             eprintln!(
                 "migration {version}: a lock was not granted in time; retrying (attempt {attempt})"

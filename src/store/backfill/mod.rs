@@ -139,6 +139,12 @@ pub async fn run(
 ) -> Result<Report, BackfillError> {
     let started = Instant::now();
     write::ensure_tables(conn, options.dry_run).await?;
+    // A batch lost to a server crash after its commit was acknowledged is simply done again by
+    // the next run (progress is read from the data, not from memory), so the backfill need not
+    // wait for each commit to reach the disk.
+    sqlx::query("SET synchronous_commit = off")
+        .execute(&mut *conn)
+        .await?;
     let mut report = Report {
         dry_run: options.dry_run,
         ..Report::default()

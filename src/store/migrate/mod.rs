@@ -8,6 +8,7 @@
 //! `-- junkquote:no-transaction` one runs statement by statement and is recorded only once every
 //! statement has succeeded, so running it again after a failure finishes the job.
 
+pub mod adopt;
 pub mod catalog;
 pub mod lint;
 mod source;
@@ -87,6 +88,8 @@ pub enum MigrateError {
          it) and run this again"
     )]
     LockWait(u64),
+    #[error("{0}")]
+    Unadoptable(String),
     #[error("database error")]
     Database(#[from] sqlx::Error),
 }
@@ -146,6 +149,13 @@ pub enum Progress {
     },
     /// A statement timed out waiting for a lock and will be tried again.
     LockRetry { version: i64, attempt: u32 },
+    /// A database the original JunkQuoteAgent created was taken over: versions up to this one
+    /// were recorded as applied without running them.
+    Adopted {
+        version: i64,
+        state: &'static str,
+        prisma_migrations: i64,
+    },
     /// A migration was not applied because the rows it constrains do not satisfy it yet; the
     /// migrations after it wait too.
     Held {
@@ -280,7 +290,17 @@ async fn up_locked(
     options: &MigrateOptions,
     report: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<Vec<i64>, MigrateError> {
-    let applied = applied(conn).await?;
+    let mut applied = applied(conn).await?;
+    if applied.is_empty()
+        && let Some(adopted) = adopt::adopt(conn, set).await?
+    {
+        report(Progress::Adopted {
+            version: adopted.version,
+            state: adopted.state,
+            prisma_migrations: adopted.prisma_migrations,
+        });
+        applied = self::applied(conn).await?;
+    }
     check_applied(set, &applied)?;
     let current = current_version(&applied);
     if current > target {

@@ -1,0 +1,587 @@
+//! Taking over a JunkQuoteAgent database: adoption of the original's schema at both of its
+//! states, the seeded rehearsal (seed → migrate → backfill → tighten → db check), bad input,
+//! crash-resume under SIGKILL, and tightening under a concurrent writer.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{Server, TestDb, command, junkquote, stderr, stdout};
+use junkquote::store::migrate::{self, MigrationSet};
+use sqlx::{Connection, Executor, PgConnection};
+
+fn migration_sql(file: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(file);
+    std::fs::read_to_string(path).expect("migration file")
+}
+
+/// Prisma's bookkeeping table, as `prisma migrate deploy` creates it.
+const PRISMA_TABLE: &str = r#"
+    CREATE TABLE "_prisma_migrations" (
+        "id" VARCHAR(36) NOT NULL,
+        "checksum" VARCHAR(64) NOT NULL,
+        "finished_at" TIMESTAMPTZ,
+        "migration_name" VARCHAR(255) NOT NULL,
+        "logs" TEXT,
+        "rolled_back_at" TIMESTAMPTZ,
+        "started_at" TIMESTAMPTZ NOT NULL DEFAULT now(),
+        "applied_steps_count" INTEGER NOT NULL DEFAULT 0,
+        CONSTRAINT "_prisma_migrations_pkey" PRIMARY KEY ("id")
+    );
+    INSERT INTO "_prisma_migrations" (id, checksum, finished_at, migration_name, applied_steps_count)
+    VALUES ('6d1c3c36-0b7a-4e0e-9d5f-1f2a3b4c5d6e', 'a1b2', now(), '20240110120000_init', 1);"#;
+
+/// A database as the original created it: our migration 1 (and 2 for its Batch-1 state), run
+/// as plain SQL, with Prisma's table and none of JunkQuote's bookkeeping.
+async fn original(batch1: bool) -> TestDb {
+    let db = TestDb::empty().await;
+    let mut conn = db.conn().await;
+    conn.execute(sqlx::raw_sql(&migration_sql("0001_legacy.up.sql")))
+        .await
+        .expect("legacy schema");
+    if batch1 {
+        conn.execute(sqlx::raw_sql(&migration_sql(
+            "0002_batch1_context_memory.up.sql",
+        )))
+        .await
+        .expect("batch 1");
+        // The original validated its keys; ours are NOT VALID until migration 3.
+        conn.execute(sqlx::raw_sql(
+            "ALTER TABLE \"Lead\" VALIDATE CONSTRAINT \"Lead_customer_id_fkey\";
+             ALTER TABLE \"Job\" VALIDATE CONSTRAINT \"Job_customer_id_fkey\";",
+        ))
+        .await
+        .expect("validate");
+    }
+    conn.execute(sqlx::raw_sql(PRISMA_TABLE))
+        .await
+        .expect("prisma table");
+    db
+}
+
+fn ok(args: &[&str], db: &TestDb) -> String {
+    let out = junkquote(args, Some(&db.url), None);
+    assert!(
+        out.status.success(),
+        "junkquote {args:?}: {}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    stdout(&out)
+}
+
+async fn scalar(conn: &mut PgConnection, sql: &str) -> i64 {
+    sqlx::query_scalar(sql)
+        .fetch_one(conn)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+async fn adopt_and_rehearse(batch1: bool) {
+    let db = original(batch1).await;
+    ok(&["legacy", "seed", "--leads", "300", "--seed", "3"], &db);
+
+    // `migrate up` adopts, then stops before the tightening: the leads have no customers yet.
+    let out = junkquote(&["migrate", "up"], Some(&db.url), None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let expected_version = if batch1 { 2 } else { 1 };
+    assert!(
+        stdout(&out).contains(&format!(
+            "recorded versions 1 to {expected_version} as applied"
+        )),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stderr(&out).contains("stopped before migration 7")
+            && stderr(&out).contains("300 leads without a customer")
+            && stderr(&out).contains("run `junkquote backfill`, then `junkquote tighten`"),
+        "{}",
+        stderr(&out)
+    );
+    let mut conn = db.conn().await;
+    let set = MigrationSet::builtin().expect("migrations");
+    let applied = migrate::applied(&mut conn).await.expect("applied");
+    assert_eq!(migrate::current_version(&applied), 6);
+    migrate::check_applied(&set, &applied).expect("adopted versions carry our checksums");
+    let adopted: Vec<i64> = applied
+        .iter()
+        .filter(|a| a.duration_ms == 0 && a.version <= expected_version)
+        .map(|a| a.version)
+        .collect();
+    assert_eq!(adopted, (1..=expected_version).collect::<Vec<_>>());
+    // Prisma's record is kept, outside `public`.
+    assert_eq!(
+        scalar(
+            &mut conn,
+            "SELECT count(*) FROM junkquote.prisma_migrations"
+        )
+        .await,
+        1
+    );
+    assert!(ok(&["db", "verify"], &db).contains("schema matches migration 6"));
+
+    // The service starts and is ready on the adopted, not yet backfilled, database.
+    let server = Server::start(&[], Some(&db.url), None);
+    let ready = reqwest::get(server.url("/readyz")).await.expect("readyz");
+    assert_eq!(ready.status(), 200);
+    assert_eq!(server.terminate(), Some(0));
+
+    let check = junkquote(&["db", "check"], Some(&db.url), None);
+    assert_eq!(check.status.code(), Some(1), "{}", stdout(&check));
+    assert!(stdout(&check).contains("FAIL        300  leads without a customer"));
+
+    // Tighten refuses, listing rows, and changes nothing.
+    let refused = junkquote(&["tighten"], Some(&db.url), None);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(stdout(&refused).contains("300 leads without a customer"));
+    assert!(stderr(&refused).contains("tighten refused, nothing was changed"));
+    assert_eq!(version(&mut conn).await, 6);
+
+    let dry = ok(&["backfill", "--dry-run"], &db);
+    assert!(dry.contains("would link 300 leads"), "{dry}");
+    assert_eq!(
+        scalar(&mut conn, "SELECT count(*) FROM \"Customer\"").await,
+        0,
+        "a dry run writes nothing"
+    );
+    let first = ok(&["backfill", "--batch-size", "64"], &db);
+    assert!(first.contains("linked 300 leads"), "{first}");
+    assert!(
+        first.contains("left without a customer: 0 leads, 0 jobs"),
+        "{first}"
+    );
+    let second = ok(&["backfill"], &db);
+    assert!(second.contains("nothing changed"), "{second}");
+    let tightened = ok(&["tighten"], &db);
+    assert!(
+        tightened.contains("the database is at migration 9"),
+        "{tightened}"
+    );
+    assert!(ok(&["db", "check"], &db).contains("all required gates pass"));
+    assert!(ok(&["db", "verify"], &db).contains("schema matches migration 9"));
+    let (total, new): (i64, i64) = sqlx::query_as(migrate::verify::HEALTH_CHECK)
+        .fetch_one(&mut conn)
+        .await
+        .expect("health check");
+    assert_eq!((total, new), (22, 7));
+}
+
+async fn version(conn: &mut PgConnection) -> i64 {
+    migrate::current_version(&migrate::applied(conn).await.expect("applied"))
+}
+
+#[tokio::test]
+async fn an_original_before_batch1_is_adopted_backfilled_and_tightened() {
+    adopt_and_rehearse(false).await;
+}
+
+#[tokio::test]
+async fn an_original_after_batch1_is_adopted_backfilled_and_tightened() {
+    adopt_and_rehearse(true).await;
+}
+
+#[tokio::test]
+async fn an_original_in_an_unknown_state_is_refused_naming_the_difference() {
+    // The original's first Batch 1 attempt: a TEXT key against uuid ids.
+    let db = original(false).await;
+    let mut conn = db.conn().await;
+    conn.execute("ALTER TABLE \"Lead\" ADD COLUMN customer_id text")
+        .await
+        .expect("drift");
+    let out = junkquote(&["migrate", "up"], Some(&db.url), None);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("not the original JunkQuoteAgent's")
+            && err.contains("column \"Lead\".customer_id"),
+        "{err}"
+    );
+    assert!(
+        migrate::applied(&mut conn)
+            .await
+            .expect("applied")
+            .is_empty(),
+        "nothing recorded"
+    );
+
+    // A Prisma migration that started and never finished.
+    let db = original(true).await;
+    let mut conn = db.conn().await;
+    conn.execute(
+        "INSERT INTO \"_prisma_migrations\" (id, checksum, migration_name)
+         VALUES ('x', 'c', '20240301000000_batch2_backfill')",
+    )
+    .await
+    .expect("half-applied");
+    let out = junkquote(&["migrate", "up"], Some(&db.url), None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("20240301000000_batch2_backfill")
+            && stderr(&out).contains("never finished"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(version(&mut conn).await, 0);
+}
+
+#[tokio::test]
+async fn a_fresh_database_is_fully_migrated_by_serve() {
+    let db = TestDb::empty().await;
+    let server = Server::start(&[], Some(&db.url), None);
+    let ready = reqwest::get(server.url("/readyz")).await.expect("readyz");
+    assert_eq!(ready.status(), 200);
+    assert_eq!(server.terminate(), Some(0));
+    let mut conn = db.conn().await;
+    assert_eq!(version(&mut conn).await, common::latest());
+}
+
+/// Legacy rows written by hand, one per kind of input the backfill must cope with.
+const BAD_AND_LINKED: &str = r#"
+    INSERT INTO "Lead" (id, channel, name, phone, email, "messengerPsid", address, "stateMetadata", created_at) VALUES
+    -- A phone in two formats, then the phone with an email, then only the email: one customer.
+    ('00000000-0000-0000-0000-00000000000a', 'sms', 'Ann', '(404) 555-0123', NULL, NULL, '12 Oak St, Springfield, IL 62701', NULL, '2024-01-01'),
+    ('00000000-0000-0000-0000-00000000000b', 'sms', NULL, '+1 404 555 0123', ' Ann@Example.COM ', NULL, '12  oak st, Springfield, IL 62701', NULL, '2024-01-02'),
+    ('00000000-0000-0000-0000-00000000000c', 'messenger', 'Ann B', NULL, 'ann@example.com', '1001', NULL,
+     '{"history": [{"role": "user", "content": "Hi, a couch please"},
+                   {"role": "assistant", "content": "Sure, where?"},
+                   {"role": "tool", "content": "priced: $150"}]}', '2024-01-03'),
+    -- A three-digit phone: no usable identity.
+    ('00000000-0000-0000-0000-00000000000d', 'sms', 'Bob', '555', NULL, NULL, NULL, '"state lost"', '2024-01-04'),
+    -- Two Messenger users joined by one phone: a conflict.
+    ('00000000-0000-0000-0000-00000000000e', 'messenger', 'Cy', '212-555-0188', NULL, '2001', NULL,
+     '{"history": "not an array"}', '2024-01-05'),
+    ('00000000-0000-0000-0000-00000000000f', 'messenger', 'Di', '2125550188', NULL, '2002', NULL,
+     '{"history": [1, "x", {"role": "user"}]}', '2024-01-06');
+    INSERT INTO "Audit" (id, lead_id, actor, action, payload, created_at) VALUES
+    ('00000000-0000-0000-0000-0000000000a1', '00000000-0000-0000-0000-00000000000c', 'customer', 'customer_message', '{"text": "Hi, a couch please"}', '2024-01-03 10:00'),
+    ('00000000-0000-0000-0000-0000000000a2', '00000000-0000-0000-0000-00000000000c', 'agent', 'agent_reply', '{"message": "Sure, where?"}', '2024-01-03 10:01'),
+    ('00000000-0000-0000-0000-0000000000a3', '00000000-0000-0000-0000-00000000000c', 'user', 'customer_sms', '{"content": "12 Oak St"}', '2024-01-03 10:02'),
+    ('00000000-0000-0000-0000-0000000000a4', '00000000-0000-0000-0000-00000000000c', 'assistant', 'agent_reply', '{"body": "Booked!"}', '2024-01-03 10:03'),
+    ('00000000-0000-0000-0000-0000000000a5', '00000000-0000-0000-0000-00000000000c', 'system', 'note', '{"text": "Lead created"}', '2024-01-03 09:59'),
+    ('00000000-0000-0000-0000-0000000000a6', '00000000-0000-0000-0000-00000000000c', 'customer', 'customer_sms', '"not an object"', '2024-01-03 10:04'),
+    ('00000000-0000-0000-0000-0000000000a7', '00000000-0000-0000-0000-00000000000c', 'system', 'stage_change', '{"from": "a", "to": "b"}', '2024-01-03 10:05');
+    INSERT INTO "Quote" (id, lead_id, features_json, line_items_json, discounts_json, subtotal, total, confidence)
+    VALUES ('00000000-0000-0000-0000-0000000000c1', '00000000-0000-0000-0000-00000000000b', '{}', '[]', '[]', 150, 150, 0.9);
+    INSERT INTO "Job" (id, lead_id, quote_id, window_start, window_end)
+    VALUES ('00000000-0000-0000-0000-0000000000d1', '00000000-0000-0000-0000-00000000000b',
+            '00000000-0000-0000-0000-0000000000c1', '2024-02-01 10:00', '2024-02-01 12:00');
+"#;
+
+async fn customer_of(conn: &mut PgConnection, lead: &str) -> uuid::Uuid {
+    sqlx::query_scalar(&format!(
+        "SELECT customer_id FROM \"Lead\" WHERE id = '00000000-0000-0000-0000-0000000000{lead}'"
+    ))
+    .fetch_one(conn)
+    .await
+    .expect("lead's customer")
+}
+
+#[tokio::test]
+async fn bad_input_is_reported_never_fatal_and_identities_link_transitively() {
+    let db = TestDb::empty().await;
+    let mut conn = db.conn().await;
+    let set = MigrationSet::builtin().expect("migrations");
+    migrate::up(&mut conn, &set, Some(6), &Default::default(), &mut |_| {})
+        .await
+        .expect("migrate");
+    conn.execute(sqlx::raw_sql(BAD_AND_LINKED))
+        .await
+        .expect("legacy rows");
+    let report = ok(&["backfill"], &db);
+
+    // Transitive: phone, phone + email, email.
+    let ann = customer_of(&mut conn, "0a").await;
+    assert_eq!(customer_of(&mut conn, "0b").await, ann);
+    assert_eq!(customer_of(&mut conn, "0c").await, ann);
+    let (phone, email, name): (Option<String>, Option<String>, Option<String>) =
+        sqlx::query_as("SELECT phone, email, name FROM \"Customer\" WHERE id = $1")
+            .bind(ann)
+            .fetch_one(&mut conn)
+            .await
+            .expect("customer");
+    assert_eq!(phone.as_deref(), Some("+14045550123"));
+    assert_eq!(email.as_deref(), Some("ann@example.com"));
+    assert_eq!(name.as_deref(), Some("Ann B"), "the latest name");
+    let identities: Vec<(String, String, Option<String>)> = sqlx::query_as(
+        "SELECT kind::text, value, raw FROM \"CustomerIdentity\" WHERE customer_id = $1 ORDER BY kind::text, value",
+    )
+    .bind(ann)
+    .fetch_all(&mut conn)
+    .await
+    .expect("identities");
+    assert_eq!(
+        identities,
+        vec![
+            (
+                "email".into(),
+                "ann@example.com".into(),
+                Some("Ann@Example.COM".into())
+            ),
+            (
+                "phone".into(),
+                "+14045550123".into(),
+                Some("(404) 555-0123".into())
+            ),
+            ("psid".into(), "1001".into(), Some("1001".into())),
+        ]
+    );
+    // One address for two spellings of it.
+    assert_eq!(
+        scalar(
+            &mut conn,
+            &format!("SELECT count(*) FROM \"CustomerAddress\" WHERE customer_id = '{ann}' AND is_primary AND zip = '62701'")
+        )
+        .await,
+        1
+    );
+    // The job follows its lead.
+    assert_eq!(
+        scalar(
+            &mut conn,
+            &format!("SELECT count(*) FROM \"Job\" WHERE customer_id = '{ann}'")
+        )
+        .await,
+        1
+    );
+
+    // Roles from every key and actor; the history's copies of Audit messages once; the tool
+    // message only the history had; the non-object payload and the stage change are not text.
+    let messages: Vec<(String, String)> = sqlx::query_as(
+        "SELECT m.role::text, m.content FROM \"Message\" m JOIN \"Conversation\" c ON c.id = m.conversation_id
+         WHERE c.lead_id = '00000000-0000-0000-0000-00000000000c' ORDER BY m.created_at, m.content",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .expect("messages");
+    let mut roles: Vec<(&str, &str)> = messages
+        .iter()
+        .map(|(r, c)| (r.as_str(), c.as_str()))
+        .collect();
+    roles.sort();
+    assert_eq!(
+        roles,
+        vec![
+            ("assistant", "Booked!"),
+            ("assistant", "Sure, where?"),
+            ("system", "Lead created"),
+            ("tool", "priced: $150"),
+            ("user", "12 Oak St"),
+            ("user", "Hi, a couch please"),
+        ]
+    );
+
+    // The three-digit phone: its own customer, flagged, listed.
+    let bob = customer_of(&mut conn, "0d").await;
+    let flagged: Option<String> = sqlx::query_scalar(
+        "SELECT metadata -> 'backfill' ->> 'no_usable_identity' FROM \"Customer\" WHERE id = $1",
+    )
+    .bind(bob)
+    .fetch_one(&mut conn)
+    .await
+    .expect("flag");
+    assert_eq!(
+        flagged.as_deref(),
+        Some("phone is not a valid number (3 digits)")
+    );
+    // The conflict: two customers, nothing merged, both listed with the reason.
+    let cy = customer_of(&mut conn, "0e").await;
+    let di = customer_of(&mut conn, "0f").await;
+    assert_ne!(cy, di);
+    assert_eq!(
+        scalar(
+            &mut conn,
+            "SELECT count(*) FROM \"CustomerIdentity\" WHERE value IN ('+12125550188', '2001', '2002')"
+        )
+        .await,
+        0,
+        "no one owns the disputed identifiers until the operator decides"
+    );
+    for expected in [
+        "issues: 2 leads with conflicting identities (not merged)",
+        "lead 00000000-0000-0000-0000-00000000000e: 2 different Messenger ids",
+        "issues: 1 leads without a usable identity",
+        "lead 00000000-0000-0000-0000-00000000000d: phone is not a valid number (3 digits)",
+        "audit 00000000-0000-0000-0000-0000000000a6: payload is a string, not an object",
+        "lead 00000000-0000-0000-0000-00000000000d: stateMetadata is a string, not an object",
+        "lead 00000000-0000-0000-0000-00000000000e: stateMetadata.history is a string, not an array",
+        "lead 00000000-0000-0000-0000-00000000000f: 3 of 3 stateMetadata.history entries are not messages",
+        "linked 6 leads",
+        "left without a customer: 0 leads, 0 jobs",
+    ] {
+        assert!(
+            report.contains(expected),
+            "missing {expected:?} in:\n{report}"
+        );
+    }
+    ok(&["tighten"], &db);
+    assert!(ok(&["db", "check"], &db).contains("all required gates pass"));
+}
+
+/// The rows the backfill makes and the links it sets, in a canonical text form (timestamps the
+/// database sets at write time left out), with counts.
+async fn canonical(conn: &mut PgConnection) -> String {
+    let queries = [
+        r#"SELECT count(*) || ':' || md5(coalesce(string_agg(concat_ws('|', id, name, phone, email, metadata::text, created_at), ',' ORDER BY id), '')) FROM "Customer""#,
+        r#"SELECT count(*) || ':' || md5(coalesce(string_agg(concat_ws('|', id, customer_id, kind, value, raw, created_at), ',' ORDER BY id), '')) FROM "CustomerIdentity""#,
+        r#"SELECT count(*) || ':' || md5(coalesce(string_agg(concat_ws('|', id, customer_id, address, city, state, zip, lat, lng, is_primary, metadata::text, created_at), ',' ORDER BY id), '')) FROM "CustomerAddress""#,
+        r#"SELECT count(*) || ':' || md5(coalesce(string_agg(concat_ws('|', id, customer_id, lead_id, channel, external_id, started_at, last_message_at, metadata::text), ',' ORDER BY id), '')) FROM "Conversation""#,
+        r#"SELECT count(*) || ':' || md5(coalesce(string_agg(concat_ws('|', id, conversation_id, role, content, metadata::text, created_at), ',' ORDER BY id), '')) FROM "Message""#,
+        r#"SELECT count(*) || ':' || md5(coalesce(string_agg(concat_ws('|', id, customer_id), ',' ORDER BY id), '')) FROM "Lead""#,
+        r#"SELECT count(*) || ':' || md5(coalesce(string_agg(concat_ws('|', id, customer_id), ',' ORDER BY id), '')) FROM "Job""#,
+        r#"SELECT count(*) || ':' || md5(coalesce(string_agg(concat_ws('|', kind, subject, reason), ',' ORDER BY kind, subject), '')) FROM junkquote.backfill_issue"#,
+    ];
+    let mut out = Vec::new();
+    for sql in queries {
+        let line: String = sqlx::query_scalar(sql)
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        out.push(line);
+    }
+    out.join("\n")
+}
+
+/// A copy of `source` (which nobody may be connected to), through another database's connection.
+async fn copy_of(source: &TestDb, via: &TestDb) -> TestDb {
+    let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = via.conn().await;
+    conn.execute(format!("CREATE DATABASE {name} TEMPLATE {}", source.name).as_str())
+        .await
+        .expect("copy database");
+    conn.close().await.expect("close");
+    TestDb {
+        url: source
+            .url
+            .replacen(&format!("/{}?", source.name), &format!("/{name}?"), 1),
+        name,
+    }
+}
+
+#[tokio::test]
+async fn a_backfill_killed_at_eleven_points_resumes_to_the_same_result() {
+    let seeded = TestDb::empty().await;
+    let via = TestDb::empty().await;
+    ok(&["migrate", "up", "--to", "6"], &seeded);
+    ok(
+        &["legacy", "seed", "--leads", "800", "--seed", "11"],
+        &seeded,
+    );
+
+    let reference = copy_of(&seeded, &via).await;
+    ok(&["backfill", "--batch-size", "15"], &reference);
+    let expected = canonical(&mut reference.conn().await).await;
+    let customers: i64 = expected
+        .split(':')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(customers > 300, "customers were made: {expected}");
+
+    // Kill points: while planning (before any batch), then after 1, 3, 5, … committed batches,
+    // wherever in the next batch that lands.
+    let mut points: Vec<Option<i64>> = vec![None];
+    points.extend((0..10).map(|k| Some(1 + 2 * k)));
+    let mut killed_mid_run = 0;
+    for point in points {
+        let db = copy_of(&seeded, &via).await;
+        let mut watcher = db.conn().await;
+        let mut child = command(&["backfill", "--batch-size", "15"], Some(&db.url), None)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn backfill");
+        let started = Instant::now();
+        loop {
+            if child.try_wait().expect("wait").is_some() {
+                break;
+            }
+            let reached = match point {
+                None => started.elapsed() > Duration::from_millis(150),
+                Some(n) => {
+                    let done: Option<i64> =
+                        sqlx::query_scalar("SELECT count(*) FROM junkquote.backfill_checkpoint")
+                            .fetch_one(&mut watcher)
+                            .await
+                            .ok();
+                    done.is_some_and(|d| d >= n)
+                }
+            };
+            if reached {
+                let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+                if nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).is_ok() {
+                    killed_mid_run += 1;
+                }
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(60), "backfill hung");
+            tokio::time::sleep(Duration::from_millis(3)).await;
+        }
+        let _ = child.wait();
+        watcher.close().await.expect("close");
+        ok(&["backfill", "--batch-size", "15"], &db);
+        let got = canonical(&mut db.conn().await).await;
+        assert_eq!(got, expected, "after a kill at {point:?}");
+    }
+    assert!(killed_mid_run >= 10, "only {killed_mid_run} kills landed");
+}
+
+#[tokio::test]
+async fn tighten_under_a_concurrent_writer_fails_no_write() {
+    let db = TestDb::empty().await;
+    ok(&["migrate", "up", "--to", "6"], &db);
+    ok(&["legacy", "seed", "--leads", "1500", "--seed", "5"], &db);
+    ok(&["backfill"], &db);
+
+    // A writer as the service writes: a customer, a linked lead, its conversation and a job.
+    let pool = db.pool().await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let pool = pool.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let (mut written, mut failed, mut slowest) = (0u64, Vec::new(), Duration::ZERO);
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                n += 1;
+                let started = Instant::now();
+                let result = sqlx::query(
+                    "WITH c AS (INSERT INTO \"Customer\" (phone) VALUES ($1) RETURNING id),
+                          l AS (INSERT INTO \"Lead\" (channel, phone, customer_id)
+                                SELECT 'sms', $1, id FROM c RETURNING id, customer_id),
+                          v AS (INSERT INTO \"Conversation\" (customer_id, lead_id, channel, external_id)
+                                SELECT customer_id, id, 'sms', $1 FROM l)
+                     INSERT INTO \"Job\" (lead_id, customer_id, window_start, window_end)
+                     SELECT id, customer_id, now(), now() + interval '1 hour' FROM l",
+                )
+                .bind(format!("+1907555{:04}", n % 10_000))
+                .execute(&pool)
+                .await;
+                slowest = slowest.max(started.elapsed());
+                match result {
+                    Ok(_) => written += 1,
+                    Err(e) => failed.push(e.to_string()),
+                }
+            }
+            (written, failed, slowest)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let out = junkquote(&["tighten", "--lock-timeout", "1"], Some(&db.url), None);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (written, failed, slowest) = writer.await.expect("writer");
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    assert!(failed.is_empty(), "failed writes: {failed:?}");
+    assert!(written > 10, "the writer kept writing ({written})");
+    assert!(
+        slowest < Duration::from_secs(3),
+        "a write waited {slowest:?} behind the tightening"
+    );
+    let mut conn = db.conn().await;
+    assert_eq!(version(&mut conn).await, 9);
+    assert!(ok(&["db", "check"], &db).contains("all required gates pass"));
+}
