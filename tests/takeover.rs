@@ -529,7 +529,8 @@ async fn a_backfill_killed_at_eleven_points_resumes_to_the_same_result() {
     assert!(killed_mid_run >= 10, "only {killed_mid_run} kills landed");
 }
 
-#[tokio::test]
+// Multi-threaded: the writer runs while this thread waits for the command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tighten_under_a_concurrent_writer_fails_no_write() {
     let db = TestDb::empty().await;
     ok(&["migrate", "up", "--to", "6"], &db);
@@ -583,5 +584,81 @@ async fn tighten_under_a_concurrent_writer_fails_no_write() {
     );
     let mut conn = db.conn().await;
     assert_eq!(version(&mut conn).await, 9);
+    assert!(ok(&["db", "check"], &db).contains("all required gates pass"));
+}
+
+// Multi-threaded: the writer runs while this thread waits for the command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_backfill_joins_customers_the_service_made_and_runs_beside_it() {
+    use junkquote::domain::Channel;
+    use junkquote::store::inbox::{self, Inbound, Sender};
+
+    let db = TestDb::empty().await;
+    ok(&["migrate", "up", "--to", "6"], &db);
+    ok(&["legacy", "seed", "--leads", "400", "--seed", "9"], &db);
+    let mut conn = db.conn().await;
+    conn.execute(sqlx::raw_sql(
+        "INSERT INTO \"Lead\" (id, channel, phone, created_at) VALUES
+         ('00000000-0000-0000-0000-0000000000e1', 'sms', '(907) 555-0100', '2023-05-01'),
+         ('00000000-0000-0000-0000-0000000000e2', 'sms', '907.555.0100', '2023-06-01');",
+    ))
+    .await
+    .expect("legacy leads of a returning customer");
+    let pool = db.pool().await;
+    let text = |id: &'static str, from: &'static str| Inbound {
+        channel: Channel::Sms,
+        provider: "twilio",
+        provider_message_id: id,
+        sender: Sender::Phone(from),
+        text: "hi again",
+        photos: &[],
+    };
+    let first = inbox::receive(&pool, text("SM-first", "+19075550100"))
+        .await
+        .expect("the service's customer");
+    let service_customer: uuid::Uuid =
+        sqlx::query_scalar("SELECT customer_id FROM \"Conversation\" WHERE id = $1")
+            .bind(first.conversation_id)
+            .fetch_one(&mut conn)
+            .await
+            .expect("customer");
+
+    // The service keeps taking messages from new numbers while the backfill runs.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (pool, stop) = (pool.clone(), stop.clone());
+        tokio::spawn(async move {
+            let (mut n, mut failed) = (0u32, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                n += 1;
+                let id = format!("SM-{n}");
+                let from = format!("+1907556{:04}", n % 10_000);
+                let inbound = Inbound {
+                    channel: Channel::Sms,
+                    provider: "twilio",
+                    provider_message_id: &id,
+                    sender: Sender::Phone(&from),
+                    text: "a couch please",
+                    photos: &[],
+                };
+                if let Err(e) = inbox::receive(&pool, inbound).await {
+                    failed.push(e.to_string());
+                }
+            }
+            (n, failed)
+        })
+    };
+    let report = ok(&["backfill", "--batch-size", "50"], &db);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (sent, failed) = writer.await.expect("writer");
+    assert!(failed.is_empty(), "{failed:?}");
+    assert!(sent > 0);
+    assert!(
+        report.contains("(2 to customers the service had created)"),
+        "{report}"
+    );
+    assert_eq!(customer_of(&mut conn, "e1").await, service_customer);
+    assert_eq!(customer_of(&mut conn, "e2").await, service_customer);
+    ok(&["tighten"], &db);
     assert!(ok(&["db", "check"], &db).contains("all required gates pass"));
 }

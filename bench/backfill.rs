@@ -1,0 +1,214 @@
+//! Benchmark: the backfill of seeded legacy data, against a single set-based `INSERT … SELECT` of
+//! the same customers in the same run (the database's own floor), then `tighten` while a writer
+//! keeps inserting.
+//!
+//! `cargo run --release --example bench_backfill -- [--leads N] [--runs R] [--batch-size B]`
+//!
+//! It starts its own PostgreSQL (durable settings) under the temporary directory, migrates a
+//! database to version 6, seeds it once (`legacy seed`), and for each run copies it
+//! (`CREATE DATABASE … TEMPLATE`), times the floor, the backfill (in this process: its peak
+//! memory is this process's), and `tighten` under a concurrent writer (the longest a write
+//! waited is the longest lock the tightening made anyone feel).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use junkquote::store::backfill::{self, Options};
+use junkquote::store::embedded::{Cluster, ClusterConfig};
+use junkquote::store::legacy;
+use junkquote::store::migrate::{self, MigrateOptions, MigrationSet};
+use sqlx::{ConnectOptions, Connection, PgConnection};
+
+fn arg(name: &str, default: u64) -> u64 {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The process's peak resident memory so far, in MiB (Linux `VmHWM`).
+fn peak_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let leads = arg("--leads", 100_000);
+    let runs = arg("--runs", 3);
+    let batch = arg("--batch-size", 5000) as usize;
+    let dir = std::env::temp_dir().join(format!("jq-bench-backfill-{}", std::process::id()));
+    let cluster = Cluster::start(&ClusterConfig {
+        data_dir: dir.clone(),
+        settings: vec![("max_connections".into(), "50".into())],
+    })?;
+    let result = run(&cluster, leads, runs, batch).await;
+    cluster.release()?;
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+async fn connect(cluster: &Cluster, db: &str) -> anyhow::Result<PgConnection> {
+    Ok(cluster
+        .url(db)
+        .parse::<sqlx::postgres::PgConnectOptions>()?
+        .log_statements(tracing::log::LevelFilter::Off)
+        .log_slow_statements(tracing::log::LevelFilter::Off, Duration::from_secs(3600))
+        .connect()
+        .await?)
+}
+
+async fn run(cluster: &Cluster, leads: u64, runs: u64, batch: usize) -> anyhow::Result<()> {
+    let set = MigrationSet::builtin()?;
+    let mut admin = connect(cluster, "postgres").await?;
+    sqlx::query("CREATE DATABASE seeded")
+        .execute(&mut admin)
+        .await?;
+    let mut conn = connect(cluster, "seeded").await?;
+    migrate::up(
+        &mut conn,
+        &set,
+        Some(6),
+        &MigrateOptions::default(),
+        &mut |_| {},
+    )
+    .await?;
+    let seeded = legacy::seed(&mut conn, leads, 1, &mut |_| {}).await?;
+    conn.close().await?;
+    println!(
+        "seeded {} leads, {} audit rows, {} jobs in {:.1} s ({:.0} leads/s)",
+        seeded.leads,
+        seeded.audits,
+        seeded.jobs,
+        seeded.seconds,
+        seeded.leads as f64 / seeded.seconds
+    );
+    println!(
+        "run | floor s | backfill s | leads/s | ratio | peak MiB | tighten s | longest write wait ms | writes"
+    );
+    for r in 1..=runs {
+        let name = format!("run{r}");
+        sqlx::query(&format!("CREATE DATABASE {name} TEMPLATE seeded"))
+            .execute(&mut admin)
+            .await?;
+        let mut conn = connect(cluster, &name).await?;
+        sqlx::query("VACUUM ANALYZE").execute(&mut conn).await?;
+
+        // The floor: the same customers (leads grouped by their phone's digits) in one statement.
+        sqlx::query("CREATE TABLE bench_floor (LIKE \"Customer\" INCLUDING DEFAULTS)")
+            .execute(&mut conn)
+            .await?;
+        let started = Instant::now();
+        sqlx::query(
+            r#"INSERT INTO bench_floor (phone, email, name, created_at)
+              SELECT p, min(lower(btrim(email))), min(name), min(created_at)
+              FROM (SELECT '+1' || right(regexp_replace(phone, '\D', '', 'g'), 10) AS p,
+                           email, name, created_at
+                    FROM public."Lead" WHERE phone ~ '\d{3}.*\d{4}') l
+              GROUP BY p"#,
+        )
+        .execute(&mut conn)
+        .await?;
+        let floor = started.elapsed().as_secs_f64();
+        sqlx::query("DROP TABLE bench_floor")
+            .execute(&mut conn)
+            .await?;
+
+        let options = Options {
+            batch_size: batch,
+            ..Options::default()
+        };
+        let started = Instant::now();
+        let report = backfill::run(&mut conn, &options, &mut |_| {}).await?;
+        let took = started.elapsed().as_secs_f64();
+        anyhow::ensure!(
+            report.leads_left == 0,
+            "leads left unlinked: {}",
+            report.leads_left
+        );
+        let peak = peak_mib();
+
+        // Tighten while a writer inserts as the service does.
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(2)
+            .connect_with(
+                cluster
+                    .url(&name)
+                    .parse::<sqlx::postgres::PgConnectOptions>()?
+                    .log_statements(tracing::log::LevelFilter::Off)
+                    .log_slow_statements(tracing::log::LevelFilter::Off, Duration::from_secs(3600)),
+            )
+            .await?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let writer = {
+            let (pool, stop) = (pool.clone(), stop.clone());
+            tokio::spawn(async move {
+                let (mut n, mut slowest, mut failed) = (0u64, Duration::ZERO, 0u64);
+                while !stop.load(Ordering::Relaxed) {
+                    n += 1;
+                    let t = Instant::now();
+                    let done = sqlx::query(
+                        "WITH c AS (INSERT INTO \"Customer\" (phone) VALUES ($1) RETURNING id),
+                              l AS (INSERT INTO \"Lead\" (channel, phone, customer_id)
+                                    SELECT 'sms', $1, id FROM c RETURNING id, customer_id)
+                         INSERT INTO \"Conversation\" (customer_id, lead_id, channel, external_id)
+                         SELECT customer_id, id, 'sms', $1 FROM l",
+                    )
+                    .bind(format!("+1907{:07}", n))
+                    .execute(&pool)
+                    .await;
+                    slowest = slowest.max(t.elapsed());
+                    if done.is_err() {
+                        failed += 1;
+                    }
+                }
+                (n, slowest, failed)
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let started = Instant::now();
+        let options = MigrateOptions {
+            lock_timeout: Duration::from_secs(2),
+            ..MigrateOptions::default()
+        };
+        migrate::up(&mut conn, &set, None, &options, &mut |_| {}).await?;
+        let tighten = started.elapsed().as_secs_f64();
+        stop.store(true, Ordering::Relaxed);
+        let (writes, slowest, failed) = writer.await?;
+        pool.close().await;
+        let version = migrate::current_version(&migrate::applied(&mut conn).await?);
+        anyhow::ensure!(version == set.latest(), "tighten stopped at {version}");
+        anyhow::ensure!(failed == 0, "{failed} writes failed during tighten");
+        conn.close().await?;
+        sqlx::query(&format!("DROP DATABASE {name}"))
+            .execute(&mut admin)
+            .await?;
+        println!(
+            "{r} | {floor:.2} | {took:.2} | {:.0} | {:.2} | {peak:.0} | {tighten:.2} | {:.1} | {writes}",
+            report.leads_linked as f64 / took,
+            took / floor,
+            slowest.as_secs_f64() * 1000.0
+        );
+        println!(
+            "    customers {} identities {} addresses {} conversations {} messages {}+{} jobs {}",
+            report.customers,
+            report.identities,
+            report.addresses,
+            report.conversations,
+            report.messages_audit,
+            report.messages_state,
+            report.jobs_linked
+        );
+    }
+    Ok(())
+}
