@@ -83,7 +83,7 @@ async fn db_verify_passes_after_every_migration_and_names_each_difference() {
     // Drift: a column's type, a dropped index, an extra table, a changed delete action.
     conn.execute(sqlx::raw_sql(
         "ALTER TABLE \"Customer\" ALTER COLUMN name TYPE varchar(40);
-         DROP INDEX \"Customer_email_idx\";
+         DROP INDEX \"Customer_email_key\";
          CREATE TABLE stray (id int);
          ALTER TABLE \"Message\" DROP CONSTRAINT \"Message_conversation_id_fkey\",
              ADD CONSTRAINT \"Message_conversation_id_fkey\" FOREIGN KEY (conversation_id)
@@ -96,7 +96,7 @@ async fn db_verify_passes_after_every_migration_and_names_each_difference() {
     let text = stdout(&out);
     for expected in [
         "column \"Customer\".name: expected text, found character varying(40)",
-        "index \"Customer_email_idx\" is missing",
+        "index \"Customer_email_key\" is missing",
         "table \"stray\" is not in the manifest",
         "foreign key \"Message_conversation_id_fkey\": expected Message(conversation_id) -> Conversation(id) on delete cascade, found Message(conversation_id) -> Conversation(id) on delete set null",
     ] {
