@@ -306,8 +306,10 @@ async fn bad_input_is_reported_never_fatal_and_identities_link_transitively() {
     assert_eq!(phone.as_deref(), Some("+14045550123"));
     assert_eq!(email.as_deref(), Some("ann@example.com"));
     assert_eq!(name.as_deref(), Some("Ann B"), "the latest name");
-    let identities: Vec<(String, String, Option<String>)> = sqlx::query_as(
-        "SELECT kind::text, value, raw FROM \"CustomerIdentity\" WHERE customer_id = $1 ORDER BY kind::text, value",
+    // Verified where the lead's own channel proved it (the SMS lead's phone, the Messenger
+    // lead's id); the typed email is not.
+    let identities: Vec<(String, String, Option<String>, bool)> = sqlx::query_as(
+        "SELECT kind::text, value, raw, verified_at IS NOT NULL FROM \"CustomerIdentity\" WHERE customer_id = $1 ORDER BY kind::text, value",
     )
     .bind(ann)
     .fetch_all(&mut conn)
@@ -319,14 +321,16 @@ async fn bad_input_is_reported_never_fatal_and_identities_link_transitively() {
             (
                 "email".into(),
                 "ann@example.com".into(),
-                Some("Ann@Example.COM".into())
+                Some("Ann@Example.COM".into()),
+                false
             ),
             (
                 "phone".into(),
                 "+14045550123".into(),
-                Some("(404) 555-0123".into())
+                Some("(404) 555-0123".into()),
+                true
             ),
-            ("psid".into(), "1001".into(), Some("1001".into())),
+            ("psid".into(), "1001".into(), Some("1001".into()), true),
         ]
     );
     // One address for two spellings of it.
@@ -426,7 +430,7 @@ async fn bad_input_is_reported_never_fatal_and_identities_link_transitively() {
 async fn canonical(conn: &mut PgConnection) -> String {
     let queries = [
         r#"SELECT count(*) || ':' || md5(coalesce(string_agg(concat_ws('|', id, name, phone, email, metadata::text, created_at), ',' ORDER BY id), '')) FROM "Customer""#,
-        r#"SELECT count(*) || ':' || md5(coalesce(string_agg(concat_ws('|', id, customer_id, kind, value, raw, created_at), ',' ORDER BY id), '')) FROM "CustomerIdentity""#,
+        r#"SELECT count(*) || ':' || md5(coalesce(string_agg(concat_ws('|', id, customer_id, kind, value, raw, created_at, verified_at), ',' ORDER BY id), '')) FROM "CustomerIdentity""#,
         r#"SELECT count(*) || ':' || md5(coalesce(string_agg(concat_ws('|', id, customer_id, address, city, state, zip, lat, lng, is_primary, metadata::text, created_at), ',' ORDER BY id), '')) FROM "CustomerAddress""#,
         r#"SELECT count(*) || ':' || md5(coalesce(string_agg(concat_ws('|', id, customer_id, lead_id, channel, external_id, started_at, last_message_at, metadata::text), ',' ORDER BY id), '')) FROM "Conversation""#,
         r#"SELECT count(*) || ':' || md5(coalesce(string_agg(concat_ws('|', id, conversation_id, role, content, metadata::text, created_at), ',' ORDER BY id), '')) FROM "Message""#,

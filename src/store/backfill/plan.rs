@@ -59,6 +59,10 @@ pub struct IdentityInfo {
     pub first: (DateTime<Utc>, Uuid),
     /// Customers the service created that already have it (normally none or one).
     pub owners: BTreeSet<Uuid>,
+    /// When a lead first came through it (an SMS lead's phone, a Messenger lead's PSID): the
+    /// channel proved it, so it is verified, as the service records what a channel proves. An
+    /// identifier only ever typed (an email, a phone given on Messenger) stays unverified.
+    pub verified: Option<DateTime<Utc>>,
 }
 
 /// Leads and identifiers, interned, ready to be grouped.
@@ -203,6 +207,7 @@ impl Planner {
                     raw: typed,
                     first: sighting,
                     owners: BTreeSet::new(),
+                    verified: None,
                 });
             } else {
                 let info = &mut self.identities[index as usize];
@@ -218,6 +223,11 @@ impl Planner {
             };
             if kind == wanted && external.is_none() {
                 external = Some(index);
+                let info = &mut self.identities[index as usize];
+                info.verified = Some(match info.verified {
+                    Some(at) => at.min(raw.created_at),
+                    None => raw.created_at,
+                });
             }
             ids.push(index);
         }

@@ -73,6 +73,7 @@ struct Batch {
     identity_values: Vec<String>,
     identity_raws: Vec<String>,
     identity_created: Vec<chrono::DateTime<chrono::Utc>>,
+    identity_verified: Vec<Option<chrono::DateTime<chrono::Utc>>>,
     lead_ids: Vec<Uuid>,
     lead_customers: Vec<Uuid>,
     lead_external: Vec<Option<String>>,
@@ -169,6 +170,7 @@ fn collect(planner: &Planner, component: &Component, decision: &Decision, out: &
                 out.identity_values.push(info.value.clone());
                 out.identity_raws.push(info.raw.clone());
                 out.identity_created.push(info.first.0);
+                out.identity_verified.push(info.verified);
             }
         }
         Decision::Conflict(reason) | Decision::NoIdentity(reason) => {
@@ -249,10 +251,13 @@ pub(super) async fn batch(
     report.customers += customers.rows_affected();
 
     let identities = sqlx::query(
-        "INSERT INTO \"CustomerIdentity\" (id, customer_id, kind, value, raw, created_at)
-         SELECT u.id, u.customer_id, u.kind::\"IdentityKind\", u.value, u.raw, u.created
-         FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::timestamptz[])
-              AS u(id, customer_id, kind, value, raw, created)
+        "INSERT INTO \"CustomerIdentity\" (id, customer_id, kind, value, raw, created_at,
+                                           verified_at)
+         SELECT u.id, u.customer_id, u.kind::\"IdentityKind\", u.value, u.raw, u.created,
+                u.verified
+         FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[],
+                     $6::timestamptz[], $7::timestamptz[])
+              AS u(id, customer_id, kind, value, raw, created, verified)
          ON CONFLICT DO NOTHING",
     )
     .bind(&b.identity_ids)
@@ -261,6 +266,7 @@ pub(super) async fn batch(
     .bind(&b.identity_values)
     .bind(&b.identity_raws)
     .bind(&b.identity_created)
+    .bind(&b.identity_verified)
     .execute(&mut *tx)
     .await?;
     report.identities += identities.rows_affected();
