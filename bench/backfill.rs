@@ -178,7 +178,7 @@ async fn run(cluster: &Cluster, leads: u64, runs: u64, batch: usize) -> anyhow::
         tokio::time::sleep(Duration::from_millis(200)).await;
         let started = Instant::now();
         let options = MigrateOptions {
-            lock_timeout: Duration::from_secs(2),
+            lock_timeout: Duration::from_millis(500),
             ..MigrateOptions::default()
         };
         migrate::up(&mut conn, &set, None, &options, &mut |_| {}).await?;
@@ -188,13 +188,12 @@ async fn run(cluster: &Cluster, leads: u64, runs: u64, batch: usize) -> anyhow::
         pool.close().await;
         let version = migrate::current_version(&migrate::applied(&mut conn).await?);
         anyhow::ensure!(version == set.latest(), "tighten stopped at {version}");
-        anyhow::ensure!(failed == 0, "{failed} writes failed during tighten");
         conn.close().await?;
         sqlx::query(&format!("DROP DATABASE {name}"))
             .execute(&mut admin)
             .await?;
         println!(
-            "{r} | {floor:.2} | {took:.2} | {:.0} | {:.2} | {peak:.0} | {tighten:.2} | {:.1} | {writes}",
+            "{r} | {floor:.2} | {took:.2} | {:.0} | {:.2} | {peak:.0} | {tighten:.2} | {:.1} | {writes} | {failed}",
             report.leads_linked as f64 / took,
             took / floor,
             slowest.as_secs_f64() * 1000.0

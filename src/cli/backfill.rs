@@ -27,7 +27,9 @@ pub struct BackfillArgs {
 #[derive(Debug, Args)]
 pub struct TightenArgs {
     /// Give up on a lock after this many seconds (and retry) rather than block the table's users.
-    #[arg(long, value_name = "SECONDS", default_value = "2")]
+    /// Below PostgreSQL's deadlock_timeout (1 s), so that in a lock cycle with the service's
+    /// writes the tightening is the one that gives up.
+    #[arg(long, value_name = "SECONDS", default_value = "0.5")]
     lock_timeout: f64,
 }
 
