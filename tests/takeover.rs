@@ -559,44 +559,66 @@ async fn tighten_under_a_concurrent_writer_fails_no_write() {
     ok(&["legacy", "seed", "--leads", "1500", "--seed", "5"], &db);
     ok(&["backfill"], &db);
 
-    // A writer as the service writes: a customer, a linked lead, its conversation and a job.
+    // Three writers as the service writes: in one transaction a customer, then its lead, the
+    // lead's conversation and a job (the customer's lock held while the lead's is taken: the
+    // order that deadlocks with a migration that locks "Lead" before "Customer").
     let pool = db.pool().await;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let writer = {
-        let pool = pool.clone();
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            let (mut written, mut failed, mut slowest) = (0u64, Vec::new(), Duration::ZERO);
-            let mut n = 0u64;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                n += 1;
-                let started = Instant::now();
-                let result = sqlx::query(
-                    "WITH c AS (INSERT INTO \"Customer\" (phone) VALUES ($1) RETURNING id),
-                          l AS (INSERT INTO \"Lead\" (channel, phone, customer_id)
-                                SELECT 'sms', $1, id FROM c RETURNING id, customer_id),
-                          v AS (INSERT INTO \"Conversation\" (customer_id, lead_id, channel, external_id)
-                                SELECT customer_id, id, 'sms', $1 FROM l)
-                     INSERT INTO \"Job\" (lead_id, customer_id, window_start, window_end)
-                     SELECT id, customer_id, now(), now() + interval '1 hour' FROM l",
-                )
-                .bind(format!("+1907555{:04}", n % 10_000))
-                .execute(&pool)
-                .await;
-                slowest = slowest.max(started.elapsed());
-                match result {
-                    Ok(_) => written += 1,
-                    Err(e) => failed.push(e.to_string()),
+    let writers: Vec<_> = (0..3)
+        .map(|w| {
+            let pool = pool.clone();
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let (mut written, mut failed, mut slowest) = (0u64, Vec::new(), Duration::ZERO);
+                let mut n = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    n += 1;
+                    let phone = format!("+1907{w}{:06}", n % 1_000_000);
+                    let started = Instant::now();
+                    let result = async {
+                        let mut tx = pool.begin().await?;
+                        let customer: uuid::Uuid = sqlx::query_scalar(
+                            "INSERT INTO \"Customer\" (phone) VALUES ($1) RETURNING id",
+                        )
+                        .bind(&phone)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                        sqlx::query(
+                            "WITH l AS (INSERT INTO \"Lead\" (channel, phone, customer_id)
+                                        VALUES ('sms', $1, $2) RETURNING id, customer_id),
+                                  v AS (INSERT INTO \"Conversation\" (customer_id, lead_id, channel, external_id)
+                                        SELECT customer_id, id, 'sms', $1 FROM l)
+                             INSERT INTO \"Job\" (lead_id, customer_id, window_start, window_end)
+                             SELECT id, customer_id, now(), now() + interval '1 hour' FROM l",
+                        )
+                        .bind(&phone)
+                        .bind(customer)
+                        .execute(&mut *tx)
+                        .await?;
+                        tx.commit().await
+                    }
+                    .await;
+                    slowest = slowest.max(started.elapsed());
+                    match result {
+                        Ok(()) => written += 1,
+                        Err(e) => failed.push(e.to_string()),
+                    }
                 }
-            }
-            (written, failed, slowest)
+                (written, failed, slowest)
+            })
         })
-    };
+        .collect();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let out = junkquote(&["tighten"], Some(&db.url), None);
     tokio::time::sleep(Duration::from_millis(200)).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let (written, failed, slowest) = writer.await.expect("writer");
+    let (mut written, mut failed, mut slowest) = (0, Vec::new(), Duration::ZERO);
+    for writer in writers {
+        let (w, f, s) = writer.await.expect("writer");
+        written += w;
+        failed.extend(f);
+        slowest = slowest.max(s);
+    }
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
     assert!(failed.is_empty(), "failed writes: {failed:?}");
     assert!(written > 10, "the writer kept writing ({written})");
