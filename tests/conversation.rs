@@ -1300,7 +1300,8 @@ async fn two_customers_picking_the_same_last_window_get_one_booking_and_the_trut
     use chrono::TimeZone;
     let db = TestDb::migrated().await;
     // Other jobs fill the crew's whole horizon but for one 90-minute window (a couch takes 90
-    // minutes), the day after tomorrow at 10:00 in the company's time zone.
+    // minutes), the day after tomorrow at 10:00 in the company's time zone. (Their lead has a
+    // customer, as every lead must, but no phone.)
     let tz = chrono_tz::America::New_York;
     let day = chrono::Utc::now().with_timezone(&tz).date_naive() + chrono::Days::new(2);
     let gap_start = tz
@@ -1310,9 +1311,11 @@ async fn two_customers_picking_the_same_last_window_get_one_booking_and_the_trut
         .with_timezone(&chrono::Utc);
     let gap_end = gap_start + chrono::TimeDelta::minutes(90);
     sqlx::query(
-        "WITH lead AS (INSERT INTO \"Lead\" (channel) VALUES ('sms') RETURNING id),
-              job AS (INSERT INTO \"Job\" (lead_id, window_start, window_end, status)
-                      SELECT lead.id, w.s, w.e, 'booked'
+        "WITH customer AS (INSERT INTO \"Customer\" DEFAULT VALUES RETURNING id),
+              lead AS (INSERT INTO \"Lead\" (channel, customer_id)
+                       SELECT 'sms', id FROM customer RETURNING id, customer_id),
+              job AS (INSERT INTO \"Job\" (lead_id, customer_id, window_start, window_end, status)
+                      SELECT lead.id, lead.customer_id, w.s, w.e, 'booked'
                       FROM lead, (VALUES (now() - interval '1 day', $1::timestamptz),
                                          ($2::timestamptz, now() + interval '10 days')) AS w(s, e)
                       RETURNING id, window_start, window_end)
@@ -1355,7 +1358,7 @@ async fn two_customers_picking_the_same_last_window_get_one_booking_and_the_trut
         count(
             &db,
             "SELECT count(*) FROM \"Booking\" b JOIN \"Job\" j ON j.id = b.job_id
-             JOIN \"Lead\" l ON l.id = j.lead_id WHERE l.customer_id IS NOT NULL"
+             JOIN \"Lead\" l ON l.id = j.lead_id WHERE l.phone IS NOT NULL"
         )
         .await,
         1,
