@@ -94,7 +94,7 @@ async fn run(cluster: &Cluster, leads: u64, runs: u64, batch: usize) -> anyhow::
         seeded.leads as f64 / seeded.seconds
     );
     println!(
-        "run | floor s | backfill s | leads/s | ratio | peak MiB | tighten s | longest write wait ms | writes"
+        "run | floor s | backfill s | leads/s | ratio | peak MiB | tighten s | longest write wait ms | writes | failed writes"
     );
     for r in 1..=runs {
         let name = format!("run{r}");
@@ -189,9 +189,7 @@ async fn run(cluster: &Cluster, leads: u64, runs: u64, batch: usize) -> anyhow::
         let version = migrate::current_version(&migrate::applied(&mut conn).await?);
         anyhow::ensure!(version == set.latest(), "tighten stopped at {version}");
         conn.close().await?;
-        sqlx::query(&format!("DROP DATABASE {name}"))
-            .execute(&mut admin)
-            .await?;
+
         println!(
             "{r} | {floor:.2} | {took:.2} | {:.0} | {:.2} | {peak:.0} | {tighten:.2} | {:.1} | {writes} | {failed}",
             report.leads_linked as f64 / took,
@@ -208,6 +206,9 @@ async fn run(cluster: &Cluster, leads: u64, runs: u64, batch: usize) -> anyhow::
             report.messages_state,
             report.jobs_linked
         );
+        sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
+            .execute(&mut admin)
+            .await?;
     }
     Ok(())
 }
