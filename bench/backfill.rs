@@ -206,6 +206,12 @@ async fn run(cluster: &Cluster, leads: u64, runs: u64, batch: usize) -> anyhow::
             report.messages_state,
             report.jobs_linked
         );
+        let timings: Vec<String> = report
+            .timings
+            .iter()
+            .map(|(what, took)| format!("{what} {:.1} s", took.as_secs_f64()))
+            .collect();
+        println!("    time: {}", timings.join(", "));
         sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
             .execute(&mut admin)
             .await?;

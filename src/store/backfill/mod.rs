@@ -100,6 +100,8 @@ pub struct Report {
     pub issues: BTreeMap<String, (i64, Vec<String>)>,
     /// Wall time.
     pub elapsed: Duration,
+    /// Where it went: the plan, and each kind of statement summed over the batches.
+    pub timings: BTreeMap<&'static str, Duration>,
 }
 
 impl Report {
@@ -153,9 +155,11 @@ pub async fn run(
         .fetch_one(&mut *conn)
         .await?;
 
+    let planning = Instant::now();
     let mut planner = load(conn, options.region, events).await?;
     load_owners(conn, &mut planner).await?;
     let components = planner.components();
+    report.timings.insert("plan", planning.elapsed());
     let pending: Vec<usize> = components
         .iter()
         .enumerate()

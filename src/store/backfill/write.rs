@@ -214,6 +214,12 @@ fn collect(planner: &Planner, component: &Component, decision: &Decision, out: &
     }
 }
 
+/// Adds the time since `*mark` to `what`, and moves the mark.
+fn lap(report: &mut Report, what: &'static str, mark: &mut std::time::Instant) {
+    *report.timings.entry(what).or_default() += mark.elapsed();
+    *mark = std::time::Instant::now();
+}
+
 /// Writes one batch of components in one transaction; returns the leads linked.
 pub(super) async fn batch(
     conn: &mut PgConnection,
@@ -222,6 +228,7 @@ pub(super) async fn batch(
     batch: &[usize],
     report: &mut Report,
 ) -> Result<u64, BackfillError> {
+    let mut mark = std::time::Instant::now();
     let mut tx = conn.begin().await?;
     refresh_owners(&mut tx, planner, components, batch).await?;
     let mut arrays = Batch::default();
@@ -232,6 +239,7 @@ pub(super) async fn batch(
         collect(planner, component, &decision, &mut arrays);
     }
     let b = &arrays;
+    lap(report, "owners", &mut mark);
 
     let customers = sqlx::query(
         "INSERT INTO \"Customer\" (id, name, phone, email, metadata, created_at, updated_at)
@@ -249,6 +257,7 @@ pub(super) async fn batch(
     .execute(&mut *tx)
     .await?;
     report.customers += customers.rows_affected();
+    lap(report, "customers", &mut mark);
 
     let identities = sqlx::query(
         "INSERT INTO \"CustomerIdentity\" (id, customer_id, kind, value, raw, created_at,
@@ -270,6 +279,7 @@ pub(super) async fn batch(
     .execute(&mut *tx)
     .await?;
     report.identities += identities.rows_affected();
+    lap(report, "identities", &mut mark);
 
     let leads = sqlx::query(
         "UPDATE \"Lead\" l SET customer_id = u.customer_id
@@ -292,6 +302,7 @@ pub(super) async fn batch(
     .execute(&mut *tx)
     .await?;
     report.jobs_linked += jobs.rows_affected();
+    lap(report, "links", &mut mark);
 
     let addresses = sqlx::query(ADDRESSES_SQL)
         .bind(&b.lead_ids)
@@ -299,6 +310,7 @@ pub(super) async fn batch(
         .execute(&mut *tx)
         .await?;
     report.addresses += addresses.rows_affected();
+    lap(report, "addresses", &mut mark);
 
     let conversations = sqlx::query(CONVERSATIONS_SQL)
         .bind(&b.lead_ids)
@@ -306,6 +318,7 @@ pub(super) async fn batch(
         .execute(&mut *tx)
         .await?;
     report.conversations += conversations.rows_affected();
+    lap(report, "conversations", &mut mark);
 
     let (audit_rows, from_audit): (i64, i64) = sqlx::query_as(AUDIT_MESSAGES_SQL)
         .bind(&b.lead_ids)
@@ -313,12 +326,14 @@ pub(super) async fn batch(
         .await?;
     report.audit_rows += audit_rows;
     report.messages_audit += u64::try_from(from_audit).unwrap_or(0);
+    lap(report, "messages from Audit", &mut mark);
 
     let from_state = sqlx::query(STATE_MESSAGES_SQL)
         .bind(&b.lead_ids)
         .execute(&mut *tx)
         .await?;
     report.messages_state += from_state.rows_affected();
+    lap(report, "messages from stateMetadata", &mut mark);
 
     sqlx::query(
         "INSERT INTO junkquote.backfill_issue (subject, kind, reason)
@@ -346,7 +361,9 @@ pub(super) async fn batch(
         .execute(&mut *tx)
         .await?;
     }
+    lap(report, "issues", &mut mark);
     tx.commit().await?;
+    lap(report, "commit", &mut mark);
     for &c in batch {
         for &i in &components[c].leads {
             let lead = &mut planner.leads[i as usize];
