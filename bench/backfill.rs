@@ -5,7 +5,7 @@
 //! `cargo run --release --example bench_backfill -- [--leads N] [--runs R] [--batch-size B]`
 //!
 //! It starts its own PostgreSQL (durable settings) under the temporary directory, migrates a
-//! database to version 6, seeds it once (`legacy seed`), and for each run copies it
+//! database to version 11, seeds it once (`legacy seed`), and for each run copies it
 //! (`CREATE DATABASE … TEMPLATE`), times the floor, the backfill (in this process: its peak
 //! memory is this process's), and `tighten` under a concurrent writer (the longest a write
 //! waited is the longest lock the tightening made anyone feel).
@@ -78,7 +78,7 @@ async fn run(cluster: &Cluster, leads: u64, runs: u64, batch: usize) -> anyhow::
     migrate::up(
         &mut conn,
         &set,
-        Some(6),
+        Some(11),
         &MigrateOptions::default(),
         &mut |_| {},
     )

@@ -1003,12 +1003,15 @@ async fn the_pipeline_pages_through_leads_by_stage_and_finds_them_by_phone_name_
         "12 Birch Lane, Canton GA 30114",
     )
     .await;
-    // Thirty older leads from the original service (no customer yet), to page through.
+    // Thirty older leads from the original service, to page through, each with the customer the
+    // backfill gave it (every lead has one once the tightening has run).
     sqlx::query(
-        "INSERT INTO \"Lead\" (channel, stage, name, phone, created_at)
+        "WITH n AS (SELECT n, gen_random_uuid() AS customer_id FROM generate_series(1, 30) n),
+              c AS (INSERT INTO \"Customer\" (id, name) SELECT customer_id, 'Legacy ' || n FROM n)
+         INSERT INTO \"Lead\" (channel, stage, name, phone, created_at, customer_id)
          SELECT 'sms', 'done', 'Legacy ' || n, '+1404555' || lpad(n::text, 4, '0'),
-                now() - make_interval(days => n)
-         FROM generate_series(1, 30) n",
+                now() - make_interval(days => n), customer_id
+         FROM n",
     )
     .execute(&mut db.conn().await)
     .await

@@ -110,7 +110,7 @@ pub async fn precheck(
             ),
         ],
         "one-open-conversation-per-lead" => {
-            // Before migration 10 there is no `closed_at`: every conversation is open.
+            // Before migration 15 there is no `closed_at`: every conversation is open.
             let has_closed_at: bool = sqlx::query_scalar(
                 "SELECT EXISTS (SELECT 1 FROM information_schema.columns
                  WHERE table_schema = 'public' AND table_name = 'Conversation'

@@ -1,5 +1,5 @@
--- Back to migration 7: the links nullable, their rules present but not validated. One short
--- transaction, the tables locked in the order the service writes them (see migration 7).
+-- Back to migration 12: the links nullable, their rules present but not validated. One short
+-- transaction, the tables locked in the order the service writes them (see migration 12).
 
 LOCK TABLE "Customer", "Lead", "Job" IN ACCESS EXCLUSIVE MODE;
 

@@ -1,6 +1,6 @@
 -- junkquote:no-transaction
 --
--- Back to migration 6: no CHECKs, and the SET NULL foreign keys again, validated online (their
+-- Back to migration 11: no CHECKs, and the SET NULL foreign keys again, validated online (their
 -- own statements, so the scan blocks no writer); safe to re-run.
 
 ALTER TABLE "Job" DROP CONSTRAINT IF EXISTS "Job_customer_id_not_null";

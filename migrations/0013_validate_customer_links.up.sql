@@ -1,7 +1,7 @@
 -- junkquote:no-transaction
 -- junkquote:requires-check leads-and-jobs-linked
 --
--- Migration 7's rules, validated online: each VALIDATE scans its table under a lock that lets
+-- Migration 12's rules, validated online: each VALIDATE scans its table under a lock that lets
 -- writers go on; SET NOT NULL then takes its brief lock and, finding the validated CHECK, skips
 -- the scan; the CHECK, now redundant, goes. Each statement runs on its own and is safe to run
 -- again after an interruption.

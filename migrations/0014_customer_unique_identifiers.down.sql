@@ -1,6 +1,6 @@
 -- junkquote:no-transaction
 --
--- Back to migration 8: plain lookup indexes again, no shape checks.
+-- Back to migration 13: plain lookup indexes again, no shape checks.
 
 DROP INDEX CONCURRENTLY IF EXISTS "Customer_email_idx";
 CREATE INDEX CONCURRENTLY "Customer_email_idx" ON "Customer" (email);

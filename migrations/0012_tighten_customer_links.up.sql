@@ -4,7 +4,7 @@
 -- that no table is scanned under a lock that blocks writers. This step (one short transaction)
 -- adds the rules without checking existing rows: a CHECK (customer_id IS NOT NULL) on "Lead" and
 -- "Job" and, in place of the SET NULL foreign keys, RESTRICT ones (a customer with leads or jobs
--- cannot be deleted by accident), all NOT VALID. Migration 8 then validates them online.
+-- cannot be deleted by accident), all NOT VALID. Migration 13 then validates them online.
 --
 -- The three tables are locked first, each in the strongest mode needed, in the order the
 -- service writes them ("Customer", then "Lead", then "Job"): a foreign key locks both its
