@@ -973,6 +973,10 @@ async fn the_system_page_shows_migrations_the_schema_check_and_the_outbox() {
     assert_eq!(status, StatusCode::OK);
     assert!(body.contains("<td>11</td><td>console</td>"), "{body}");
     assert!(
+        body.contains("<td>leads without a customer</td><td>0</td>"),
+        "the db check gates: {body}"
+    );
+    assert!(
         body.contains(&format!(
             "The schema is what migration {} promises",
             common::latest()

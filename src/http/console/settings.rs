@@ -293,6 +293,13 @@ struct BacklogView {
     oldest: String,
 }
 
+struct GateView {
+    name: &'static str,
+    count: i64,
+    required: bool,
+    passed: bool,
+}
+
 #[derive(Template)]
 #[template(path = "console/system.html")]
 struct SystemPage {
@@ -303,6 +310,7 @@ struct SystemPage {
     health: String,
     backlog: Vec<BacklogView>,
     unanswered: i64,
+    gates: Vec<GateView>,
 }
 
 /// `GET /admin/system`.
@@ -337,6 +345,17 @@ pub async fn system(State(state): State<AppState>, me: Me) -> Result<Response, C
         })
         .collect();
     let unanswered = company::unanswered(&mut conn).await?;
+    // `junkquote db check`'s gates, the same queries.
+    let gates = crate::store::quality::check(&mut conn)
+        .await?
+        .into_iter()
+        .map(|g| GateView {
+            passed: g.passed(),
+            name: g.name,
+            count: g.count,
+            required: g.required,
+        })
+        .collect();
     page::render(&SystemPage {
         nav: me.nav("system"),
         migrations,
@@ -348,6 +367,7 @@ pub async fn system(State(state): State<AppState>, me: Me) -> Result<Response, C
         differences: report.differences,
         backlog,
         unanswered,
+        gates,
     })
 }
 
