@@ -6,9 +6,8 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use common::TestDb;
 use common::twilio::{sms, sms_server, texts_to};
@@ -16,24 +15,6 @@ use common::twilio::{sms, sms_server, texts_to};
 const PHONE: &str = "+14045550123";
 const EMAIL: &str = "owner@junk.example";
 const PASSWORD: &str = "correct horse battery staple";
-
-/// Creates a console user through `junkquote admin create-user`, password on stdin.
-pub fn create_user(db: &TestDb, email: &str, password: &str) {
-    let mut child = common::command(&["admin", "create-user", email], Some(&db.url), None)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn create-user");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(format!("{password}\n").as_bytes())
-        .expect("write the password");
-    let out = child.wait_with_output().expect("create-user");
-    assert!(out.status.success(), "{}", common::stderr(&out));
-}
 
 fn browser_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
@@ -54,7 +35,8 @@ async fn an_operator_and_a_customer_use_the_console_and_the_chat_in_chromium() {
 
     let db = TestDb::migrated().await;
     let server = sms_server(&db, &[]);
-    create_user(&db, EMAIL, PASSWORD);
+    let out = common::create_user(&db, EMAIL, &format!("{PASSWORD}\n"));
+    assert!(out.status.success(), "{}", common::stderr(&out));
 
     // A customer over SMS whose quote waits for the owner, who told the assistant a gate
     // code, and who wrote markup that must stay text.

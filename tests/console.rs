@@ -5,9 +5,6 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::Stdio;
-
 use common::twilio::{sms, sms_server};
 use common::{Server, TestDb};
 use reqwest::StatusCode;
@@ -17,21 +14,12 @@ use uuid::Uuid;
 const EMAIL: &str = "owner@junk.example";
 const PASSWORD: &str = "correct horse battery staple";
 
-/// Runs `admin create-user EMAIL` with `stdin` as standard input.
-fn create_user(db: &TestDb, email: &str, stdin: &str) -> std::process::Output {
-    let mut child = common::command(&["admin", "create-user", email], Some(&db.url), None)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn create-user");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin.as_bytes())
-        .expect("write stdin");
-    child.wait_with_output().expect("create-user")
+use common::create_user;
+
+/// Creates the console user every test signs in as.
+fn create_owner(db: &TestDb) {
+    let out = create_user(db, EMAIL, &format!("{PASSWORD}\n"));
+    assert!(out.status.success(), "{}", common::stderr(&out));
 }
 
 /// The value of cookie `name` among a response's Set-Cookie headers, with its attributes.
@@ -210,11 +198,7 @@ async fn create_user_hashes_the_password_from_stdin_and_refuses_bad_input() {
 #[tokio::test]
 async fn sessions_use_hardened_cookies_and_every_form_needs_the_sessions_csrf_token() {
     let db = TestDb::migrated().await;
-    assert!(
-        create_user(&db, EMAIL, &format!("{PASSWORD}\n"))
-            .status
-            .success()
-    );
+    create_owner(&db);
     let server = sms_server(&db, &[]);
     sms(&server, "SMc1", "+14045550123", "a couch").await;
     let customer = customer_of(&db, "+14045550123").await;
@@ -316,11 +300,7 @@ async fn sessions_use_hardened_cookies_and_every_form_needs_the_sessions_csrf_to
 #[tokio::test]
 async fn cookies_are_secure_when_the_server_is_told_it_is_behind_https() {
     let db = TestDb::migrated().await;
-    assert!(
-        create_user(&db, EMAIL, &format!("{PASSWORD}\n"))
-            .status
-            .success()
-    );
+    create_owner(&db);
     let server = Server::start(&["--secure-cookies", "true"], Some(&db.url), None);
     let (cookie, _) = login_form(&server).await;
     assert!(cookie.contains("Secure"), "{cookie}");
@@ -332,11 +312,7 @@ async fn cookies_are_secure_when_the_server_is_told_it_is_behind_https() {
 #[tokio::test]
 async fn failed_sign_ins_are_rate_limited_per_email() {
     let db = TestDb::migrated().await;
-    assert!(
-        create_user(&db, EMAIL, &format!("{PASSWORD}\n"))
-            .status
-            .success()
-    );
+    create_owner(&db);
     let server = Server::start(&[], Some(&db.url), None);
     for _ in 0..5 {
         let response = try_login(&server, EMAIL, "wrong password!").await;
@@ -368,11 +344,7 @@ async fn failed_sign_ins_are_rate_limited_per_email() {
 #[tokio::test]
 async fn missing_records_get_the_404_page_and_bad_input_a_message_next_to_the_field() {
     let db = TestDb::migrated().await;
-    assert!(
-        create_user(&db, EMAIL, &format!("{PASSWORD}\n"))
-            .status
-            .success()
-    );
+    create_owner(&db);
     let server = sms_server(&db, &[]);
     sms(&server, "SMv1", "+14045550123", "a couch").await;
     let customer = customer_of(&db, "+14045550123").await;
@@ -465,11 +437,7 @@ async fn missing_records_get_the_404_page_and_bad_input_a_message_next_to_the_fi
 #[tokio::test]
 async fn customer_text_is_escaped_and_pages_forbid_inline_script() {
     let db = TestDb::migrated().await;
-    assert!(
-        create_user(&db, EMAIL, &format!("{PASSWORD}\n"))
-            .status
-            .success()
-    );
+    create_owner(&db);
     let server = sms_server(&db, &[]);
     let injected = "<script>alert(1)</script><img src=x onerror=alert(2)>";
     sms(
@@ -518,11 +486,7 @@ async fn customer_text_is_escaped_and_pages_forbid_inline_script() {
 #[tokio::test]
 async fn the_operator_finds_by_any_phone_format_merges_and_erases() {
     let db = TestDb::migrated().await;
-    assert!(
-        create_user(&db, EMAIL, &format!("{PASSWORD}\n"))
-            .status
-            .success()
-    );
+    create_owner(&db);
     let server = sms_server(&db, &[]);
     sms(&server, "SMm1", "+14045550123", "a couch").await;
     sms(&server, "SMm2", "+14045550199", "a fridge").await;
@@ -588,11 +552,7 @@ async fn the_operator_finds_by_any_phone_format_merges_and_erases() {
 #[tokio::test]
 async fn a_job_moves_one_step_at_a_time_with_the_operator_as_actor() {
     let db = TestDb::migrated().await;
-    assert!(
-        create_user(&db, EMAIL, &format!("{PASSWORD}\n"))
-            .status
-            .success()
-    );
+    create_owner(&db);
     let server = sms_server(&db, &[]);
     let phone = "+14045550123";
     sms(&server, "SMj1", phone, "2 mattresses and a dresser").await;
@@ -701,11 +661,7 @@ fn urlencode(text: &str) -> String {
 #[tokio::test]
 async fn an_operator_takes_a_conversation_over_replies_through_the_outbox_and_hands_it_back() {
     let db = TestDb::migrated().await;
-    assert!(
-        create_user(&db, EMAIL, &format!("{PASSWORD}\n"))
-            .status
-            .success()
-    );
+    create_owner(&db);
     let server = sms_server(&db, &[]);
     let phone = "+14045550123";
     sms(&server, "SMi1", phone, "a couch").await;
@@ -787,11 +743,7 @@ async fn an_operator_takes_a_conversation_over_replies_through_the_outbox_and_ha
 #[tokio::test]
 async fn settings_pause_hours_and_the_pricebook_are_validated_and_saved() {
     let db = TestDb::migrated().await;
-    assert!(
-        create_user(&db, EMAIL, &format!("{PASSWORD}\n"))
-            .status
-            .success()
-    );
+    create_owner(&db);
     let server = sms_server(&db, &[]);
     let console = sign_in(&server).await;
     let (status, body) = console.get("/admin/settings").await;
@@ -961,11 +913,7 @@ async fn settings_pause_hours_and_the_pricebook_are_validated_and_saved() {
 #[tokio::test]
 async fn the_system_page_shows_migrations_the_schema_check_and_the_outbox() {
     let db = TestDb::migrated().await;
-    assert!(
-        create_user(&db, EMAIL, &format!("{PASSWORD}\n"))
-            .status
-            .success()
-    );
+    create_owner(&db);
     let server = sms_server(&db, &[]);
     sms(&server, "SMy1", "+14045550123", "a couch").await;
     let console = sign_in(&server).await;
@@ -993,11 +941,7 @@ async fn the_system_page_shows_migrations_the_schema_check_and_the_outbox() {
 #[tokio::test]
 async fn the_pipeline_pages_through_leads_by_stage_and_finds_them_by_phone_name_or_address() {
     let db = TestDb::migrated().await;
-    assert!(
-        create_user(&db, EMAIL, &format!("{PASSWORD}\n"))
-            .status
-            .success()
-    );
+    create_owner(&db);
     let server = sms_server(&db, &[]);
     sms(&server, "SMp1", "+14045550123", "a couch").await;
     sms(
@@ -1070,11 +1014,7 @@ async fn the_pipeline_pages_through_leads_by_stage_and_finds_them_by_phone_name_
 #[tokio::test]
 async fn the_dashboard_counts_todays_leads_waiting_approvals_and_charts_quotes() {
     let db = TestDb::migrated().await;
-    assert!(
-        create_user(&db, EMAIL, &format!("{PASSWORD}\n"))
-            .status
-            .success()
-    );
+    create_owner(&db);
     let server = sms_server(&db, &[]);
     sms(
         &server,
@@ -1107,11 +1047,7 @@ async fn the_dashboard_counts_todays_leads_waiting_approvals_and_charts_quotes()
 #[tokio::test]
 async fn failed_sign_ins_are_limited_per_address_and_a_trusted_proxy_names_the_client() {
     let db = TestDb::migrated().await;
-    assert!(
-        create_user(&db, EMAIL, &format!("{PASSWORD}\n"))
-            .status
-            .success()
-    );
+    create_owner(&db);
     // Behind a proxy: each client is counted by the address the proxy appended.
     let proxied = Server::start(&["--trusted-proxy-hops", "1"], Some(&db.url), None);
     for n in 0..20 {
@@ -1154,11 +1090,7 @@ async fn failed_sign_ins_are_limited_per_address_and_a_trusted_proxy_names_the_c
 #[tokio::test]
 async fn approvals_show_the_explanation_and_photos_and_the_decision_reaches_the_customer() {
     let db = TestDb::migrated().await;
-    assert!(
-        create_user(&db, EMAIL, &format!("{PASSWORD}\n"))
-            .status
-            .success()
-    );
+    create_owner(&db);
     let server = sms_server(&db, &[]);
     let phone = "+14045550123";
     let photo = "https://api.twilio.com/2010-04-01/Accounts/AC1/Messages/MM1/Media/ME1";

@@ -453,6 +453,24 @@ impl Drop for Server {
     }
 }
 
+/// Runs `junkquote admin create-user EMAIL` with `stdin` as its standard input (the password).
+pub fn create_user(db: &TestDb, email: &str, stdin: &str) -> Output {
+    use std::io::Write;
+    let mut child = command(&["admin", "create-user", email], Some(&db.url), None)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn create-user");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    child.wait_with_output().expect("create-user")
+}
+
 /// Waits until `check` holds (polling every 100 ms), failing the test with `what` after 20 s:
 /// for work the server's background workers do.
 pub async fn eventually<F, Fut>(what: &str, mut check: F)
