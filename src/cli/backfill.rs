@@ -21,6 +21,9 @@ pub struct BackfillArgs {
     /// Leads per transaction (each transaction is also a checkpoint).
     #[arg(long, default_value = "2000", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     batch_size: u32,
+    /// Batches written at once, each on its own connection (the database's cores are the limit).
+    #[arg(long, default_value = "2", value_parser = clap::value_parser!(u32).range(1..=32))]
+    workers: u32,
 }
 
 /// Options of `tighten`.
@@ -54,9 +57,15 @@ pub fn run_backfill(
     with_database(cli, runtime, true, async |db| {
         let mut conn = db.connect_bulk().await?;
         require_service_schema(&mut conn).await?;
+        let mut workers = Vec::new();
+        if !args.dry_run {
+            for _ in 0..args.workers {
+                workers.push(db.connect_bulk().await?);
+            }
+        }
         let bar = indicatif::ProgressBar::new_spinner();
         bar.set_message("planning");
-        let report = backfill::run(&mut conn, &options, &mut |event| match event {
+        let report = backfill::run(&mut conn, workers, &options, &mut |event| match event {
             Event::Reading(n) => {
                 bar.set_position(n);
                 bar.tick();

@@ -21,13 +21,14 @@ pub mod plan;
 mod write;
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::domain::identity::{IdentityKind, Region};
-use plan::{Decision, Planner, RawLead};
+use plan::{Component, Decision, Planner, RawLead};
 
 /// How the backfill runs.
 #[derive(Debug, Clone)]
@@ -100,11 +101,29 @@ pub struct Report {
     pub issues: BTreeMap<String, (i64, Vec<String>)>,
     /// Wall time.
     pub elapsed: Duration,
-    /// Where it went: the plan, and each kind of statement summed over the batches.
+    /// Where it went: the plan, and each kind of statement summed over the batches (and over
+    /// the workers, so the sum may exceed the wall time).
     pub timings: BTreeMap<&'static str, Duration>,
 }
 
 impl Report {
+    /// Adds what one batch did.
+    fn absorb(&mut self, part: Report) {
+        self.audit_rows += part.audit_rows;
+        self.customers += part.customers;
+        self.leads_to_existing += part.leads_to_existing;
+        self.identities += part.identities;
+        self.addresses += part.addresses;
+        self.leads_linked += part.leads_linked;
+        self.jobs_linked += part.jobs_linked;
+        self.conversations += part.conversations;
+        self.messages_audit += part.messages_audit;
+        self.messages_state += part.messages_state;
+        for (what, took) in part.timings {
+            *self.timings.entry(what).or_default() += took;
+        }
+    }
+
     /// Whether the run changed nothing.
     pub fn changed_nothing(&self) -> bool {
         self.customers
@@ -126,6 +145,10 @@ pub enum BackfillError {
     Schema(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    #[error("another backfill is running on this database; wait for it to finish")]
+    Busy,
+    #[error("a backfill worker failed: {0}")]
+    Worker(String),
 }
 
 /// How many issue examples of each kind the report shows.
@@ -133,20 +156,60 @@ pub const EXAMPLES: i64 = 10;
 /// Leads read per round trip while planning.
 const READ_PAGE: i64 = 50_000;
 
-/// Runs the backfill on `conn`.
+/// Runs the backfill: plans on `conn`, and writes the batches on `workers` (at least one
+/// connection), one batch in flight on each.
 pub async fn run(
     conn: &mut PgConnection,
+    workers: Vec<PgConnection>,
     options: &Options,
     events: &mut (dyn FnMut(Event) + Send),
 ) -> Result<Report, BackfillError> {
+    if workers.is_empty() && !options.dry_run {
+        return Err(BackfillError::Schema(
+            "the backfill needs at least one worker connection".into(),
+        ));
+    }
     let started = Instant::now();
     write::ensure_tables(conn, options.dry_run).await?;
+    // Two backfills at once would only do the same work twice; the second is told so.
+    let alone: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+        .bind(BACKFILL_LOCK)
+        .fetch_one(&mut *conn)
+        .await?;
+    if !alone {
+        return Err(BackfillError::Busy);
+    }
+    let result = plan_and_write(conn, workers, options, events).await;
+    // The lock is the session's: released here, or by the server when the process dies.
+    sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(BACKFILL_LOCK)
+        .execute(&mut *conn)
+        .await?;
+    let mut report = result?;
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+/// The advisory lock a running backfill holds.
+const BACKFILL_LOCK: i64 = 0x6a71_6266; // "jqbf"
+
+async fn plan_and_write(
+    conn: &mut PgConnection,
+    mut workers: Vec<PgConnection>,
+    options: &Options,
+    events: &mut (dyn FnMut(Event) + Send),
+) -> Result<Report, BackfillError> {
     // A batch lost to a server crash after its commit was acknowledged is simply done again by
     // the next run (progress is read from the data, not from memory), so the backfill need not
     // wait for each commit to reach the disk.
-    sqlx::query("SET synchronous_commit = off")
-        .execute(&mut *conn)
-        .await?;
+    //
+    // Each batch statement is planned for its own arrays: a prepared statement's generic plan
+    // guesses their size, and a wrong guess turned a 0.2 s batch into a 10 s one.
+    for worker in &mut workers {
+        sqlx::raw_sql("SET synchronous_commit = off; SET plan_cache_mode = force_custom_plan")
+            .execute(&mut *worker)
+            .await?;
+    }
     let mut report = Report {
         dry_run: options.dry_run,
         ..Report::default()
@@ -192,26 +255,91 @@ pub async fn run(
     if options.dry_run {
         write::dry_run(conn, &planner, &components, &pending, &mut report).await?;
     } else {
-        let mut batch = Vec::new();
-        let mut batch_leads = 0;
-        let mut linked = 0u64;
-        for (n, &c) in pending.iter().enumerate() {
-            batch.push(c);
-            batch_leads += components[c].leads.len();
-            if batch_leads >= options.batch_size.max(1) || n + 1 == pending.len() {
-                let done =
-                    write::batch(conn, &mut planner, &components, &batch, &mut report).await?;
-                linked += done;
-                events(Event::Linked(linked));
-                batch.clear();
-                batch_leads = 0;
+        // Whole components in each batch, oldest first.
+        let mut batches: Vec<Vec<usize>> = Vec::new();
+        let mut leads_in_last = 0;
+        for &c in &pending {
+            if batches.is_empty() || leads_in_last >= options.batch_size.max(1) {
+                batches.push(Vec::new());
+                leads_in_last = 0;
             }
+            if let Some(last) = batches.last_mut() {
+                last.push(c);
+            }
+            leads_in_last += components[c].leads.len();
         }
+        write_batches(workers, planner, components, batches, &mut report, events).await?;
         report.jobs_linked += write::link_remaining_jobs(conn).await?;
     }
     write::finish(conn, &mut report).await?;
-    report.elapsed = started.elapsed();
     Ok(report)
+}
+
+/// Writes the batches, one in flight on each worker connection; stops at the first error (the
+/// batches in flight roll back, and a rerun does them).
+async fn write_batches(
+    workers: Vec<PgConnection>,
+    planner: Planner,
+    components: Vec<Component>,
+    batches: Vec<Vec<usize>>,
+    report: &mut Report,
+    events: &mut (dyn FnMut(Event) + Send),
+) -> Result<(), BackfillError> {
+    let planner = Arc::new(Mutex::new(planner));
+    let components = Arc::new(components);
+    let mut queue = batches.into_iter();
+    let mut running = tokio::task::JoinSet::new();
+    let spawn =
+        |running: &mut tokio::task::JoinSet<_>, mut conn: PgConnection, batch: Vec<usize>| {
+            let (planner, components) = (planner.clone(), components.clone());
+            running.spawn(async move {
+                let mut part = Report::default();
+                let result =
+                    write_with_retries(&mut conn, &planner, &components, &batch, &mut part).await;
+                (conn, result.map(|linked| (linked, part)))
+            });
+        };
+    for conn in workers {
+        match queue.next() {
+            Some(batch) => spawn(&mut running, conn, batch),
+            None => break,
+        }
+    }
+    let mut linked = 0;
+    while let Some(done) = running.join_next().await {
+        let (conn, result) = done.map_err(|e| BackfillError::Worker(e.to_string()))?;
+        let (count, part) = result?;
+        linked += count;
+        report.absorb(part);
+        events(Event::Linked(linked));
+        if let Some(batch) = queue.next() {
+            spawn(&mut running, conn, batch);
+        }
+    }
+    Ok(())
+}
+
+/// One batch, tried again when PostgreSQL chose it as a deadlock victim or could not serialise
+/// it (the service writes the same tables meanwhile); each try is a whole transaction.
+async fn write_with_retries(
+    conn: &mut PgConnection,
+    planner: &Mutex<Planner>,
+    components: &[Component],
+    batch: &[usize],
+    report: &mut Report,
+) -> Result<u64, BackfillError> {
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match write::batch(conn, planner, components, batch, report).await {
+            Err(BackfillError::Database(sqlx::Error::Database(e)))
+                if tries < 5 && matches!(e.code().as_deref(), Some("40P01" | "40001")) =>
+            {
+                tokio::time::sleep(Duration::from_millis(50 * tries)).await;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Reads every lead in the domain, a page at a time, normalising identifiers on two threads.

@@ -97,6 +97,9 @@ pub struct Component {
     pub identities: Vec<u32>,
     /// What becomes of it.
     pub decision: Decision,
+    /// When its earliest lead was created: components are written in this order, so that a
+    /// batch reads Audit rows that lie together and writes rows whose ids are close.
+    pub first_at: DateTime<Utc>,
 }
 
 impl Component {
@@ -256,8 +259,7 @@ impl Planner {
         }
     }
 
-    /// Groups the leads into components (transitively), each with its decision, in the order of
-    /// their first lead's id.
+    /// Groups the leads into components (transitively), each with its decision, oldest first.
     pub fn components(&self) -> Vec<Component> {
         let leads = self.leads.len();
         let mut parent: Vec<u32> = (0..(leads + self.identities.len()) as u32).collect();
@@ -300,14 +302,20 @@ impl Planner {
                     (a.first, a.kind as u8, &a.value).cmp(&(b.first, b.kind as u8, &b.value))
                 });
                 let decision = self.decide(&members, &identities);
+                let first_at = members
+                    .iter()
+                    .map(|&i| self.leads[i as usize].created_at)
+                    .min()
+                    .unwrap_or_default();
                 Component {
                     leads: members,
                     identities,
                     decision,
+                    first_at,
                 }
             })
             .collect();
-        out.sort_by_key(|c| c.key(self));
+        out.sort_by_key(|c| (c.first_at, c.key(self)));
         out
     }
 
@@ -333,6 +341,27 @@ impl Planner {
                  merges them",
                 leads.len()
             ));
+        }
+        // Leads an earlier run linked: a lead written since (by the original, still running
+        // during the takeover) joins their customer rather than making a second one.
+        let earlier: BTreeSet<Uuid> = leads
+            .iter()
+            .filter_map(|&i| self.leads[i as usize].customer_id)
+            .collect();
+        match earlier.len() {
+            0 => {}
+            1 => return Decision::Existing(earlier.into_iter().next().unwrap_or_default()),
+            n => {
+                return Decision::Conflict(format!(
+                    "it joins {n} customers an earlier backfill made ({}); not merged, each \
+                     new lead is its own customer until the operator merges them",
+                    earlier
+                        .iter()
+                        .map(Uuid::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
         }
         let owners: BTreeSet<Uuid> = identities
             .iter()
@@ -445,6 +474,30 @@ mod tests {
             planner.components()[0].decision,
             Decision::Conflict(_)
         ));
+    }
+
+    #[test]
+    fn a_lead_written_after_a_backfill_joins_the_customer_it_made() {
+        let made = Uuid::from_u128(77);
+        let mut earlier = lead(9, "sms", Some("4045550123"), None, None);
+        earlier.customer_id = Some(made);
+        // The new lead's id sorts first, so a fresh decision would name a new customer after it.
+        let (_, components) = plan(vec![
+            earlier.clone(),
+            lead(1, "sms", Some("404-555-0123"), None, None),
+        ]);
+        assert_eq!(components[0].decision, Decision::Existing(made));
+
+        let mut other = lead(8, "sms", None, Some("ann@example.com"), None);
+        other.customer_id = Some(Uuid::from_u128(78));
+        let (_, components) = plan(vec![
+            earlier,
+            other,
+            lead(1, "sms", Some("4045550123"), Some("ann@example.com"), None),
+        ]);
+        assert!(
+            matches!(&components[0].decision, Decision::Conflict(r) if r.contains("2 customers an earlier backfill made"))
+        );
     }
 
     #[test]
