@@ -2,13 +2,15 @@
 //! the same customers in the same run (the database's own floor), then `tighten` while a writer
 //! keeps inserting.
 //!
-//! `cargo run --release --example bench_backfill -- [--leads N] [--runs R] [--batch-size B]`
+//! `cargo run --release --example bench_backfill -- [--leads N] [--runs R] [--batch-size B]
+//! [--workers W]`
 //!
 //! It starts its own PostgreSQL (durable settings) under the temporary directory, migrates a
 //! database to version 11, seeds it once (`legacy seed`), and for each run copies it
-//! (`CREATE DATABASE … TEMPLATE`), times the floor, the backfill (in this process: its peak
-//! memory is this process's), and `tighten` under a concurrent writer (the longest a write
-//! waited is the longest lock the tightening made anyone feel).
+//! (`CREATE DATABASE … TEMPLATE`), times the two floors (the same customers in one statement;
+//! the same rows in one statement per table, in a copy of its own), the backfill (in this
+//! process: its peak memory is this process's), `tighten` under a concurrent writer (the longest
+//! a write waited is the longest lock the tightening made anyone feel), and `db check`'s gates.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use junkquote::store::backfill::{self, Options};
 use junkquote::store::embedded::{Cluster, ClusterConfig};
-use junkquote::store::legacy;
 use junkquote::store::migrate::{self, MigrateOptions, MigrationSet};
+use junkquote::store::{legacy, quality};
 use sqlx::{ConnectOptions, Connection, PgConnection};
 
 fn arg(name: &str, default: u64) -> u64 {
@@ -48,7 +50,8 @@ async fn main() -> anyhow::Result<()> {
     let runs = arg("--runs", 3);
     let batch = arg("--batch-size", 5000) as usize;
     let workers = arg("--workers", 2) as usize;
-    let dir = std::env::temp_dir().join(format!("jq-bench-backfill-{}", std::process::id()));
+    let keep = std::env::args().any(|a| a == "--keep");
+    let dir = std::env::temp_dir().join(format!("jq-bench-backfill-{leads}"));
     // Durable (fsync on), with the memory and WAL room a server holding a million leads would
     // be given; PostgreSQL's defaults (128 MB of buffers, a checkpoint every 1 GB of WAL) are
     // sized for a laptop. The floors run under the same settings.
@@ -69,7 +72,9 @@ async fn main() -> anyhow::Result<()> {
     })?;
     let result = run(&cluster, leads, runs, batch, workers).await;
     cluster.release()?;
-    let _ = std::fs::remove_dir_all(&dir);
+    if !keep {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     result
 }
 
@@ -92,28 +97,43 @@ async fn run(
 ) -> anyhow::Result<()> {
     let set = MigrationSet::builtin()?;
     let mut admin = connect(cluster, "postgres").await?;
-    sqlx::query("CREATE DATABASE seeded")
-        .execute(&mut admin)
+    // A kept cluster (`--keep`) already holds the seeded database; runs are dropped either way.
+    let (exists,): (bool,) =
+        sqlx::query_as("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'seeded')")
+            .fetch_one(&mut admin)
+            .await?;
+    if exists {
+        println!("reusing the seeded database of a kept cluster");
+    } else {
+        sqlx::query("CREATE DATABASE seeded")
+            .execute(&mut admin)
+            .await?;
+        let mut conn = connect(cluster, "seeded").await?;
+        migrate::up(
+            &mut conn,
+            &set,
+            Some(11),
+            &MigrateOptions::default(),
+            &mut |_| {},
+        )
         .await?;
-    let mut conn = connect(cluster, "seeded").await?;
-    migrate::up(
-        &mut conn,
-        &set,
-        Some(11),
-        &MigrateOptions::default(),
-        &mut |_| {},
-    )
-    .await?;
-    let seeded = legacy::seed(&mut conn, leads, 1, &mut |_| {}).await?;
-    conn.close().await?;
-    println!(
-        "seeded {} leads, {} audit rows, {} jobs in {:.1} s ({:.0} leads/s)",
-        seeded.leads,
-        seeded.audits,
-        seeded.jobs,
-        seeded.seconds,
-        seeded.leads as f64 / seeded.seconds
-    );
+        let seeded = legacy::seed(&mut conn, leads, 1, &mut |_| {}).await?;
+        sqlx::query("VACUUM ANALYZE").execute(&mut conn).await?;
+        conn.close().await?;
+        println!(
+            "seeded {} leads, {} audit rows, {} jobs in {:.1} s ({:.0} leads/s)",
+            seeded.leads,
+            seeded.audits,
+            seeded.jobs,
+            seeded.seconds,
+            seeded.leads as f64 / seeded.seconds
+        );
+    }
+    for r in 1..=runs {
+        sqlx::query(&format!("DROP DATABASE IF EXISTS run{r} WITH (FORCE)"))
+            .execute(&mut admin)
+            .await?;
+    }
     println!(
         "run | floor s | rows floor s | backfill s | leads/s | rows/s | ratio | rows ratio | peak MiB | tighten s | longest write wait ms | writes | failed writes"
     );
@@ -122,6 +142,7 @@ async fn run(
         sqlx::query(&format!("CREATE DATABASE {name} TEMPLATE seeded"))
             .execute(&mut admin)
             .await?;
+        let rows_floor = rows_floor(cluster, &mut admin, "seeded").await?;
         let mut conn = connect(cluster, &name).await?;
         sqlx::query("VACUUM ANALYZE").execute(&mut conn).await?;
 
@@ -144,8 +165,6 @@ async fn run(
         sqlx::query("DROP TABLE bench_floor")
             .execute(&mut conn)
             .await?;
-
-        let rows_floor = rows_floor(cluster, &mut admin, &name).await?;
 
         let options = Options {
             batch_size: batch,
@@ -215,6 +234,23 @@ async fn run(
         pool.close().await;
         let version = migrate::current_version(&migrate::applied(&mut conn).await?);
         anyhow::ensure!(version == set.latest(), "tighten stopped at {version}");
+        // The rehearsal's last step: `junkquote db check`'s gates.
+        let gates = quality::check(&mut conn).await?;
+        let failing: Vec<String> = gates
+            .iter()
+            .filter(|g| g.required && !g.passed())
+            .map(|g| format!("{} ({})", g.name, g.count))
+            .collect();
+        println!(
+            "    db check: {} of {} required gates pass{}",
+            gates.iter().filter(|g| g.required && g.passed()).count(),
+            gates.iter().filter(|g| g.required).count(),
+            if failing.is_empty() {
+                String::new()
+            } else {
+                format!("; failing: {}", failing.join(", "))
+            }
+        );
         conn.close().await?;
 
         let rows = report.customers
@@ -256,7 +292,7 @@ async fn run(
     Ok(())
 }
 
-/// The database's floor for the rows the backfill writes: in a copy of the run's database, one
+/// The database's floor for the rows the backfill writes: in a copy of the seeded database, one
 /// set-based `INSERT … SELECT` (or `UPDATE`) per table, unbatched and without the backfill's
 /// de-duplication: a customer per lead, the lead linked, a conversation per lead, a message per
 /// Audit row with text, into the real tables with their indexes and foreign keys. It writes a
@@ -265,13 +301,17 @@ async fn run(
 async fn rows_floor(
     cluster: &Cluster,
     admin: &mut PgConnection,
-    name: &str,
+    source: &str,
 ) -> anyhow::Result<f64> {
-    let copy = format!("{name}_floor");
-    sqlx::query(&format!("CREATE DATABASE {copy} TEMPLATE {name}"))
+    let copy = "rows_floor";
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {copy} WITH (FORCE)"))
         .execute(&mut *admin)
         .await?;
-    let mut conn = connect(cluster, &copy).await?;
+    sqlx::query(&format!("CREATE DATABASE {copy} TEMPLATE {source}"))
+        .execute(&mut *admin)
+        .await?;
+    let mut conn = connect(cluster, copy).await?;
+    sqlx::query("VACUUM ANALYZE").execute(&mut conn).await?;
     let started = Instant::now();
     for sql in [
         r#"INSERT INTO "Customer" (id, name, phone, email, metadata, created_at)

@@ -436,6 +436,53 @@ async fn bad_input_is_reported_never_fatal_and_identities_link_transitively() {
     assert!(ok(&["db", "check"], &db).contains("all required gates pass"));
 }
 
+#[tokio::test]
+async fn a_lead_the_original_writes_after_a_backfill_joins_the_customer_it_made() {
+    let db = TestDb::empty().await;
+    let mut conn = db.conn().await;
+    let set = MigrationSet::builtin().expect("migrations");
+    migrate::up(&mut conn, &set, Some(11), &Default::default(), &mut |_| {})
+        .await
+        .expect("migrate");
+    conn.execute(sqlx::raw_sql(BAD_AND_LINKED))
+        .await
+        .expect("legacy rows");
+    ok(&["backfill"], &db);
+    let ann = customer_of(&mut conn, "0a").await;
+    let customers = scalar(&mut conn, "SELECT count(*) FROM \"Customer\"").await;
+
+    // The original, still running, takes Ann's next job. Its lead's id sorts before her first
+    // lead's, which named her customer.
+    conn.execute(sqlx::raw_sql(
+        r#"INSERT INTO "Lead" (id, channel, phone, created_at)
+           VALUES ('00000000-0000-0000-0000-000000000001', 'sms', '404.555.0123', '2024-03-01');
+           INSERT INTO "Audit" (id, lead_id, actor, action, payload, created_at)
+           VALUES ('00000000-0000-0000-0000-0000000000b1', '00000000-0000-0000-0000-000000000001',
+                   'customer', 'customer_sms', '{"text": "Me again: a fridge"}', '2024-03-01 09:00');"#,
+    ))
+    .await
+    .expect("a later lead");
+    let report = ok(&["backfill"], &db);
+    assert!(report.contains("linked 1 leads"), "{report}");
+    assert_eq!(customer_of(&mut conn, "01").await, ann);
+    assert_eq!(
+        scalar(&mut conn, "SELECT count(*) FROM \"Customer\"").await,
+        customers,
+        "no second customer for Ann"
+    );
+    let (owner, content): (uuid::Uuid, String) = sqlx::query_as(
+        "SELECT c.customer_id, m.content FROM \"Message\" m
+         JOIN \"Conversation\" c ON c.id = m.conversation_id
+         WHERE c.lead_id = '00000000-0000-0000-0000-000000000001'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .expect("the later lead's message");
+    assert_eq!((owner, content.as_str()), (ann, "Me again: a fridge"));
+    ok(&["tighten"], &db);
+    assert!(ok(&["db", "check"], &db).contains("all required gates pass"));
+}
+
 /// The rows the backfill makes and the links it sets, in a canonical text form (timestamps the
 /// database sets at write time left out), with counts.
 async fn canonical(conn: &mut PgConnection) -> String {

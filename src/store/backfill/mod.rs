@@ -320,7 +320,8 @@ async fn write_batches(
 }
 
 /// One batch, tried again when PostgreSQL chose it as a deadlock victim or could not serialise
-/// it (the service writes the same tables meanwhile); each try is a whole transaction.
+/// it (the service writes the same tables meanwhile); each try is a whole transaction, and only
+/// the counts of the one that committed are reported.
 async fn write_with_retries(
     conn: &mut PgConnection,
     planner: &Mutex<Planner>,
@@ -331,13 +332,17 @@ async fn write_with_retries(
     let mut tries = 0;
     loop {
         tries += 1;
-        match write::batch(conn, planner, components, batch, report).await {
+        let mut attempt = Report::default();
+        match write::batch(conn, planner, components, batch, &mut attempt).await {
             Err(BackfillError::Database(sqlx::Error::Database(e)))
                 if tries < 5 && matches!(e.code().as_deref(), Some("40P01" | "40001")) =>
             {
                 tokio::time::sleep(Duration::from_millis(50 * tries)).await;
             }
-            other => return other,
+            other => {
+                report.absorb(attempt);
+                return other;
+            }
         }
     }
 }
