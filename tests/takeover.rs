@@ -483,6 +483,44 @@ async fn a_lead_the_original_writes_after_a_backfill_joins_the_customer_it_made(
     assert!(ok(&["db", "check"], &db).contains("all required gates pass"));
 }
 
+#[tokio::test]
+async fn a_second_backfill_at_once_is_refused_and_changes_nothing() {
+    let db = TestDb::empty().await;
+    let mut conn = db.conn().await;
+    let set = MigrationSet::builtin().expect("migrations");
+    migrate::up(&mut conn, &set, Some(11), &Default::default(), &mut |_| {})
+        .await
+        .expect("migrate");
+    conn.execute(sqlx::raw_sql(BAD_AND_LINKED))
+        .await
+        .expect("legacy rows");
+    // A running backfill holds this session lock ("jqbf").
+    sqlx::query("SELECT pg_advisory_lock(x'6a716266'::bigint)")
+        .execute(&mut conn)
+        .await
+        .expect("lock");
+    let out = junkquote(&["backfill"], Some(&db.url), None);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("another backfill is running on this database"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        scalar(
+            &mut conn,
+            "SELECT count(*) FROM \"Lead\" WHERE customer_id IS NOT NULL"
+        )
+        .await,
+        0
+    );
+    sqlx::query("SELECT pg_advisory_unlock_all()")
+        .execute(&mut conn)
+        .await
+        .expect("unlock");
+    assert!(ok(&["backfill"], &db).contains("linked 6 leads"));
+}
+
 /// The rows the backfill makes and the links it sets, in a canonical text form (timestamps the
 /// database sets at write time left out), with counts.
 async fn canonical(conn: &mut PgConnection) -> String {

@@ -4,12 +4,14 @@
 //! Two phases. The plan reads every lead still in the backfill's domain (unlinked, or linked by
 //! an earlier run of it), normalises its identifiers with the same code the service uses
 //! ([`crate::domain::identity`]) and groups them transitively ([`plan`]). The write then takes
-//! the groups in order of their first lead, a batch of whole groups at a time, each batch one
-//! transaction of set-based statements (arrays in, `INSERT … SELECT`, no query per row) that
-//! also records its checkpoint. Every id it creates is derived from what it comes from (the
-//! group's first lead, the Audit row, the lead and position in its history), and every insert
-//! skips what exists: a rerun after a crash, at any point, ends with the same rows as a run that
-//! was never interrupted, and a second run finds nothing to do.
+//! the groups oldest first, a batch of whole groups at a time, each batch one transaction of
+//! set-based statements (arrays in, `INSERT … SELECT`, no query per row) that also records its
+//! checkpoint; several batches are in flight at once, each on its own connection, because the
+//! work is the server's (about twelve rows per lead, each with its indexes) and one connection
+//! uses one of its cores. Every id it creates is derived from what it comes from (the group's
+//! first lead, the Audit row, the lead and position in its history), and every insert skips
+//! what exists: a rerun after a crash, at any point, ends with the same rows as a run that was
+//! never interrupted, and a second run finds nothing to do.
 //!
 //! The service may keep writing meanwhile: its leads are created linked and are left alone; a
 //! customer it creates for a phone or email the plan saw is found again when the batch is
