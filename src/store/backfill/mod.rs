@@ -151,6 +151,8 @@ pub enum BackfillError {
     Busy,
     #[error("a backfill worker failed: {0}")]
     Worker(String),
+    #[error("{0}; run the backfill again")]
+    Raced(String),
 }
 
 /// How many issue examples of each kind the report shows.
@@ -322,8 +324,8 @@ async fn write_batches(
 }
 
 /// One batch, tried again when PostgreSQL chose it as a deadlock victim or could not serialise
-/// it (the service writes the same tables meanwhile); each try is a whole transaction, and only
-/// the counts of the one that committed are reported.
+/// it, or when the service took one of its identifiers meanwhile; each try is a whole
+/// transaction, and only the counts of the one that committed are reported.
 async fn write_with_retries(
     conn: &mut PgConnection,
     planner: &Mutex<Planner>,
@@ -341,6 +343,7 @@ async fn write_with_retries(
             {
                 tokio::time::sleep(Duration::from_millis(50 * tries)).await;
             }
+            Err(BackfillError::Raced(_)) if tries < 5 => {}
             other => {
                 report.absorb(attempt);
                 return other;

@@ -297,6 +297,28 @@ pub(super) async fn batch(
     .execute(&mut *tx)
     .await?;
     report.identities += identities.rows_affected();
+    // The service may have given one of these identifiers a customer of its own after the
+    // owners were read: the insert above then skipped it, and the batch would make a second
+    // customer for the same phone. Found here, the batch is rolled back and tried again, and
+    // the new owner is read with the others.
+    let taken: Option<(String, String)> = sqlx::query_as(
+        "SELECT u.kind, u.value
+         FROM UNNEST($1::text[], $2::text[], $3::uuid[]) AS u(kind, value, customer_id)
+         JOIN \"CustomerIdentity\" i ON i.kind::text = u.kind AND i.value = u.value
+         JOIN \"Customer\" c ON c.id = i.customer_id
+         WHERE i.customer_id <> u.customer_id AND NOT c.metadata ? 'backfill'
+         LIMIT 1",
+    )
+    .bind(&b.identity_kinds)
+    .bind(&b.identity_values)
+    .bind(&b.identity_customers)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some((kind, _)) = taken {
+        return Err(BackfillError::Raced(format!(
+            "a {kind} of this batch was given to another customer while the batch was written"
+        )));
+    }
     lap(report, "identities", &mut mark);
 
     let leads = sqlx::query(
