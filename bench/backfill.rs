@@ -97,14 +97,20 @@ async fn run(
 ) -> anyhow::Result<()> {
     let set = MigrationSet::builtin()?;
     let mut admin = connect(cluster, "postgres").await?;
-    // A kept cluster (`--keep`) already holds the seeded database; runs are dropped either way.
-    let (exists,): (bool,) =
-        sqlx::query_as("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'seeded')")
-            .fetch_one(&mut admin)
-            .await?;
-    if exists {
+    // A kept cluster (`--keep`) already holds the seeded database, marked complete by its
+    // comment; one whose seeding was cut short is made again. Runs are dropped either way.
+    let complete = format!("seeded: {leads} leads");
+    let mark: Option<Option<String>> = sqlx::query_scalar(
+        "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = 'seeded'",
+    )
+    .fetch_optional(&mut admin)
+    .await?;
+    if mark.as_ref().and_then(Option::as_deref) == Some(complete.as_str()) {
         println!("reusing the seeded database of a kept cluster");
     } else {
+        sqlx::query("DROP DATABASE IF EXISTS seeded WITH (FORCE)")
+            .execute(&mut admin)
+            .await?;
         sqlx::query("CREATE DATABASE seeded")
             .execute(&mut admin)
             .await?;
@@ -120,6 +126,9 @@ async fn run(
         let seeded = legacy::seed(&mut conn, leads, 1, &mut |_| {}).await?;
         sqlx::query("VACUUM ANALYZE").execute(&mut conn).await?;
         conn.close().await?;
+        sqlx::query(&format!("COMMENT ON DATABASE seeded IS '{complete}'"))
+            .execute(&mut admin)
+            .await?;
         println!(
             "seeded {} leads, {} audit rows, {} jobs in {:.1} s ({:.0} leads/s)",
             seeded.leads,

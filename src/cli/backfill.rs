@@ -120,7 +120,8 @@ fn print_report(r: &Report) {
     );
     let linked = if r.dry_run { "would link" } else { "linked" };
     println!(
-        "     {linked} {} leads ({} to customers the service had created) and {} jobs",
+        "     {linked} {} leads ({} to customers made before this run, by the service or an \
+         earlier backfill) and {} jobs",
         r.leads_linked, r.leads_to_existing, r.jobs_linked
     );
     if !r.dry_run {

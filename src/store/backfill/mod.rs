@@ -9,7 +9,8 @@
 //! checkpoint; several batches are in flight at once, each on its own connection, because the
 //! work is the server's (about twelve rows per lead, each with its indexes) and one connection
 //! uses one of its cores. Every id it creates is derived from what it comes from (the group's
-//! first lead, the Audit row, the lead and position in its history), and every insert skips
+//! first lead, the Audit row, the lead and position in its history; conversations and messages
+//! carry their source's time in front, so that inserts land together), and every insert skips
 //! what exists: a rerun after a crash, at any point, ends with the same rows as a run that was
 //! never interrupted, and a second run finds nothing to do.
 //!
@@ -79,7 +80,7 @@ pub struct Report {
     pub resumed_batches: u64,
     /// Customers created.
     pub customers: u64,
-    /// Leads linked to a customer the service had created.
+    /// Leads linked to a customer made before this run (by the service or an earlier backfill).
     pub leads_to_existing: u64,
     /// Identities recorded.
     pub identities: u64,
@@ -174,8 +175,14 @@ pub async fn run(
         ));
     }
     let started = Instant::now();
-    write::ensure_tables(conn, options.dry_run).await?;
-    // Two backfills at once would only do the same work twice; the second is told so.
+    if options.dry_run {
+        write::ensure_tables(conn, true).await?;
+        let mut report = plan_and_write(conn, workers, options, events).await?;
+        report.elapsed = started.elapsed();
+        return Ok(report);
+    }
+    // Two backfills at once would only do the same work twice; the second is told so, before
+    // it changes anything.
     let alone: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
         .bind(BACKFILL_LOCK)
         .fetch_one(&mut *conn)
@@ -183,13 +190,18 @@ pub async fn run(
     if !alone {
         return Err(BackfillError::Busy);
     }
-    let result = plan_and_write(conn, workers, options, events).await;
-    // The lock is the session's: released here, or by the server when the process dies.
-    sqlx::query("SELECT pg_advisory_unlock($1)")
+    let result = match write::ensure_tables(conn, false).await {
+        Ok(()) => plan_and_write(conn, workers, options, events).await,
+        Err(e) => Err(e),
+    };
+    // The lock is the session's: released here, or by the server when the connection ends
+    // (so a failed unlock after a failure need not hide the failure).
+    let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)")
         .bind(BACKFILL_LOCK)
         .execute(&mut *conn)
-        .await?;
+        .await;
     let mut report = result?;
+    unlocked?;
     report.elapsed = started.elapsed();
     Ok(report)
 }
@@ -209,10 +221,15 @@ async fn plan_and_write(
     //
     // Each batch statement is planned for its own arrays: a prepared statement's generic plan
     // guesses their size, and a wrong guess turned a 0.2 s batch into a 10 s one.
+    // Times in `stateMetadata` are read, and ids derived from them, in UTC whatever the
+    // server's default time zone, so that every run derives the same ids.
     for worker in &mut workers {
-        sqlx::raw_sql("SET synchronous_commit = off; SET plan_cache_mode = force_custom_plan")
-            .execute(&mut *worker)
-            .await?;
+        sqlx::raw_sql(
+            "SET synchronous_commit = off; SET plan_cache_mode = force_custom_plan;
+             SET TimeZone = 'UTC'",
+        )
+        .execute(&mut *worker)
+        .await?;
     }
     let mut report = Report {
         dry_run: options.dry_run,
@@ -311,8 +328,18 @@ async fn write_batches(
     }
     let mut linked = 0;
     while let Some(done) = running.join_next().await {
-        let (conn, result) = done.map_err(|e| BackfillError::Worker(e.to_string()))?;
-        let (count, part) = result?;
+        let finished = done
+            .map_err(|e| BackfillError::Worker(e.to_string()))
+            .and_then(|(conn, result)| result.map(|r| (conn, r)));
+        let (conn, (count, part)) = match finished {
+            Ok(done) => done,
+            Err(e) => {
+                // The batches in flight are stopped (and rolled back) before the caller
+                // releases the backfill's lock.
+                running.shutdown().await;
+                return Err(e);
+            }
+        };
         linked += count;
         report.absorb(part);
         events(Event::Linked(linked));

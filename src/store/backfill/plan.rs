@@ -8,7 +8,8 @@
 //!   often as one; they are not merged. Each lead becomes a customer of its own, no identifier is
 //!   recorded for them (which of them owns the shared phone is the operator's call), and each is
 //!   listed in the report;
-//! - its identifiers already belong to two or more customers the service created: a conflict
+//! - its identifiers already belong to two or more customers (made by the service, or by an
+//!   earlier backfill for some of its leads, before the original wrote the others): a conflict
 //!   too, for the same reason (the operator merges customers, the backfill never does);
 //! - they belong to exactly one such customer: the leads join that customer;
 //! - otherwise a new customer, whose id is derived from the group's first lead, so that a rerun
@@ -30,7 +31,7 @@ use crate::domain::identity::{
 pub struct PlanLead {
     /// Its id.
     pub id: Uuid,
-    /// Its customer, if it is linked already (by an earlier, interrupted run).
+    /// Its customer, if an earlier run (interrupted or not) linked it.
     pub customer_id: Option<Uuid>,
     /// `sms` or `messenger`.
     pub channel: String,
@@ -342,37 +343,25 @@ impl Planner {
                 leads.len()
             ));
         }
-        // Leads an earlier run linked: a lead written since (by the original, still running
-        // during the takeover) joins their customer rather than making a second one.
-        let earlier: BTreeSet<Uuid> = leads
-            .iter()
-            .filter_map(|&i| self.leads[i as usize].customer_id)
-            .collect();
-        match earlier.len() {
-            0 => {}
-            1 => return Decision::Existing(earlier.into_iter().next().unwrap_or_default()),
-            n => {
-                return Decision::Conflict(format!(
-                    "it joins {n} customers an earlier backfill made ({}); not merged, each \
-                     new lead is its own customer until the operator merges them",
-                    earlier
-                        .iter()
-                        .map(Uuid::to_string)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ));
-            }
-        }
+        // The customers these leads already have: those the service made that hold one of the
+        // identifiers, and the one an earlier backfill gave some of the leads (a lead the
+        // original wrote since joins it rather than making a second customer). A lead an
+        // earlier run made a customer of its own (a conflict) lends its customer to no one.
         let owners: BTreeSet<Uuid> = identities
             .iter()
             .flat_map(|&i| self.identities[i as usize].owners.iter().copied())
+            .chain(leads.iter().filter_map(|&i| {
+                let lead = &self.leads[i as usize];
+                lead.customer_id.filter(|&c| c != lead_customer_id(lead.id))
+            }))
             .collect();
         match owners.len() {
             0 => Decision::New(derived_id("customer", &first.id.to_string())),
             1 => Decision::Existing(owners.into_iter().next().unwrap_or_default()),
             n => Decision::Conflict(format!(
-                "its phone, email or Messenger id already belongs to {n} different customers \
-                 ({}); not merged, each lead is its own customer until the operator merges them",
+                "its leads' phone, email or Messenger id already belong to {n} different \
+                 customers ({}); not merged, each lead is its own customer until the operator \
+                 merges them",
                 owners
                     .iter()
                     .map(Uuid::to_string)
@@ -496,8 +485,34 @@ mod tests {
             lead(1, "sms", Some("4045550123"), Some("ann@example.com"), None),
         ]);
         assert!(
-            matches!(&components[0].decision, Decision::Conflict(r) if r.contains("2 customers an earlier backfill made"))
+            matches!(&components[0].decision, Decision::Conflict(r) if r.contains("2 different customers"))
         );
+
+        // The service made a customer for the email meanwhile: that and the backfill's
+        // customer are two, not merged.
+        let mut planner = Planner::default();
+        for raw in [
+            lead(9, "sms", Some("4045550123"), None, None),
+            lead(1, "sms", Some("4045550123"), Some("ann@example.com"), None),
+        ] {
+            let (ids, unusable) = normalise(&raw, Region::US);
+            let mut raw = raw;
+            if raw.id == Uuid::from_u128(9) {
+                raw.customer_id = Some(made);
+            }
+            planner.add(raw, ids, unusable);
+        }
+        assert!(planner.add_owner(IdentityKind::Email, "ann@example.com", Uuid::from_u128(5)));
+        assert!(matches!(
+            planner.components()[0].decision,
+            Decision::Conflict(_)
+        ));
+
+        // A lead an earlier run made a customer of its own (a conflict) lends it to no one.
+        let mut alone = lead(9, "sms", Some("4045550123"), None, None);
+        alone.customer_id = Some(lead_customer_id(alone.id));
+        let (_, components) = plan(vec![alone, lead(1, "sms", Some("4045550123"), None, None)]);
+        assert!(matches!(components[0].decision, Decision::New(_)));
     }
 
     #[test]

@@ -47,14 +47,16 @@ pub(super) async fn ensure_tables(
              noted_at timestamptz NOT NULL DEFAULT now(),
              PRIMARY KEY (kind, subject)
          );
-         -- A derived id whose first 48 bits are the source row's time in milliseconds (the
-         -- UUIDv7 layout) and the rest a hash of its key: the same source gives the same id on
-         -- every run, and rows written in time order land at the right edge of every index
-         -- rather than on random pages, which keeps millions of inserts in cache.
+         -- A derived id whose first 48 bits are the source row's time in milliseconds (as in
+         -- a UUIDv7, without its version bits) and the rest a hash of its key: the same source
+         -- gives the same id on every run, and rows written in time order land at the right
+         -- edge of every index rather than on random pages, which keeps millions of inserts in
+         -- cache. A missing, infinite or pre-1970 time gives a zero prefix.
          CREATE OR REPLACE FUNCTION junkquote.backfill_uuid(at timestamptz, key text)
          RETURNS uuid LANGUAGE sql STABLE PARALLEL SAFE AS $$
-             SELECT (lpad(to_hex(greatest(floor(extract(epoch FROM coalesce(at, 'epoch'))
-                                                * 1000), 0)::bigint), 12, '0')
+             SELECT (lpad(to_hex(CASE WHEN isfinite(at) AND at >= 'epoch'
+                                      THEN floor(extract(epoch FROM at) * 1000)::bigint
+                                      ELSE 0 END), 12, '0')
                      || substr(md5(key), 13))::uuid
          $$;
          CREATE OR REPLACE FUNCTION junkquote.backfill_timestamptz(value text)
@@ -304,7 +306,8 @@ pub(super) async fn batch(
     let taken: Option<(String, String)> = sqlx::query_as(
         "SELECT u.kind, u.value
          FROM UNNEST($1::text[], $2::text[], $3::uuid[]) AS u(kind, value, customer_id)
-         JOIN \"CustomerIdentity\" i ON i.kind::text = u.kind AND i.value = u.value
+         JOIN \"CustomerIdentity\" i
+           ON i.kind = u.kind::\"IdentityKind\" AND i.value = u.value
          JOIN \"Customer\" c ON c.id = i.customer_id
          WHERE i.customer_id <> u.customer_id AND NOT c.metadata ? 'backfill'
          LIMIT 1",
@@ -458,7 +461,7 @@ async fn refresh_owners(
          UNION ALL
          SELECT i.kind::text, i.value, i.customer_id FROM \"CustomerIdentity\" i
          JOIN \"Customer\" c ON c.id = i.customer_id
-         WHERE (i.kind::text, i.value) IN (SELECT kind, value FROM u)
+         WHERE (i.kind, i.value) IN (SELECT kind::\"IdentityKind\", value FROM u)
            AND NOT c.metadata ? 'backfill'",
     )
     .bind(&kinds)
@@ -493,8 +496,7 @@ const ADDRESSES_SQL: &str = r#"
     )
     INSERT INTO "CustomerAddress" (id, customer_id, address, city, state, zip, lat, lng,
                                    is_primary, metadata, created_at)
-    SELECT junkquote.backfill_uuid(r.created_at,
-                                   'junkquote-backfill:address:' || r.customer_id || ':' || r.norm),
+    SELECT md5('junkquote-backfill:address:' || r.customer_id || ':' || r.norm)::uuid,
            r.customer_id, r.clean, m[1], upper(m[2]), m[3], r.lat, r.lng,
            r.recency = 1 AND r.customer_id = ANY($2),
            jsonb_build_object('backfill', jsonb_build_object('lead', r.id)), r.created_at
