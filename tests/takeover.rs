@@ -282,6 +282,20 @@ const BAD_AND_LINKED: &str = r#"
             '00000000-0000-0000-0000-0000000000c1', '2024-02-01 10:00', '2024-02-01 12:00');
 "#;
 
+/// A database at migration 11 holding [`BAD_AND_LINKED`], and a connection to it.
+async fn with_legacy_rows() -> (TestDb, PgConnection) {
+    let db = TestDb::empty().await;
+    let mut conn = db.conn().await;
+    let set = MigrationSet::builtin().expect("migrations");
+    migrate::up(&mut conn, &set, Some(11), &Default::default(), &mut |_| {})
+        .await
+        .expect("migrate");
+    conn.execute(sqlx::raw_sql(BAD_AND_LINKED))
+        .await
+        .expect("legacy rows");
+    (db, conn)
+}
+
 async fn customer_of(conn: &mut PgConnection, lead: &str) -> uuid::Uuid {
     sqlx::query_scalar(&format!(
         "SELECT customer_id FROM \"Lead\" WHERE id = '00000000-0000-0000-0000-0000000000{lead}'"
@@ -293,15 +307,7 @@ async fn customer_of(conn: &mut PgConnection, lead: &str) -> uuid::Uuid {
 
 #[tokio::test]
 async fn bad_input_is_reported_never_fatal_and_identities_link_transitively() {
-    let db = TestDb::empty().await;
-    let mut conn = db.conn().await;
-    let set = MigrationSet::builtin().expect("migrations");
-    migrate::up(&mut conn, &set, Some(11), &Default::default(), &mut |_| {})
-        .await
-        .expect("migrate");
-    conn.execute(sqlx::raw_sql(BAD_AND_LINKED))
-        .await
-        .expect("legacy rows");
+    let (db, mut conn) = with_legacy_rows().await;
     let report = ok(&["backfill"], &db);
 
     // Transitive: phone, phone + email, email.
@@ -438,15 +444,7 @@ async fn bad_input_is_reported_never_fatal_and_identities_link_transitively() {
 
 #[tokio::test]
 async fn a_lead_the_original_writes_after_a_backfill_joins_the_customer_it_made() {
-    let db = TestDb::empty().await;
-    let mut conn = db.conn().await;
-    let set = MigrationSet::builtin().expect("migrations");
-    migrate::up(&mut conn, &set, Some(11), &Default::default(), &mut |_| {})
-        .await
-        .expect("migrate");
-    conn.execute(sqlx::raw_sql(BAD_AND_LINKED))
-        .await
-        .expect("legacy rows");
+    let (db, mut conn) = with_legacy_rows().await;
     ok(&["backfill"], &db);
     let ann = customer_of(&mut conn, "0a").await;
     let customers = scalar(&mut conn, "SELECT count(*) FROM \"Customer\"").await;
@@ -485,15 +483,7 @@ async fn a_lead_the_original_writes_after_a_backfill_joins_the_customer_it_made(
 
 #[tokio::test]
 async fn a_second_backfill_at_once_is_refused_and_changes_nothing() {
-    let db = TestDb::empty().await;
-    let mut conn = db.conn().await;
-    let set = MigrationSet::builtin().expect("migrations");
-    migrate::up(&mut conn, &set, Some(11), &Default::default(), &mut |_| {})
-        .await
-        .expect("migrate");
-    conn.execute(sqlx::raw_sql(BAD_AND_LINKED))
-        .await
-        .expect("legacy rows");
+    let (db, mut conn) = with_legacy_rows().await;
     // A running backfill holds this session lock ("jqbf").
     sqlx::query("SELECT pg_advisory_lock(x'6a716266'::bigint)")
         .execute(&mut conn)
