@@ -175,33 +175,34 @@ pub async fn run(
         ));
     }
     let started = Instant::now();
-    if options.dry_run {
-        write::ensure_tables(conn, true).await?;
-        let mut report = plan_and_write(conn, workers, options, events).await?;
-        report.elapsed = started.elapsed();
-        return Ok(report);
-    }
     // Two backfills at once would only do the same work twice; the second is told so, before
-    // it changes anything.
-    let alone: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-        .bind(BACKFILL_LOCK)
-        .fetch_one(&mut *conn)
-        .await?;
-    if !alone {
-        return Err(BackfillError::Busy);
+    // it changes anything. A dry run writes nothing and needs no lock.
+    let locked = !options.dry_run;
+    if locked {
+        let alone: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(BACKFILL_LOCK)
+            .fetch_one(&mut *conn)
+            .await?;
+        if !alone {
+            return Err(BackfillError::Busy);
+        }
     }
-    let result = match write::ensure_tables(conn, false).await {
+    let result = match write::ensure_tables(conn, options.dry_run).await {
         Ok(()) => plan_and_write(conn, workers, options, events).await,
         Err(e) => Err(e),
     };
     // The lock is the session's: released here, or by the server when the connection ends
     // (so a failed unlock after a failure need not hide the failure).
-    let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)")
-        .bind(BACKFILL_LOCK)
-        .execute(&mut *conn)
-        .await;
+    if locked {
+        let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(BACKFILL_LOCK)
+            .execute(&mut *conn)
+            .await;
+        if result.is_ok() {
+            unlocked?;
+        }
+    }
     let mut report = result?;
-    unlocked?;
     report.elapsed = started.elapsed();
     Ok(report)
 }

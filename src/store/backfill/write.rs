@@ -1,7 +1,7 @@
 //! The backfill's writes: one transaction per batch of whole components, set-based statements
 //! fed with arrays, every insert keyed by a derived id and skipping what exists.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use serde_json::json;
@@ -407,21 +407,6 @@ pub(super) async fn batch(
     lap(report, "issues", &mut mark);
     tx.commit().await?;
     lap(report, "commit", &mut mark);
-    let mut planner = lock(planner);
-    let linked: HashMap<Uuid, Uuid> = b
-        .lead_ids
-        .iter()
-        .copied()
-        .zip(b.lead_customers.iter().copied())
-        .collect();
-    for &c in batch {
-        for &i in &components[c].leads {
-            let lead = &mut planner.leads[i as usize];
-            if lead.customer_id.is_none() {
-                lead.customer_id = linked.get(&lead.id).copied();
-            }
-        }
-    }
     Ok(leads.rows_affected())
 }
 
