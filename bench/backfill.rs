@@ -16,10 +16,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use junkquote::store::backfill::{self, Options};
-use junkquote::store::embedded::{Cluster, ClusterConfig};
-use junkquote::store::migrate::{self, MigrateOptions, MigrationSet};
-use junkquote::store::{legacy, quality};
+use junkquote::db::embedded::{Cluster, ClusterConfig};
+use junkquote::db::migrate::{self, MigrateOptions, MigrationSet};
+use junkquote::takeover::backfill::{self, Options};
+use junkquote::takeover::{legacy, quality};
 use sqlx::{ConnectOptions, Connection, PgConnection};
 
 fn arg(name: &str, default: u64) -> u64 {

@@ -13,9 +13,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use junkquote::db::embedded::{Cluster, ClusterConfig};
+use junkquote::db::migrate::{self, MigrateOptions, MigrationSet};
 use junkquote::store::context::{self, Budget};
-use junkquote::store::embedded::{Cluster, ClusterConfig};
-use junkquote::store::migrate::{self, MigrateOptions, MigrationSet};
 use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 

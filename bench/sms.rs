@@ -13,11 +13,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use junkquote::channels::signature::twilio_signature;
-use junkquote::channels::twilio::{Secret, TwilioConfig};
+use junkquote::channels::twilio::TwilioConfig;
 use junkquote::channels::worker;
+use junkquote::db::embedded::{Cluster, ClusterConfig};
+use junkquote::db::migrate::{self, MigrateOptions, MigrationSet};
+use junkquote::domain::secret::Secret;
 use junkquote::http::{self, AppState};
-use junkquote::store::embedded::{Cluster, ClusterConfig};
-use junkquote::store::migrate::{self, MigrateOptions, MigrationSet};
 use sqlx::Connection;
 
 #[path = "args.rs"]

@@ -7,7 +7,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use common::{junkquote, one_line_error, stdout};
-use junkquote::store::embedded::{Cluster, ClusterConfig};
+use junkquote::db::embedded::{Cluster, ClusterConfig};
 
 /// A data directory under the system's temporary directory, which the `postgres` user can reach.
 fn data_dir() -> tempfile::TempDir {
@@ -249,7 +249,7 @@ fn a_planted_socket_directory_is_refused() {
     let long = base
         .path()
         .join("another-directory-name-long-enough-that-the-socket-has-to-move-under-tmp-instead");
-    let socket_dir = junkquote::store::embedded::socket_dir_for(&long);
+    let socket_dir = junkquote::db::embedded::socket_dir_for(&long);
     let victim = data_dir();
     let _ = std::fs::remove_file(&socket_dir);
     std::os::unix::fs::symlink(victim.path(), &socket_dir).expect("plant a symlink");
@@ -285,7 +285,7 @@ async fn sigterm_while_waiting_leaves_nothing_running() {
         .await
         .expect("connect");
     sqlx::query("SELECT pg_advisory_lock($1)")
-        .bind(junkquote::store::migrate::LOCK_KEY)
+        .bind(junkquote::db::migrate::LOCK_KEY)
         .execute(&mut holder)
         .await
         .expect("lock");

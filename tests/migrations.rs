@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{TestDb, copy_of_builtin_migrations, junkquote, one_line_error, stdout, version};
-use junkquote::store::migrate::{
+use junkquote::db::migrate::{
     self, MigrateError, MigrateOptions, MigrationSet, Progress, catalog, verify,
 };
 use sqlx::{Connection, Executor};

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{Server, TestDb, command, junkquote, stderr, stdout};
-use junkquote::store::migrate::{self, MigrationSet};
+use junkquote::db::migrate::{self, MigrationSet};
 use sqlx::{Connection, Executor, PgConnection};
 
 fn migration_sql(file: &str) -> String {

@@ -15,10 +15,10 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::rules::{self, Known};
-use crate::channels::twilio::Secret;
 use crate::domain::items::recognise;
 use crate::domain::memory::MAX_NOTE;
-use crate::store::sales::Lead;
+use crate::domain::secret::Secret;
+use crate::store::leads::Lead;
 use crate::store::settings::Settings;
 use crate::store::{inbox, memory};
 
@@ -266,7 +266,7 @@ pub async fn respond(
     // Amounts the model may state: the ones the tools gave it, and the current quote's.
     let mut grounded = String::new();
     if let Some(quote_id) = lead.state.quote_id {
-        let cents = crate::store::sales::quote_total(conn, quote_id).await?;
+        let cents = crate::store::quotes::quote_total(conn, quote_id).await?;
         grounded.push_str(&crate::domain::money::Cents::new(cents).to_string());
     }
     for _ in 0..MAX_ROUNDS {
@@ -328,7 +328,7 @@ async fn run_tool(
         "offer_windows" => {
             let _: NoArguments = arguments(call)?;
             match lead.state.quote_id {
-                Some(quote_id) if crate::store::sales::bookable(conn, quote_id).await? => {
+                Some(quote_id) if crate::store::quotes::bookable(conn, quote_id).await? => {
                     if lead.address.is_none() {
                         "Ask for the pickup address first.".to_owned()
                     } else {

@@ -14,7 +14,7 @@ use crate::domain::memory::{facts_in, name_in};
 use crate::domain::schedule::Window;
 use crate::store::challenges::{self, Attempt, Started};
 use crate::store::context::{self, Budget, Context};
-use crate::store::{customers, jobs, memory, sales, settings};
+use crate::store::{customers, jobs, leads, memory, outbox, quotes, settings};
 
 /// How the agent uses what it knows of customers.
 #[derive(Debug, Clone, Copy)]
@@ -87,7 +87,7 @@ pub async fn process(agent: &Agent, pool: &PgPool, conversation_id: Uuid) -> sql
         return Ok(0);
     }
     let settings = settings::load(&mut tx).await?;
-    let mut lead: Option<sales::Lead> = None;
+    let mut lead: Option<leads::Lead> = None;
     let mut answered = 0;
     for (provider, provider_message_id, message_id, text, attempts, photos) in &pending {
         let key = (provider.as_str(), provider_message_id.as_str());
@@ -126,7 +126,7 @@ pub async fn process(agent: &Agent, pool: &PgPool, conversation_id: Uuid) -> sql
                 tracing::warn!(conversation = %conversation_id, attempts, error = %e, "answering a message failed");
                 if attempts >= MAX_ANSWER_ATTEMPTS {
                     mark_processed(&mut tx, key, Some(&e.to_string())).await?;
-                    sales::notify_owner(
+                    outbox::notify_owner(
                         &mut tx,
                         &format!(
                             "A customer message could not be answered automatically after {attempts} tries; please reply yourself (conversation {conversation_id})."
@@ -153,7 +153,7 @@ pub async fn process(agent: &Agent, pool: &PgPool, conversation_id: Uuid) -> sql
         }
     }
     if let Some(lead) = &lead {
-        sales::save_lead(&mut tx, lead).await?;
+        leads::save_lead(&mut tx, lead).await?;
     }
     tx.commit().await?;
     Ok(answered)
@@ -171,12 +171,12 @@ async fn answer(
     conn: &mut PgConnection,
     agent: &Agent,
     settings: &settings::Settings,
-    lead: &mut Option<sales::Lead>,
+    lead: &mut Option<leads::Lead>,
     conversation_id: Uuid,
     message: Incoming<'_>,
 ) -> sqlx::Result<()> {
     if lead.is_none() {
-        *lead = Some(sales::lead_of_conversation(conn, conversation_id).await?);
+        *lead = Some(leads::lead_of_conversation(conn, conversation_id).await?);
     }
     let Some(lead) = lead.as_mut() else {
         return Err(sqlx::Error::RowNotFound);
@@ -231,7 +231,7 @@ async fn answer(
         }
     };
     for reply in replies {
-        sales::reply(conn, conversation_id, Some(message.id), lead, &reply).await?;
+        outbox::reply(conn, conversation_id, Some(message.id), lead, &reply).await?;
     }
     Ok(())
 }
@@ -242,7 +242,7 @@ async fn ask_llm(
     conn: &mut PgConnection,
     model: &llm::Llm,
     turn: &llm::Turn<'_>,
-    lead: &mut sales::Lead,
+    lead: &mut leads::Lead,
     text: &str,
 ) -> sqlx::Result<Option<Vec<String>>> {
     let before = lead.clone();
@@ -265,7 +265,7 @@ async fn ask_llm(
 async fn read_context(
     conn: &mut PgConnection,
     agent: &Agent,
-    lead: &sales::Lead,
+    lead: &leads::Lead,
 ) -> sqlx::Result<Option<Context>> {
     match lead.customer_id {
         Some(customer_id) if agent.options.memory => {
@@ -280,7 +280,7 @@ async fn read_context(
 async fn verification(
     conn: &mut PgConnection,
     agent: &Agent,
-    lead: &mut sales::Lead,
+    lead: &mut leads::Lead,
     conversation_id: Uuid,
     text: &str,
 ) -> sqlx::Result<Option<String>> {
@@ -336,7 +336,7 @@ async fn verification(
 async fn learn(
     conn: &mut PgConnection,
     agent: &Agent,
-    lead: &sales::Lead,
+    lead: &leads::Lead,
     conversation_id: Uuid,
     text: &str,
     now: DateTime<Utc>,
@@ -390,12 +390,12 @@ async fn mark_processed(
 /// Records the owner's decision on an approval and tells the customer, in one transaction.
 pub async fn decide(
     pool: &PgPool,
-    key: sales::ApprovalKey<'_>,
-    decision: sales::Decision,
+    key: quotes::ApprovalKey<'_>,
+    decision: quotes::Decision,
     approver: &str,
-) -> sqlx::Result<Result<(), sales::DecisionRefused>> {
+) -> sqlx::Result<Result<(), quotes::DecisionRefused>> {
     let mut tx = pool.begin().await?;
-    let conversation_id = match sales::decide(&mut tx, key, decision, approver).await? {
+    let conversation_id = match quotes::decide(&mut tx, key, decision, approver).await? {
         Ok(id) => id,
         Err(refused) => {
             tx.rollback().await?;
@@ -403,8 +403,8 @@ pub async fn decide(
         }
     };
     let settings = settings::load(&mut tx).await?;
-    let mut lead = sales::lead_of_conversation(&mut tx, conversation_id).await?;
-    let approved = decision == sales::Decision::Approve;
+    let mut lead = leads::lead_of_conversation(&mut tx, conversation_id).await?;
+    let approved = decision == quotes::Decision::Approve;
     let reply =
         rules::approval_decided(&mut tx, &settings, &mut lead, approved, Utc::now()).await?;
     let taken_over: bool =
@@ -426,9 +426,9 @@ pub async fn decide(
         .execute(&mut *tx)
         .await?;
     } else if !settings.paused {
-        sales::reply(&mut tx, conversation_id, None, &lead, &reply).await?;
+        outbox::reply(&mut tx, conversation_id, None, &lead, &reply).await?;
     }
-    sales::save_lead(&mut tx, &lead).await?;
+    leads::save_lead(&mut tx, &lead).await?;
     tx.commit().await?;
     Ok(Ok(()))
 }
@@ -457,7 +457,7 @@ pub async fn remind_one(pool: &PgPool) -> sqlx::Result<bool> {
         tx.commit().await?;
         return Ok(false);
     };
-    let mut lead = sales::lead_of_conversation(&mut tx, due.conversation_id).await?;
+    let mut lead = leads::lead_of_conversation(&mut tx, due.conversation_id).await?;
     let window = Window {
         start: due.window_start,
         end: due.window_end,
@@ -467,10 +467,10 @@ pub async fn remind_one(pool: &PgPool) -> sqlx::Result<bool> {
         window.describe(settings.hours.time_zone),
         due.address.as_deref().unwrap_or("your address")
     );
-    sales::reply(&mut tx, due.conversation_id, None, &lead, &text).await?;
+    outbox::reply(&mut tx, due.conversation_id, None, &lead, &text).await?;
     jobs::reminder_sent(&mut tx, due.job_id, due.hours).await?;
     lead.stage = "reminding".to_owned();
-    sales::save_lead(&mut tx, &lead).await?;
+    leads::save_lead(&mut tx, &lead).await?;
     tx.commit().await?;
     Ok(true)
 }
@@ -525,7 +525,7 @@ pub async fn follow_up_one(pool: &PgPool) -> sqlx::Result<bool> {
         tx.commit().await?;
         return Ok(false);
     };
-    let mut lead = sales::lead_of_conversation(&mut tx, conversation_id).await?;
+    let mut lead = leads::lead_of_conversation(&mut tx, conversation_id).await?;
     let now = Utc::now();
     let text = rules::offer_reply(
         &mut tx,
@@ -545,8 +545,8 @@ pub async fn follow_up_one(pool: &PgPool) -> sqlx::Result<bool> {
         .execute(&mut *tx)
         .await?;
     } else {
-        sales::reply(&mut tx, conversation_id, None, &lead, &text).await?;
-        sales::save_lead(&mut tx, &lead).await?;
+        outbox::reply(&mut tx, conversation_id, None, &lead, &text).await?;
+        leads::save_lead(&mut tx, &lead).await?;
     }
     tx.commit().await?;
     Ok(true)

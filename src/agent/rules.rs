@@ -11,8 +11,10 @@ use crate::domain::pricing::{PriceQuote, price};
 use crate::domain::schedule::{self, Choice, Window};
 use crate::domain::token::{hash_token, new_token};
 use crate::store::context::Context;
-use crate::store::sales::{self, Booked, Lead};
+use crate::store::jobs::{self, Booked};
+use crate::store::leads::Lead;
 use crate::store::settings::Settings;
+use crate::store::{audit, outbox, quotes};
 use crate::store::{customers, memory};
 
 /// How long the owner's approval link works.
@@ -206,7 +208,7 @@ pub(crate) async fn quote_reply(
     lead.state.recognition.merge(found);
     let recognition = &lead.state.recognition;
     let quote = price(&settings.pricebook, &recognition.job_spec());
-    let quote_id = sales::insert_quote(conn, lead.id, recognition, &quote).await?;
+    let quote_id = quotes::insert_quote(conn, lead.id, recognition, &quote).await?;
     lead.state.quote_id = Some(quote_id);
     lead.state.quoted_same_day = false;
     lead.state.offers.clear();
@@ -216,7 +218,7 @@ pub(crate) async fn quote_reply(
         quote.total,
         breakdown(&quote)
     );
-    sales::audit(
+    audit::audit(
         conn,
         Some(lead.id),
         "agent",
@@ -226,14 +228,14 @@ pub(crate) async fn quote_reply(
     .await?;
     if quote.needs_approval {
         let token = new_token();
-        let approval_id = sales::insert_approval(
+        let approval_id = quotes::insert_approval(
             conn,
             quote_id,
             &hash_token(&token),
             now + Duration::hours(APPROVAL_VALID_HOURS),
         )
         .await?;
-        sales::audit(
+        audit::audit(
             conn,
             Some(lead.id),
             "agent",
@@ -241,7 +243,7 @@ pub(crate) async fn quote_reply(
             serde_json::json!({"approval_id": approval_id, "reasons": quote.approval_reasons}),
         )
         .await?;
-        sales::notify_owner(
+        outbox::notify_owner(
             conn,
             &format!(
                 "Approval needed: {} for {} ({}). Approve or deny within {APPROVAL_VALID_HOURS} h: \
@@ -289,7 +291,7 @@ pub(crate) async fn offer_reply(
     let hours = &settings.hours;
     let length = job_length(lead);
     let horizon = now + Duration::days(i64::from(hours.days_ahead) + 1);
-    let busy = sales::busy(conn, now, horizon).await?;
+    let busy = jobs::busy(conn, now, horizon).await?;
     let offers = schedule::offer(now, length, &busy, hours);
     lead.state.offers = offers.clone();
     if offers.is_empty() {
@@ -379,11 +381,11 @@ pub(crate) async fn schedule_reply(
                 settings.pricebook.same_day_fee, quote.total
             ));
         }
-        quote_id = sales::insert_quote(conn, lead.id, &lead.state.recognition, &quote).await?;
+        quote_id = quotes::insert_quote(conn, lead.id, &lead.state.recognition, &quote).await?;
         lead.state.quote_id = Some(quote_id);
         lead.state.quoted_same_day = same_day;
     }
-    match sales::book(conn, lead, quote_id, window, hours.crews).await? {
+    match jobs::book(conn, lead, quote_id, window, hours.crews).await? {
         Booked::Job(job_id) => {
             if let Some(customer_id) = lead.customer_id {
                 if let Some(address) = &lead.address {
@@ -394,7 +396,7 @@ pub(crate) async fn schedule_reply(
             lead.state.job_id = Some(job_id);
             lead.state.offers.clear();
             lead.stage = "booked".to_owned();
-            let total = Cents::new(sales::quote_total(conn, quote_id).await?);
+            let total = Cents::new(quotes::quote_total(conn, quote_id).await?);
             Ok(format!(
                 "You're booked! {} at {}. Estimated total {total}{}. We'll text you a reminder before we arrive.",
                 window.describe(hours.time_zone),
@@ -436,7 +438,7 @@ pub async fn approval_decided(
         return Ok("Sorry, we can't confirm that estimate by text. The office will call you to work out the details.".to_owned());
     }
     let total = match lead.state.quote_id {
-        Some(quote_id) => Cents::new(sales::quote_total(conn, quote_id).await?),
+        Some(quote_id) => Cents::new(quotes::quote_total(conn, quote_id).await?),
         None => Cents::ZERO,
     };
     let opening = format!("Good news: the owner confirmed your estimate of {total}");

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::twilio::{Secret, SendError};
+use super::error::SendError;
+use crate::domain::secret::Secret;
 
 /// How JunkQuote talks to Messenger.
 #[derive(Debug, Clone)]

@@ -5,33 +5,13 @@
 //! such a message is sent again the worker asks Twilio's message list whether it went out
 //! ([`TwilioClient::find_sent`]).
 
-use std::fmt;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-/// A secret that never shows in `Debug` output or logs.
-#[derive(Clone)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret value.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The value, for the one place that needs it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
+use super::error::SendError;
+use crate::domain::secret::Secret;
 
 /// How JunkQuote talks to Twilio.
 #[derive(Debug, Clone)]
@@ -50,32 +30,6 @@ pub struct TwilioConfig {
 
 /// The answer to a webhook: an empty TwiML document (replies go through the outbox).
 pub const EMPTY_TWIML: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>";
-
-/// Why a send failed.
-#[derive(Debug, thiserror::Error)]
-pub enum SendError {
-    /// Not sent, worth trying again: no connection could be made, a 5xx or a 429.
-    #[error("{0}")]
-    Retryable(String),
-    /// The request went out but no answer came back (a timeout, a connection reset): the
-    /// provider may have accepted the message. Check before sending it again.
-    #[error("{0}")]
-    Uncertain(String),
-    /// Will fail again: a 4xx such as an invalid number.
-    #[error("{0}")]
-    Permanent(String),
-}
-
-impl SendError {
-    /// The error for a provider's non-success `status`: worth retrying for 5xx and 429.
-    pub fn from_status(status: reqwest::StatusCode, message: String) -> Self {
-        if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
-            SendError::Retryable(message)
-        } else {
-            SendError::Permanent(message)
-        }
-    }
-}
 
 /// How long a Twilio REST call may take by default before its outcome counts as unknown.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);

@@ -7,12 +7,13 @@ use std::time::Duration;
 use sqlx::PgPool;
 use tokio::sync::watch;
 
+use super::error::SendError;
 use super::messenger::MessengerClient;
-use super::twilio::{SendError, TwilioClient};
+use super::twilio::TwilioClient;
 use crate::agent::{self, Agent};
 use crate::domain::money::Cents;
 use crate::domain::token::{hash_token, new_token};
-use crate::store::{inbox, outbox, sales, settings};
+use crate::store::{inbox, outbox, quotes, settings};
 
 /// How often an idle loop looks for work.
 const IDLE: Duration = Duration::from_millis(250);
@@ -214,7 +215,7 @@ pub async fn renew_one(pool: &PgPool) -> sqlx::Result<bool> {
         tx.commit().await?;
         return Ok(false);
     }
-    let Some(expired) = sales::claim_expired_approval(&mut tx).await? else {
+    let Some(expired) = quotes::claim_expired_approval(&mut tx).await? else {
         tx.commit().await?;
         return Ok(false);
     };
@@ -236,7 +237,7 @@ pub async fn renew_one(pool: &PgPool) -> sqlx::Result<bool> {
             .with_timezone(&settings.hours.time_zone)
             .format("%b %-d"),
     );
-    if sales::renew_approval(&mut tx, &expired, &hash_token(&token), expires_at, &text).await? {
+    if quotes::renew_approval(&mut tx, &expired, &hash_token(&token), expires_at, &text).await? {
         tracing::info!(approval = %expired.id, "approval expired: the owner is asked once more");
         tx.commit().await?;
     } else {

@@ -8,9 +8,9 @@ use sqlx::Connection;
 
 use super::migrate::print_progress;
 use super::{Cli, with_database};
-use crate::store::backfill::{self, Event, Options, Report};
-use crate::store::migrate::{self, MigrateOptions, MigrationSet};
-use crate::store::tighten;
+use crate::db::migrate::{self, MigrateOptions, MigrationSet};
+use crate::takeover::backfill::{self, Event, Options, Report};
+use crate::takeover::tighten;
 
 /// Options of `backfill`.
 #[derive(Debug, Args)]

@@ -6,8 +6,8 @@ use clap::Subcommand;
 use sqlx::Connection;
 
 use super::{Cli, with_database};
-use crate::store::migrate::{MigrationSet, verify};
-use crate::store::quality;
+use crate::db::migrate::{MigrationSet, verify};
+use crate::takeover::quality;
 
 /// The `db` subcommands.
 #[derive(Debug, Subcommand)]

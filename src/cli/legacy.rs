@@ -6,7 +6,7 @@ use clap::Subcommand;
 use sqlx::Connection;
 
 use super::{Cli, with_database};
-use crate::store::legacy;
+use crate::takeover::legacy;
 
 /// The `legacy` subcommands.
 #[derive(Debug, Subcommand)]

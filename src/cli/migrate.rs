@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 use sqlx::{Connection, PgConnection};
 
 use super::{Cli, with_database};
-use crate::store::migrate::{self, MigrateOptions, MigrationSet, Progress, lint};
+use crate::db::migrate::{self, MigrateOptions, MigrationSet, Progress, lint};
 
 /// The `migrate` subcommands.
 #[derive(Debug, Subcommand)]

@@ -15,7 +15,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::store::pool::Database;
+use crate::db::pool::Database;
 
 /// JunkQuote: quotes, approves and books junk-removal jobs over SMS, Messenger and web chat.
 #[derive(Parser)]
@@ -196,7 +196,7 @@ pub(crate) async fn shutdown_signal() {
 
 /// Refuses to go on unless every built-in migration the service needs is applied (unchanged).
 async fn require_current_schema(conn: &mut sqlx::PgConnection) -> anyhow::Result<()> {
-    use crate::store::migrate::{self, MigrationSet};
+    use crate::db::migrate::{self, MigrationSet};
     let set = MigrationSet::builtin()?;
     let applied = migrate::applied(conn).await?;
     if let Some(problem) = migrate::service_schema_problem(&set, &applied) {

@@ -14,11 +14,12 @@ use super::{Cli, migrate::print_progress, shutdown_signal, with_database};
 use crate::agent::llm::{Llm, LlmConfig};
 use crate::agent::{self, Agent};
 use crate::channels::messenger::{MessengerClient, MessengerConfig};
-use crate::channels::twilio::{Secret, TwilioClient, TwilioConfig};
+use crate::channels::twilio::{TwilioClient, TwilioConfig};
 use crate::channels::worker;
+use crate::db::migrate::{self, MigrateOptions, MigrationSet};
 use crate::domain::identity::Region;
+use crate::domain::secret::Secret;
 use crate::http::{self, AppState};
-use crate::store::migrate::{self, MigrateOptions, MigrationSet};
 
 /// Options of `serve`.
 #[derive(Debug, Args)]

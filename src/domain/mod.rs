@@ -8,6 +8,7 @@ pub mod password;
 pub mod pricing;
 pub mod progress;
 pub mod schedule;
+pub mod secret;
 pub mod token;
 
 use serde::{Deserialize, Serialize};

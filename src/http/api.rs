@@ -12,7 +12,8 @@ use super::error::{ApiError, ApiJson, ApiPath};
 use crate::agent;
 use crate::domain::pricing::Pricebook;
 use crate::domain::token::hash_token;
-use crate::store::sales::{self, ApprovalKey, Decision, DecisionRefused};
+use crate::store::audit;
+use crate::store::quotes::{self, ApprovalKey, Decision, DecisionRefused};
 use crate::store::{settings, tokens};
 
 /// An operator authenticated by `Authorization: Bearer <API token>`; its name is the actor.
@@ -40,7 +41,7 @@ pub async fn approvals(
     _: Operator,
 ) -> Result<Json<Value>, ApiError> {
     let mut conn = state.pool.acquire().await?;
-    let pending = sales::pending_approvals(&mut conn).await?;
+    let pending = quotes::pending_approvals(&mut conn).await?;
     Ok(Json(json!({"approvals": pending})))
 }
 
@@ -110,7 +111,7 @@ pub async fn set_paused(
 ) -> Result<Json<Value>, ApiError> {
     let mut tx = state.pool.begin().await?;
     settings::set_paused(&mut tx, body.paused).await?;
-    sales::audit(
+    audit::audit(
         &mut tx,
         None,
         &actor,
@@ -155,7 +156,7 @@ pub async fn put_pricebook(
     }
     let mut tx = state.pool.begin().await?;
     settings::save_pricebook(&mut tx, &pricebook).await?;
-    sales::audit(&mut tx, None, &actor, "pricebook_changed", json!({})).await?;
+    audit::audit(&mut tx, None, &actor, "pricebook_changed", json!({})).await?;
     tx.commit().await?;
     Ok(Json(json!({"pricebook": pricebook})))
 }

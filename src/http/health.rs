@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::ApiError;
-use crate::store::migrate;
+use crate::db::migrate;
 
 /// How long the readiness probe waits for the database.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);

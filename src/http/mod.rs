@@ -24,7 +24,7 @@ use tower_http::trace::TraceLayer;
 use crate::agent::Agent;
 use crate::channels::messenger::MessengerConfig;
 use crate::channels::twilio::TwilioConfig;
-use crate::store::migrate::MigrationSet;
+use crate::db::migrate::MigrationSet;
 pub use chat::SessionLimits;
 use error::ApiError;
 

@@ -10,7 +10,7 @@ use serde::Serialize;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::sales;
+use super::audit;
 use crate::domain::identity::{Identity, IdentityKind, Region, normalize_phone};
 
 /// The customer a channel-proven identity belongs to, made (with the identity) if new. The
@@ -326,7 +326,7 @@ pub async fn merge(
     .bind(other)
     .execute(&mut *conn)
     .await?;
-    sales::audit(
+    audit::audit(
         conn,
         None,
         actor,
@@ -397,7 +397,7 @@ pub async fn erase(
         .bind(customer_id)
         .execute(&mut *conn)
         .await?;
-    sales::audit(
+    audit::audit(
         conn,
         None,
         actor,

@@ -1,8 +1,14 @@
-//! Booked jobs seen from the calendar: reminders due, and the operator's iCal feed.
+//! Jobs: booking a window (the crew's time, which the database refuses to give twice), the
+//! reminders that fall due, and the operator's iCal feed.
 
 use chrono::{DateTime, Utc};
-use sqlx::PgConnection;
+use sqlx::{Acquire, PgConnection};
 use uuid::Uuid;
+
+use super::audit::audit;
+use super::leads::Lead;
+use super::quotes::bookable;
+use crate::domain::schedule::{Busy, MAX_CREWS, Window};
 
 /// A booked job that is due a reminder.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -124,4 +130,135 @@ pub async fn calendar(conn: &mut PgConnection) -> sqlx::Result<Vec<CalendarJob>>
     )
     .fetch_all(conn)
     .await
+}
+
+/// The crews' booked windows that overlap `from`..`to`.
+pub async fn busy(
+    conn: &mut PgConnection,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> sqlx::Result<Vec<Busy>> {
+    let rows: Vec<(i32, DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT crew, window_start, window_end FROM \"Booking\"
+         WHERE window_end > $1 AND window_start < $2",
+    )
+    .bind(from)
+    .bind(to)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(crew, start, end)| (u32::try_from(crew).unwrap_or(0), Window { start, end }))
+        .collect())
+}
+
+/// What came of a booking attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Booked {
+    /// The job is booked.
+    Job(Uuid),
+    /// Someone else booked overlapping crew time first.
+    Taken,
+    /// The quote waits for (or was refused) the owner's approval.
+    NotApproved,
+}
+
+/// Books the lead's quote into `window`: a Job with its items and events, and the crew's time,
+/// which the database refuses to give twice.
+pub async fn book(
+    conn: &mut PgConnection,
+    lead: &Lead,
+    quote_id: Uuid,
+    window: Window,
+    crews: u32,
+) -> sqlx::Result<Booked> {
+    if !bookable(conn, quote_id).await? {
+        return Ok(Booked::NotApproved);
+    }
+    // A savepoint: a lost race rolls back the attempt, not the conversation's transaction.
+    let mut attempt = conn.begin().await?;
+    let job_id: Uuid = sqlx::query_scalar(
+        "INSERT INTO \"Job\" (lead_id, quote_id, window_start, window_end, status, customer_id)
+         VALUES ($1, $2, $3, $4, 'booked', $5) RETURNING id",
+    )
+    .bind(lead.id)
+    .bind(quote_id)
+    .bind(window.start)
+    .bind(window.end)
+    .bind(lead.customer_id)
+    .fetch_one(&mut *attempt)
+    .await?;
+    // The first crew free for the whole window; the exclusion constraint settles a race.
+    let booking = sqlx::query(
+        "INSERT INTO \"Booking\" (job_id, crew, window_start, window_end)
+         SELECT $1, c, $2, $3 FROM generate_series(1, $4) c
+         WHERE NOT EXISTS (SELECT 1 FROM \"Booking\" b
+                           WHERE b.crew = c AND tstzrange(b.window_start, b.window_end)
+                                                && tstzrange($2, $3))
+         ORDER BY c LIMIT 1",
+    )
+    .bind(job_id)
+    .bind(window.start)
+    .bind(window.end)
+    .bind(i32::try_from(crews.clamp(1, MAX_CREWS)).unwrap_or(1))
+    .execute(&mut *attempt)
+    .await;
+    if matches!(&booking, Ok(done) if done.rows_affected() == 0) {
+        attempt.rollback().await?;
+        return Ok(Booked::Taken);
+    }
+    if let Err(e) = booking {
+        // Two bookings of the same time check each other's uncommitted rows; PostgreSQL then
+        // refuses one with the constraint, or, when both saw the other, with a deadlock. Either
+        // way the other booking stands.
+        let db = e.as_database_error();
+        let overlap = db.and_then(|d| d.constraint()) == Some("Booking_no_overlap")
+            || db.and_then(|d| d.code()).as_deref() == Some("40P01");
+        if overlap {
+            attempt.rollback().await?;
+            return Ok(Booked::Taken);
+        }
+        return Err(e);
+    }
+    for item in &lead.state.recognition.items {
+        sqlx::query(
+            "INSERT INTO \"JobItem\" (job_id, description, quantity, metadata)
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(job_id)
+        .bind(&item.description)
+        .bind(i32::try_from(item.quantity).unwrap_or(i32::MAX))
+        .bind(serde_json::json!({
+            "cubic_feet_each": item.cubic_feet_each,
+            "regulated": item.regulated,
+            "heavy": item.heavy,
+            "needs_review": item.needs_review,
+        }))
+        .execute(&mut *attempt)
+        .await?;
+    }
+    sqlx::query(
+        "INSERT INTO \"JobEvent\" (job_id, event_type, actor, metadata, created_at)
+         VALUES ($1, 'created', 'agent', '{}', clock_timestamp()),
+                ($1, 'booked', 'agent', jsonb_build_object('window_start', $2::timestamptz, 'window_end', $3::timestamptz), clock_timestamp())",
+    )
+    .bind(job_id)
+    .bind(window.start)
+    .bind(window.end)
+    .execute(&mut *attempt)
+    .await?;
+    sqlx::query("UPDATE \"Quote\" SET status = 'accepted', updated_at = now() WHERE id = $1")
+        .bind(quote_id)
+        .execute(&mut *attempt)
+        .await?;
+    audit(
+        &mut attempt,
+        Some(lead.id),
+        "agent",
+        "job_booked",
+        serde_json::json!({"job_id": job_id}),
+    )
+    .await?;
+    attempt.commit().await?;
+    Ok(Booked::Job(job_id))
 }

@@ -1,21 +1,18 @@
-//! Storage: PostgreSQL through sqlx. The embedded cluster, connections, migrations, and the
-//! repositories the agent and the HTTP layer use.
+//! The service's storage: one repository per aggregate, over PostgreSQL through sqlx. The only
+//! place the service runs SQL (the database plumbing is in `db`, the takeover tooling in
+//! `takeover`). Functions take a `&mut PgConnection` so that the caller decides the
+//! transaction; the lock order every writer follows is conversation, then lead, then quote/job.
 
-pub mod backfill;
+pub mod audit;
 pub mod challenges;
 pub mod console;
 pub mod context;
 pub mod customers;
-pub mod embedded;
 pub mod inbox;
 pub mod jobs;
-pub mod legacy;
+pub mod leads;
 pub mod memory;
-pub mod migrate;
 pub mod outbox;
-pub mod pool;
-pub mod quality;
-pub mod sales;
+pub mod quotes;
 pub mod settings;
-pub mod tighten;
 pub mod tokens;

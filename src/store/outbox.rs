@@ -9,8 +9,11 @@
 //! row is sent again the worker asks the provider whether it has it.
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use uuid::Uuid;
+
+use super::leads::Lead;
+use crate::domain::Channel;
 
 /// The most attempts before a message is marked failed for the operator to look at: with the
 /// backoff capped at an hour, about a day of provider trouble.
@@ -231,4 +234,78 @@ mod tests {
             "The 'To' number +[number] is not valid (21211)"
         );
     }
+}
+
+/// Stores the assistant's reply to message `in_reply_to` and queues it for delivery (web chat
+/// replies are read from the thread, so they skip the outbox). Returns the reply's id.
+pub async fn reply(
+    conn: &mut PgConnection,
+    conversation_id: Uuid,
+    in_reply_to: Option<Uuid>,
+    lead: &Lead,
+    text: &str,
+) -> sqlx::Result<Uuid> {
+    // Web chat replies are read from the thread; the other channels' go through the outbox.
+    let recipient = lead
+        .recipient
+        .as_deref()
+        .filter(|_| lead.channel != Channel::Web);
+    // Unprompted messages (reminders, the owner's decision) may fall outside Messenger's
+    // 24-hour reply window; they are sent as tagged updates.
+    let kind = if in_reply_to.is_some() {
+        "reply"
+    } else {
+        "update"
+    };
+    // One statement: the message, the conversation's time, and the outbox row.
+    sqlx::query_scalar(
+        "WITH message AS (
+             INSERT INTO \"Message\" (conversation_id, role, content, metadata, created_at)
+             VALUES ($1, 'assistant', $2,
+                     CASE WHEN $3::uuid IS NULL THEN '{}'::jsonb
+                          ELSE jsonb_build_object('in_reply_to', $3::uuid) END,
+                     clock_timestamp())
+             RETURNING id
+         ), conversation AS (
+             UPDATE \"Conversation\" SET last_message_at = now(), updated_at = now()
+             WHERE id = $1
+         ), outbox AS (
+             INSERT INTO \"Outbox\" (conversation_id, message_id, channel, recipient, body, kind)
+             SELECT $1, id, $4, $5, $6, $7 FROM message WHERE $5::text IS NOT NULL
+         )
+         SELECT id FROM message",
+    )
+    .bind(conversation_id)
+    .bind(text)
+    .bind(in_reply_to)
+    .bind(lead.channel.as_str())
+    .bind(recipient)
+    .bind(fit(lead.channel, text))
+    .bind(kind)
+    .fetch_one(conn)
+    .await
+}
+
+/// Queues a message for the owner (sent to the owner's phone when one is configured).
+pub async fn notify_owner(conn: &mut PgConnection, text: &str) -> sqlx::Result<()> {
+    sqlx::query("INSERT INTO \"Outbox\" (channel, recipient, body) VALUES ('owner', 'owner', $1)")
+        .bind(text)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// `text` cut to what the channel delivers (1,600 characters by SMS, 2,000 on Messenger).
+fn fit(channel: Channel, text: &str) -> String {
+    let limit = match channel {
+        Channel::Sms => 1600,
+        Channel::Messenger => 2000,
+        Channel::Web => usize::MAX,
+    };
+    if text.chars().count() <= limit {
+        return text.to_owned();
+    }
+    let mut cut: String = text.chars().take(limit - 1).collect();
+    cut.push('…');
+    cut
 }

@@ -1,6 +1,6 @@
 //! The test harness: one private PostgreSQL per test run, a fresh database per test.
 //!
-//! The cluster is started by the launcher the service uses (`store::embedded`), under the
+//! The cluster is started by the launcher the service uses (`db::embedded`), under the
 //! system's temporary directory (which the `postgres` user can reach wherever the checkout is),
 //! listening only on a Unix socket: no fixed ports. Under nextest every test is a process of its
 //! own; they find the run's cluster through `NEXTEST_RUN_ID` and the launcher's lock, and a
@@ -19,8 +19,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use junkquote::store::embedded::{Cluster, ClusterConfig};
-use junkquote::store::migrate::{self, MigrateOptions, MigrationSet};
+use junkquote::db::embedded::{Cluster, ClusterConfig};
+use junkquote::db::migrate::{self, MigrateOptions, MigrationSet};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 

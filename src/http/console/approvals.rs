@@ -12,7 +12,7 @@ use super::page::{self, Checked, ConsoleError, Me, Nav, PagePath, local, money};
 use crate::agent;
 use crate::http::AppState;
 use crate::store::console::views;
-use crate::store::sales::{ApprovalKey, Decision, DecisionRefused};
+use crate::store::quotes::{ApprovalKey, Decision, DecisionRefused};
 use crate::store::settings;
 
 struct ApprovalView {

@@ -11,13 +11,13 @@ use chrono_tz::Tz;
 use serde::Deserialize;
 
 use super::page::{self, Checked, ConsoleError, Me, Nav, local};
+use crate::db::migrate::{self, verify};
 use crate::domain::items;
 use crate::domain::pricing::{self, Pricebook};
 use crate::domain::schedule::{Hours, MAX_CREWS};
 use crate::http::AppState;
 use crate::store::console::company;
-use crate::store::migrate::{self, verify};
-use crate::store::{sales, settings};
+use crate::store::{audit, settings};
 
 /// The sample the preview prices when none is given.
 const SAMPLE: &str = "a couch, 2 mattresses and 10 bags of trash";
@@ -139,7 +139,7 @@ pub async fn pause(
     let mut tx = state.pool.begin().await?;
     settings::set_paused(&mut tx, paused).await?;
     let action = if paused { "paused" } else { "resumed" };
-    sales::audit(&mut tx, None, &me.actor(), action, serde_json::json!({})).await?;
+    audit::audit(&mut tx, None, &me.actor(), action, serde_json::json!({})).await?;
     tx.commit().await?;
     Ok(Redirect::to("/admin/settings").into_response())
 }
@@ -192,7 +192,7 @@ pub async fn hours(
     match parse_hours(&form, &current) {
         Ok(hours) => {
             company::save_hours(&mut tx, &hours).await?;
-            sales::audit(
+            audit::audit(
                 &mut tx,
                 None,
                 &me.actor(),
@@ -263,7 +263,7 @@ pub async fn pricebook(
         "save" => {
             let mut tx = state.pool.begin().await?;
             settings::save_pricebook(&mut tx, &book).await?;
-            sales::audit(
+            audit::audit(
                 &mut tx,
                 None,
                 &me.actor(),
@@ -346,7 +346,7 @@ pub async fn system(State(state): State<AppState>, me: Me) -> Result<Response, C
         .collect();
     let unanswered = company::unanswered(&mut conn).await?;
     // `junkquote db check`'s gates, the same queries.
-    let gates = crate::store::quality::check(&mut conn)
+    let gates = crate::takeover::quality::check(&mut conn)
         .await?
         .into_iter()
         .map(|g| GateView {

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::store::sales;
+use crate::store::{audit, leads, outbox};
 
 /// A conversation in the inbox.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -131,8 +131,8 @@ pub async fn reply(
     if !has_lead {
         return Ok(false);
     }
-    let lead = sales::lead_of_conversation(conn, id).await?;
-    let message_id = sales::reply(conn, id, None, &lead, text).await?;
+    let lead = leads::lead_of_conversation(conn, id).await?;
+    let message_id = outbox::reply(conn, id, None, &lead, text).await?;
     sqlx::query(
         "UPDATE \"Message\" SET metadata = metadata || jsonb_build_object('operator', $2::text)
          WHERE id = $1",
@@ -141,7 +141,7 @@ pub async fn reply(
     .bind(actor)
     .execute(&mut *conn)
     .await?;
-    sales::audit(
+    audit::audit(
         conn,
         Some(lead.id),
         actor,

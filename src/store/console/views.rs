@@ -302,7 +302,7 @@ pub async fn step_job(
             .execute(&mut *conn)
             .await?;
     }
-    super::super::sales::audit(
+    super::super::audit::audit(
         conn,
         lead_id,
         actor,

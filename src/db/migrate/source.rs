@@ -16,7 +16,7 @@ use super::catalog::Schema;
 /// The directive that makes a migration file run outside a transaction.
 pub const NO_TRANSACTION: &str = "-- junkquote:no-transaction";
 /// The directive that makes a migration wait for a data pre-check (`-- junkquote:requires-check
-/// NAME` among the file's opening comment lines): see [`crate::store::tighten`].
+/// NAME` among the file's opening comment lines): see [`crate::takeover::tighten`].
 pub const REQUIRES_CHECK: &str = "-- junkquote:requires-check";
 
 /// The built-in migration files, embedded by `build.rs`: (file name, contents).

@@ -313,7 +313,7 @@ async fn up_locked(
     let mut done = Vec::new();
     for m in pending {
         if let Some(check) = m.requires_check() {
-            let outcome = crate::store::tighten::precheck(conn, check, 0)
+            let outcome = crate::takeover::tighten::precheck(conn, check, 0)
                 .await?
                 .ok_or_else(|| MigrateError::Source {
                     path: m.file_stem(),

@@ -1,0 +1,6 @@
+//! Database plumbing: connecting (a pool over `DATABASE_URL`, or the embedded PostgreSQL this
+//! process launches) and the schema's migrations (runner, catalog, verify, lint, adopt).
+
+pub mod embedded;
+pub mod migrate;
+pub mod pool;
