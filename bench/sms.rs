@@ -12,13 +12,13 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use junkquote::app::{App, Config};
 use junkquote::channels::signature::twilio_signature;
 use junkquote::channels::twilio::TwilioConfig;
-use junkquote::channels::worker;
 use junkquote::db::embedded::{Cluster, ClusterConfig};
 use junkquote::db::migrate::{self, MigrateOptions, MigrationSet};
 use junkquote::domain::secret::Secret;
-use junkquote::http::{self, AppState};
+use junkquote::http;
 use sqlx::Connection;
 
 #[path = "args.rs"]
@@ -113,32 +113,25 @@ async fn run(cluster: &Cluster, clients: usize, seconds: u64) -> anyhow::Result<
         .max_connections(32)
         .connect(&url)
         .await?;
-    let state = AppState {
-        pool: pool.clone(),
-        migrations: Arc::new(set),
-        twilio: Some(Arc::new(TwilioConfig {
+    let config = Config {
+        twilio: Some(TwilioConfig {
             auth_token: Secret::new(TOKEN),
             webhook_url: WEBHOOK_URL.into(),
             account_sid: None,
             from_number: None,
             api_base: "http://127.0.0.1:9".into(),
-        })),
-        messenger: None,
-        agent: junkquote::agent::Agent::default(),
-        console: Default::default(),
+        }),
+        ..Config::default()
     };
+    let app = App::build(config, pool.clone(), Arc::new(set));
     let (listener, addr) = http::bind("127.0.0.1:0".parse()?).await?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let server = tokio::spawn(http::serve(listener, state, async move {
+    // The outbox job runs (it holds every reply: no credentials); the other jobs have nothing
+    // to do in this load.
+    let server = tokio::spawn(app.serve(listener, async move {
         let mut stopped = stopped;
         let _ = stopped.changed().await;
     }));
-    let (worker_stop, worker_stopped) = tokio::sync::watch::channel(false);
-    let sender = tokio::spawn(worker::send_outbox(
-        pool.clone(),
-        worker::Senders::default(),
-        worker_stopped,
-    ));
     let endpoint = format!("http://{addr}/api/twilio/sms");
 
     // Each client plays whole conversations, one after another, each from a new number:
@@ -205,9 +198,7 @@ async fn run(cluster: &Cluster, clients: usize, seconds: u64) -> anyhow::Result<
         errors += e;
     }
     let _ = stop.send(true);
-    let _ = worker_stop.send(true);
     server.await??;
-    sender.await?;
     let answered: i64 =
         sqlx::query_scalar("SELECT count(*) FROM \"Message\" WHERE role = 'assistant'")
             .fetch_one(&pool)

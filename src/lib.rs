@@ -14,10 +14,12 @@
 //! `docs/ARCHITECTURE.md` is the map.
 
 pub mod agent;
+pub mod app;
 pub mod channels;
 pub mod cli;
 pub mod db;
 pub mod domain;
 pub mod http;
+pub mod jobs;
 pub mod store;
 pub mod takeover;

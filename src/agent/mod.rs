@@ -475,26 +475,6 @@ pub async fn remind_one(pool: &PgPool) -> sqlx::Result<bool> {
     Ok(true)
 }
 
-/// Deletes expired memory notes until `stop` (they are already hidden from everyone; this
-/// frees the rows). Any number of workers can run.
-pub async fn purge_expired_notes(pool: PgPool, mut stop: tokio::sync::watch::Receiver<bool>) {
-    while !*stop.borrow() {
-        let mut pause = std::time::Duration::from_secs(60);
-        match memory::purge_expired(&pool, 1000).await {
-            Ok(n) if n > 0 => {
-                tracing::info!(purged = n, "expired memory notes deleted");
-                pause = std::time::Duration::from_millis(100);
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "purging expired memory notes failed"),
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(pause) => {}
-            _ = stop.changed() => {}
-        }
-    }
-}
-
 /// How long after finding the schedule full it is looked at again for that customer.
 pub const FULL_RECHECK_MINUTES: i32 = 60;
 
@@ -550,22 +530,4 @@ pub async fn follow_up_one(pool: &PgPool) -> sqlx::Result<bool> {
     }
     tx.commit().await?;
     Ok(true)
-}
-
-/// Runs [`follow_up_one`] until `stop`.
-pub async fn follow_up_fully_booked(pool: PgPool, mut stop: tokio::sync::watch::Receiver<bool>) {
-    while !*stop.borrow() {
-        let pause = match follow_up_one(&pool).await {
-            Ok(true) => std::time::Duration::from_millis(50),
-            Ok(false) => std::time::Duration::from_secs(30),
-            Err(e) => {
-                tracing::warn!(error = %e, "looking again at fully booked leads failed");
-                std::time::Duration::from_secs(30)
-            }
-        };
-        tokio::select! {
-            _ = tokio::time::sleep(pause) => {}
-            _ = stop.changed() => {}
-        }
-    }
 }

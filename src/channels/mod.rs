@@ -4,4 +4,3 @@ pub mod error;
 pub mod messenger;
 pub mod signature;
 pub mod twilio;
-pub mod worker;

@@ -8,18 +8,16 @@ use std::sync::Arc;
 use clap::Args;
 use sqlx::Connection;
 
-use tokio::sync::watch;
-
 use super::{Cli, migrate::print_progress, shutdown_signal, with_database};
 use crate::agent::llm::{Llm, LlmConfig};
 use crate::agent::{self, Agent};
-use crate::channels::messenger::{MessengerClient, MessengerConfig};
-use crate::channels::twilio::{TwilioClient, TwilioConfig};
-use crate::channels::worker;
+use crate::app::{App, Config};
+use crate::channels::messenger::MessengerConfig;
+use crate::channels::twilio::TwilioConfig;
 use crate::db::migrate::{self, MigrateOptions, MigrationSet};
 use crate::domain::identity::Region;
 use crate::domain::secret::Secret;
-use crate::http::{self, AppState};
+use crate::http;
 
 /// Options of `serve`.
 #[derive(Debug, Args)]
@@ -318,15 +316,33 @@ impl TwilioArgs {
     }
 }
 
+impl ServeArgs {
+    /// The application's configuration these options give; half a channel's configuration is
+    /// an error.
+    pub fn config(&self) -> anyhow::Result<Config> {
+        Ok(Config {
+            twilio: self.twilio.config()?,
+            twilio_timeout: std::time::Duration::from_millis(self.twilio.timeout_ms),
+            messenger: self.messenger.config()?,
+            owner_phone: self.owner_phone.clone(),
+            agent: self.context.agent()?,
+            console: http::console::Options {
+                secure_cookies: self.secure_cookies,
+                trusted_proxy_hops: self.limits.trusted_proxy_hops,
+            },
+            sessions: self.limits.sessions(),
+        })
+    }
+}
+
+/// Runs `serve`: migrates (unless told not to), then serves until SIGTERM or Ctrl-C.
 pub fn run(
     cli: &Cli,
     args: &ServeArgs,
     runtime: &tokio::runtime::Runtime,
 ) -> anyhow::Result<ExitCode> {
     let migrations = Arc::new(MigrationSet::builtin()?);
-    let twilio = args.twilio.config()?;
-    let messenger = args.messenger.config()?;
-    let agent = args.context.agent()?;
+    let config = args.config()?;
     with_database(cli, runtime, false, async |db| {
         if !args.no_migrate {
             let migrate = async {
@@ -345,56 +361,12 @@ pub fn run(
         let (listener, addr) = http::bind(args.addr).await?;
         tracing::info!(%addr, database = %db.redacted_url(), "listening");
         println!("junkquote listening on http://{addr}");
-        let timeout = std::time::Duration::from_millis(args.twilio.timeout_ms);
-        let sender = twilio
-            .as_ref()
-            .and_then(|config| TwilioClient::with_timeout(config, timeout));
-        if twilio.is_some() && sender.is_none() {
-            tracing::info!(
-                "TWILIO_ACCOUNT_SID or TWILIO_FROM_NUMBER not set: SMS replies are kept in the outbox"
-            );
-        }
-        let (stop, stopped) = watch::channel(false);
-        let workers = [
-            tokio::spawn(worker::send_outbox(
-                pool.clone(),
-                worker::Senders {
-                    twilio: sender,
-                    messenger: messenger.as_ref().and_then(MessengerClient::new),
-                    owner_phone: args.owner_phone.clone().filter(|p| !p.trim().is_empty()),
-                },
-                stopped.clone(),
-            )),
-            tokio::spawn(worker::answer_leftovers(
-                agent.clone(),
-                pool.clone(),
-                stopped.clone(),
-            )),
-            tokio::spawn(agent::purge_expired_notes(pool.clone(), stopped.clone())),
-            tokio::spawn(agent::follow_up_fully_booked(pool.clone(), stopped.clone())),
-            tokio::spawn(worker::send_reminders(pool.clone(), stopped.clone())),
-            tokio::spawn(worker::renew_expired_approvals(pool.clone(), stopped)),
-        ];
-        let state = AppState {
-            pool: pool.clone(),
-            migrations,
-            twilio: twilio.map(Arc::new),
-            messenger: messenger.map(Arc::new),
-            agent,
-            console: http::console::Options {
-                secure_cookies: args.secure_cookies,
-                trusted_proxy_hops: args.limits.trusted_proxy_hops,
-            },
-        };
+        let app = App::build(config, pool.clone(), migrations);
         let shutdown = async {
             shutdown_signal().await;
             tracing::info!("shutting down");
         };
-        let served = http::serve_with(listener, state, args.limits.sessions(), shutdown).await;
-        let _ = stop.send(true);
-        for handle in workers {
-            let _ = handle.await;
-        }
+        let served = app.serve(listener, shutdown).await;
         served?;
         pool.close().await;
         tracing::info!("stopped");

@@ -1,0 +1,153 @@
+//! The application assembled: configuration in, a router and its background jobs out. `serve`
+//! and the tests start it the same way (the tests on port 0, in-process).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::agent::Agent;
+use crate::channels::messenger::{MessengerClient, MessengerConfig};
+use crate::channels::twilio::{TwilioClient, TwilioConfig};
+use crate::db::migrate::MigrationSet;
+use crate::http::{self, AppState, SessionLimits};
+use crate::jobs::{self, Jobs};
+
+/// Everything the service is configured with, however it was given (flags, environment,
+/// a test).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Twilio, when the SMS channel is configured.
+    pub twilio: Option<TwilioConfig>,
+    /// How long a Twilio REST call may take.
+    pub twilio_timeout: Duration,
+    /// Messenger, when that channel is configured.
+    pub messenger: Option<MessengerConfig>,
+    /// The owner's phone: approval requests are texted there.
+    pub owner_phone: Option<String>,
+    /// The conversation engine.
+    pub agent: Agent,
+    /// How the console is served.
+    pub console: http::console::Options,
+    /// Limits on opening web-chat sessions.
+    pub sessions: SessionLimits,
+}
+
+impl Default for Config {
+    /// No channel configured, the rule-based agent, default limits.
+    fn default() -> Self {
+        Config {
+            twilio: None,
+            twilio_timeout: Duration::from_secs(10),
+            messenger: None,
+            owner_phone: None,
+            agent: Agent::default(),
+            console: http::console::Options::default(),
+            sessions: SessionLimits::default(),
+        }
+    }
+}
+
+/// The application: its handlers' state and its background jobs.
+#[derive(Clone)]
+pub struct App {
+    state: AppState,
+    sessions: SessionLimits,
+    jobs: Jobs,
+}
+
+impl App {
+    /// The application over `pool`, expecting `migrations` applied.
+    pub fn build(config: Config, pool: PgPool, migrations: Arc<MigrationSet>) -> App {
+        let sender = config
+            .twilio
+            .as_ref()
+            .and_then(|twilio| TwilioClient::with_timeout(twilio, config.twilio_timeout));
+        if config.twilio.is_some() && sender.is_none() {
+            tracing::info!(
+                "TWILIO_ACCOUNT_SID or TWILIO_FROM_NUMBER not set: SMS replies are kept in the outbox"
+            );
+        }
+        let senders = jobs::outbox::Senders {
+            twilio: sender,
+            messenger: config.messenger.as_ref().and_then(MessengerClient::new),
+            owner_phone: config.owner_phone.filter(|p| !p.trim().is_empty()),
+        };
+        let jobs = Jobs::new(vec![
+            jobs::outbox::job(senders),
+            jobs::unanswered::job(config.agent.clone()),
+            jobs::notes::job(),
+            jobs::fully_booked::job(),
+            jobs::reminders::job(),
+            jobs::renewals::job(),
+        ]);
+        let state = AppState {
+            pool,
+            migrations,
+            twilio: config.twilio.map(Arc::new),
+            messenger: config.messenger.map(Arc::new),
+            agent: config.agent,
+            console: config.console,
+        };
+        App {
+            state,
+            sessions: config.sessions,
+            jobs,
+        }
+    }
+
+    /// What the handlers see.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// The background jobs.
+    pub fn jobs(&self) -> &Jobs {
+        &self.jobs
+    }
+
+    /// Runs every background job until none has anything to do (for tests and one-off runs).
+    pub async fn run_jobs_until_idle(&self) -> Result<usize, jobs::JobError> {
+        self.jobs.run_until_idle(&self.state.pool).await
+    }
+
+    /// The routes, ready to serve.
+    pub fn router(&self) -> axum::Router {
+        http::router(self.state.clone(), self.sessions)
+    }
+
+    /// Serves on `listener` with the background jobs running, until `shutdown` completes; then
+    /// lets requests in flight finish and waits for each job's current step.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let (stop, stopped) = watch::channel(false);
+        let running = self.jobs.spawn(&self.state.pool, &stopped);
+        let served = self.serve_http(listener, shutdown).await;
+        let _ = stop.send(true);
+        for handle in running {
+            let _ = handle.await;
+        }
+        served
+    }
+
+    /// Serves on `listener` without the background jobs (tests run them on demand).
+    pub async fn serve_http(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let app = self
+            .router()
+            .into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+}

@@ -1,0 +1,159 @@
+//! Sending the outbox: replies and notifications leave through the provider's API, each row
+//! once, in order per recipient; a send whose outcome is unknown is checked with the provider
+//! before it is tried again. Messages for a channel without credentials are held, and released
+//! when the credentials are there.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use sqlx::PgPool;
+
+use super::{Job, Step};
+use crate::channels::error::SendError;
+use crate::channels::messenger::MessengerClient;
+use crate::channels::twilio::TwilioClient;
+use crate::store::outbox;
+
+/// The outbox job: sends due messages with `senders`. Its first step puts back in the queue
+/// the messages held for want of the credentials that are now configured (and fails, to be
+/// tried again, until that has worked).
+pub fn job(senders: Senders) -> Job {
+    let senders = Arc::new(senders);
+    let released = Arc::new(AtomicBool::new(false));
+    Job::new("outbox", Duration::from_millis(250), move |pool| {
+        let senders = senders.clone();
+        let released = released.clone();
+        async move {
+            if !released.load(Ordering::Acquire) {
+                release_held(&pool, &senders).await?;
+                released.store(true, Ordering::Release);
+            }
+            Ok::<_, sqlx::Error>(if send_one(&pool, &senders).await? {
+                Step::Worked
+            } else {
+                Step::Idle
+            })
+        }
+    })
+}
+
+/// Queues again the held messages of every channel `senders` can now reach.
+async fn release_held(pool: &PgPool, senders: &Senders) -> sqlx::Result<()> {
+    let mut channels = Vec::new();
+    if senders.messenger.is_some() {
+        channels.push("messenger");
+    }
+    if senders.twilio.is_some() {
+        channels.push("sms");
+        if senders.owner_phone.is_some() {
+            channels.push("owner");
+        }
+    }
+    if channels.is_empty() {
+        return Ok(());
+    }
+    let released = outbox::release_held(pool, &channels).await?;
+    if released > 0 {
+        tracing::info!(
+            count = released,
+            "credentials configured: held messages queued again"
+        );
+    }
+    Ok(())
+}
+
+/// Where outbox messages can go.
+#[derive(Debug, Clone, Default)]
+pub struct Senders {
+    /// SMS through Twilio, when configured.
+    pub twilio: Option<TwilioClient>,
+    /// Messenger's Send API, when configured.
+    pub messenger: Option<MessengerClient>,
+    /// The owner's phone, for approval requests and alerts.
+    pub owner_phone: Option<String>,
+}
+
+/// Sends one due message, if there is one; returns whether there was.
+pub async fn send_one(pool: &PgPool, senders: &Senders) -> sqlx::Result<bool> {
+    let Some(mut claim) = outbox::claim(pool).await? else {
+        return Ok(false);
+    };
+    let id = claim.message.id;
+    // Owner notifications go to the owner's phone by SMS.
+    let recipient = claim.message.recipient.clone();
+    let route = match claim.message.channel.as_str() {
+        "sms" => senders.twilio.as_ref().map(|c| Route::Sms(c, recipient)),
+        "owner" => senders
+            .twilio
+            .as_ref()
+            .zip(senders.owner_phone.clone())
+            .map(|(c, phone)| Route::Sms(c, phone)),
+        "messenger" => senders
+            .messenger
+            .as_ref()
+            .map(|c| Route::Messenger(c, recipient)),
+        _ => None,
+    };
+    let Some(route) = route else {
+        // Bodies and numbers stay out of the log; the row keeps them.
+        tracing::info!(%id, channel = %claim.message.channel, "no credentials for this channel: message kept in the outbox");
+        claim
+            .held("no credentials configured for this channel")
+            .await?;
+        return Ok(true);
+    };
+    let body = claim.message.body.clone();
+    // An earlier try may have reached Twilio: ask it before sending again. (Messenger cannot be
+    // asked; its sends are at-least-once, see `MessengerClient::send`.)
+    if let (Some(since), Route::Sms(client, to)) = (claim.message.uncertain_since, &route) {
+        match client.find_sent(to, &body, since).await {
+            Ok(candidates) => {
+                if let Some(sid) = claim.first_unrecorded(&candidates).await? {
+                    tracing::info!(%id, "an earlier try had reached Twilio: recorded as sent");
+                    claim.sent(Some(&sid)).await?;
+                    return Ok(true);
+                }
+            }
+            Err(e) => {
+                let error = e.to_string();
+                let next = claim.failed(&error).await?;
+                tracing::warn!(%id, error = %outbox::redact_numbers(&error), %next, "could not check whether an earlier try went out; will check again");
+                return Ok(true);
+            }
+        }
+    }
+    let attempted_at = chrono::Utc::now();
+    let result = match &route {
+        Route::Sms(client, to) => client.send(to, &body).await,
+        Route::Messenger(client, psid) => {
+            client
+                .send(psid, &body, claim.message.kind == "update")
+                .await
+        }
+    };
+    match result {
+        Ok(sid) => {
+            tracing::info!(%id, "reply sent");
+            claim.sent(Some(&sid)).await?;
+        }
+        Err(SendError::Retryable(e)) => {
+            let next = claim.failed(&e).await?;
+            tracing::warn!(%id, error = %outbox::redact_numbers(&e), %next, "send failed; will retry");
+        }
+        Err(SendError::Uncertain(e)) => {
+            let next = claim.uncertain(&e, attempted_at).await?;
+            tracing::warn!(%id, error = %outbox::redact_numbers(&e), %next, "no answer from the provider; will check before sending again");
+        }
+        Err(SendError::Permanent(e)) => {
+            tracing::warn!(%id, error = %outbox::redact_numbers(&e), "send refused; giving up");
+            claim.gave_up(&e).await?;
+        }
+    }
+    Ok(true)
+}
+
+enum Route<'a> {
+    Sms(&'a TwilioClient, String),
+    Messenger(&'a MessengerClient, String),
+}
