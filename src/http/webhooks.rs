@@ -1,5 +1,7 @@
-//! Provider webhooks. A request is verified before anything is stored, stored before it is
-//! answered, and acknowledged fast: replies leave through the outbox.
+//! Provider webhooks. A request is verified before anything is read, and the message is stored
+//! (once, keyed by the provider's message id) before it is answered. The agent then answers it
+//! within the request; if that fails the message stays stored and the unanswered-messages job
+//! answers it later. Replies are never sent from here: they leave through the outbox.
 
 use axum::body::Bytes;
 use axum::extract::State;

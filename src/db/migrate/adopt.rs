@@ -6,9 +6,11 @@
 //! (our version 1) and after it (our version 2). On an exact match (a foreign key the original
 //! validated counts as the same as ours added `NOT VALID`: it is the stronger form), those
 //! versions are recorded as applied, with the checksums of our files, without running them;
-//! Prisma's table moves into the `junkquote` schema (kept, for the record, out of `public`); the
-//! runner then goes on from there. A half-applied Prisma migration, or a schema that matches
-//! neither state, is refused with the differences named.
+//! Prisma's table moves into the `junkquote` schema as `junkquote.prisma_migrations` (kept, for
+//! the record, out of `public`). The runner then goes on from there, up to the tightening
+//! migrations, which wait until the backfill has linked every lead and job. A half-applied
+//! Prisma migration, or a schema that matches neither state, is refused with the differences
+//! named.
 
 use sqlx::{Connection, PgConnection};
 
