@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod challenges;
+pub mod codec;
 pub mod console;
 pub mod context;
 pub mod customers;
