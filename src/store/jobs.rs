@@ -132,6 +132,16 @@ pub async fn calendar(conn: &mut PgConnection) -> sqlx::Result<Vec<CalendarJob>>
     .await
 }
 
+/// The job's pickup window, if there is such a job.
+pub async fn window(conn: &mut PgConnection, job_id: Uuid) -> sqlx::Result<Option<Window>> {
+    let row: Option<(DateTime<Utc>, DateTime<Utc>)> =
+        sqlx::query_as("SELECT window_start, window_end FROM \"Job\" WHERE id = $1")
+            .bind(job_id)
+            .fetch_optional(conn)
+            .await?;
+    Ok(row.map(|(start, end)| Window { start, end }))
+}
+
 /// The crews' booked windows that overlap `from`..`to`.
 pub async fn busy(
     conn: &mut PgConnection,

@@ -162,10 +162,7 @@ pub async fn decide(
     let Some(conversation) = conversation else {
         return Ok(Err(DecisionRefused::Unknown));
     };
-    sqlx::query("SELECT 1 FROM \"Conversation\" WHERE id = $1 FOR UPDATE")
-        .bind(conversation)
-        .execute(&mut *conn)
-        .await?;
+    super::conversations::lock(conn, conversation).await?;
     let row: Option<ApprovalRow> = match by {
         ApprovalKey::Id(id) => sqlx::query_as(
             "SELECT id, quote_id, decided_at, expires_at, false FROM \"Approval\" WHERE id = $1 FOR UPDATE",

@@ -354,13 +354,6 @@ pub async fn add_note(
     }
 }
 
-async fn owner_of_note(conn: &mut sqlx::PgConnection, note: Uuid) -> sqlx::Result<Option<Uuid>> {
-    sqlx::query_scalar("SELECT customer_id FROM \"MemoryNote\" WHERE id = $1")
-        .bind(note)
-        .fetch_optional(conn)
-        .await
-}
-
 /// `POST /admin/notes/{id}`: new text and expiry (an empty expiry removes it).
 pub async fn edit_note(
     State(state): State<AppState>,
@@ -368,7 +361,7 @@ pub async fn edit_note(
     Checked { me, form }: Checked<NoteForm>,
 ) -> Result<Response, ConsoleError> {
     let mut conn = state.pool.acquire().await?;
-    let Some(customer) = owner_of_note(&mut conn, note).await? else {
+    let Some(customer) = memory::owner_of_note(&mut conn, note).await? else {
         return Err(ConsoleError::NotFound);
     };
     let tz = settings::load(&mut conn).await?.hours.time_zone;
@@ -403,7 +396,7 @@ pub async fn delete_note(
     Checked { me: _, form: _ }: Checked<super::auth::Empty>,
 ) -> Result<Response, ConsoleError> {
     let mut conn = state.pool.acquire().await?;
-    let Some(customer) = owner_of_note(&mut conn, note).await? else {
+    let Some(customer) = memory::owner_of_note(&mut conn, note).await? else {
         return Err(ConsoleError::NotFound);
     };
     memory::delete(&mut conn, note).await?;

@@ -19,6 +19,7 @@ use uuid::Uuid;
 use super::page::{self, Checked, ConsoleError, Me, Nav, PagePath, local};
 use crate::http::AppState;
 use crate::store::console::conversations::{self, ThreadMessage};
+use crate::store::conversations as conversation;
 use crate::store::settings;
 
 /// Conversations per inbox page.
@@ -230,7 +231,7 @@ pub async fn reply(
     if conversations::get(&mut tx, id).await?.is_none() {
         return Err(ConsoleError::NotFound);
     }
-    if !conversations::reply(&mut tx, id, text, &me.actor()).await? {
+    if !conversation::reply(&mut tx, id, text, &me.actor()).await? {
         tx.rollback().await?;
         let problem = "This conversation has no lead to reply through.".to_owned();
         let page = conversation_page(&state, &me, id, form.text.clone(), Some(problem)).await?;
@@ -263,7 +264,7 @@ pub async fn take_over(
         }
     };
     let mut conn = state.pool.acquire().await?;
-    if !conversations::take_over(&mut conn, id, by).await? {
+    if !conversation::take_over(&mut conn, id, by).await? {
         return Err(ConsoleError::NotFound);
     }
     Ok(Redirect::to(&format!("/admin/conversations/{id}")).into_response())
