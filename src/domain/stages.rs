@@ -46,6 +46,11 @@ macro_rules! named_enum {
                     $($name::$variant => $text,)+
                 }
             }
+
+            /// What a person reads: the name with spaces.
+            pub fn label(self) -> String {
+                self.as_str().replace('_', " ")
+            }
         }
 
         impl ::std::fmt::Display for $name {
@@ -95,13 +100,6 @@ named_enum! {
         Reminding = "reminding",
         /// Picked up, or finished otherwise.
         Done = "done",
-    }
-}
-
-impl Stage {
-    /// What a person reads: the name with spaces.
-    pub fn label(self) -> String {
-        self.as_str().replace('_', " ")
     }
 }
 

@@ -215,7 +215,7 @@ async fn customer_page(
             .into_iter()
             .map(|c| ConversationView {
                 id: c.id,
-                channel: c.channel,
+                channel: c.channel.to_string(),
                 started: local(c.started_at, tz),
                 last: c
                     .last_message_at
@@ -228,8 +228,8 @@ async fn customer_page(
             .leads
             .into_iter()
             .map(|l| LeadView {
-                stage: l.stage.replace('_', " "),
-                channel: l.channel,
+                stage: l.stage.label(),
+                channel: l.channel.to_string(),
                 address: l.address.unwrap_or_else(dash),
                 created: local(l.created_at, tz),
             })
@@ -239,7 +239,7 @@ async fn customer_page(
             .into_iter()
             .map(|q| QuoteView {
                 total: money(q.total_cents),
-                status: q.status.replace('_', " "),
+                status: q.status.label(),
                 needs_approval: q.needs_approval,
                 explanation: q.explanation.unwrap_or_default(),
                 created: local(q.created_at, tz),

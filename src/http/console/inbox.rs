@@ -70,7 +70,7 @@ pub async fn list(
                 .customer_name
                 .or(c.phone)
                 .unwrap_or_else(|| "(unknown visitor)".into()),
-            channel: c.channel,
+            channel: c.channel.to_string(),
             at: local(c.last_at, tz),
             last: c
                 .last_message
@@ -158,7 +158,7 @@ async fn conversation_page(
             .customer_name
             .or(c.phone)
             .unwrap_or_else(|| "(unknown visitor)".into()),
-        channel: c.channel,
+        channel: c.channel.to_string(),
         taken_over_by: c
             .taken_over_by
             .map(|a| a.trim_start_matches("operator:").to_owned()),

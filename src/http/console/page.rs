@@ -261,8 +261,8 @@ impl FromRequestParts<AppState> for ClientAddr {
 }
 
 /// `$1,234.50`.
-pub fn money(cents: i64) -> String {
-    Cents::new(cents).to_string()
+pub fn money(cents: Cents) -> String {
+    cents.to_string()
 }
 
 /// A time in the company's time zone: "Tue Nov 25, 9:00 AM" (with the year when it is not

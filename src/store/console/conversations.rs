@@ -5,6 +5,8 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use crate::domain::Channel;
+
 /// A conversation in the inbox.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ConversationRow {
@@ -17,7 +19,7 @@ pub struct ConversationRow {
     /// Their phone.
     pub phone: Option<String>,
     /// Its channel.
-    pub channel: String,
+    pub channel: Channel,
     /// Its last message's time (or its start).
     pub last_at: DateTime<Utc>,
     /// The last message.
