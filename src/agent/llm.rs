@@ -267,8 +267,8 @@ pub async fn respond(
     // Amounts the model may state: the ones the tools gave it, and the current quote's.
     let mut grounded = String::new();
     if let Some(quote_id) = lead.state.quote_id {
-        let cents = crate::store::quotes::quote_total(conn, quote_id).await?;
-        grounded.push_str(&crate::domain::money::Cents::new(cents).to_string());
+        let total = crate::store::quotes::quote_total(conn, quote_id).await?;
+        grounded.push_str(&total.to_string());
     }
     for _ in 0..MAX_ROUNDS {
         let reply = llm.complete(&messages).await?;

@@ -398,7 +398,7 @@ pub(crate) async fn schedule_reply(
             lead.state.job_id = Some(job_id);
             lead.state.offers.clear();
             lead.stage = Stage::Booked;
-            let total = Cents::new(quotes::quote_total(conn, quote_id).await?);
+            let total = quotes::quote_total(conn, quote_id).await?;
             Ok(format!(
                 "You're booked! {} at {}. Estimated total {total}{}. We'll text you a reminder before we arrive.",
                 window.describe(hours.time_zone),
@@ -440,7 +440,7 @@ pub async fn approval_decided(
         return Ok("Sorry, we can't confirm that estimate by text. The office will call you to work out the details.".to_owned());
     }
     let total = match lead.state.quote_id {
-        Some(quote_id) => Cents::new(quotes::quote_total(conn, quote_id).await?),
+        Some(quote_id) => quotes::quote_total(conn, quote_id).await?,
         None => Cents::ZERO,
     };
     let opening = format!("Good news: the owner confirmed your estimate of {total}");

@@ -9,6 +9,7 @@ use uuid::Uuid;
 use super::audit::audit;
 use super::leads::Lead;
 use super::quotes::bookable;
+use crate::domain::money::Cents;
 use crate::domain::progress::Progress;
 use crate::domain::schedule::{Busy, MAX_CREWS, Window};
 use crate::domain::stages::JobStatus;
@@ -99,13 +100,13 @@ pub struct CalendarJob {
     /// Its window's end.
     pub window_end: DateTime<Utc>,
     /// `booked`, `completed`, …
-    pub status: String,
+    pub status: JobStatus,
     /// The pickup address.
     pub address: Option<String>,
     /// Its items, "2 × couch, 1 × refrigerator".
     pub items: Option<String>,
     /// The quote's total in cents.
-    pub total_cents: Option<i64>,
+    pub total_cents: Option<Cents>,
     /// What the crew should know (gate code, dog, stairs), from the customer's memory notes.
     pub crew_notes: Option<String>,
     /// Last change.
