@@ -12,6 +12,7 @@ use super::messenger::MessengerClient;
 use super::twilio::TwilioClient;
 use crate::agent::{self, Agent};
 use crate::domain::money::Cents;
+use crate::domain::stages::OutboxKind;
 use crate::domain::token::{hash_token, new_token};
 use crate::store::{inbox, outbox, quotes, settings};
 
@@ -116,7 +117,7 @@ pub async fn send_one(pool: &PgPool, senders: &Senders) -> sqlx::Result<bool> {
         Route::Sms(client, to) => client.send(to, &body).await,
         Route::Messenger(client, psid) => {
             client
-                .send(psid, &body, claim.message.kind == "update")
+                .send(psid, &body, claim.message.kind == OutboxKind::Update)
                 .await
         }
     };
