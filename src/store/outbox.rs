@@ -268,17 +268,6 @@ pub fn redact_numbers(text: &str) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn phone_numbers_are_masked_in_provider_errors() {
-        assert_eq!(
-            super::redact_numbers("The 'To' number +14045550123 is not valid (21211)"),
-            "The 'To' number +[number] is not valid (21211)"
-        );
-    }
-}
-
 /// Stores the assistant's reply to message `in_reply_to` and queues it for delivery (web chat
 /// replies are read from the thread, so they skip the outbox). Returns the reply's id.
 pub async fn reply(
@@ -351,4 +340,15 @@ fn fit(channel: Channel, text: &str) -> String {
     let mut cut: String = text.chars().take(limit - 1).collect();
     cut.push('…');
     cut
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn phone_numbers_are_masked_in_provider_errors() {
+        assert_eq!(
+            super::redact_numbers("The 'To' number +14045550123 is not valid (21211)"),
+            "The 'To' number +[number] is not valid (21211)"
+        );
+    }
 }

@@ -52,8 +52,12 @@ pub enum ConsoleError {
 }
 
 impl From<sqlx::Error> for ConsoleError {
+    /// No row is the 404 page, as in the API; anything else is internal (logged, never shown).
     fn from(e: sqlx::Error) -> Self {
-        ConsoleError::Internal(e.into())
+        match e {
+            sqlx::Error::RowNotFound => ConsoleError::NotFound,
+            e => ConsoleError::Internal(e.into()),
+        }
     }
 }
 
