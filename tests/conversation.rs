@@ -1419,3 +1419,42 @@ async fn an_approval_superseded_by_a_newer_quote_is_not_renewed() {
     .expect("renewed approval");
     assert!(newest, "the renewal is for the newest quote");
 }
+
+/// A channel the service does not know, read from the database, is refused: taken for web chat
+/// (as it once was) its replies would skip the outbox and never reach the customer.
+#[tokio::test]
+async fn an_unknown_channel_read_from_the_database_is_refused_not_taken_for_web_chat() {
+    use junkquote::domain::Channel;
+    use junkquote::store::{customers, inbox, leads};
+    use sqlx::Connection;
+
+    let db = TestDb::migrated().await;
+    let mut conn = db.conn().await;
+    // A value a later version (or someone by hand) added to the database's enum.
+    sqlx::query("ALTER TYPE \"Channel\" ADD VALUE 'whatsapp'")
+        .execute(&mut conn)
+        .await
+        .expect("add an enum value");
+    let mut tx = conn.begin().await.expect("begin");
+    let customer = customers::create_anonymous(&mut tx)
+        .await
+        .expect("customer");
+    let phone = "+15555550123";
+    let conversation =
+        inbox::open_conversation(&mut tx, customer, Channel::Sms, Some(phone), Some(phone))
+            .await
+            .expect("conversation");
+    sqlx::query("UPDATE \"Conversation\" SET channel = 'whatsapp' WHERE id = $1")
+        .bind(conversation)
+        .execute(&mut *tx)
+        .await
+        .expect("set an unknown channel");
+    let refused = leads::lead_of_conversation(&mut tx, conversation)
+        .await
+        .map(|lead| lead.channel)
+        .expect_err("an unknown channel is refused");
+    assert!(
+        matches!(refused, sqlx::Error::ColumnDecode { .. }),
+        "{refused}"
+    );
+}

@@ -18,9 +18,10 @@ use super::rules::{self, Known};
 use crate::domain::items::recognise;
 use crate::domain::memory::MAX_NOTE;
 use crate::domain::secret::Secret;
+use crate::domain::stages::Stage;
 use crate::store::leads::Lead;
 use crate::store::settings::Settings;
-use crate::store::{inbox, memory};
+use crate::store::{conversations, memory};
 
 /// Where the model is and how long to wait for it.
 #[derive(Debug, Clone)]
@@ -266,8 +267,8 @@ pub async fn respond(
     // Amounts the model may state: the ones the tools gave it, and the current quote's.
     let mut grounded = String::new();
     if let Some(quote_id) = lead.state.quote_id {
-        let cents = crate::store::quotes::quote_total(conn, quote_id).await?;
-        grounded.push_str(&crate::domain::money::Cents::new(cents).to_string());
+        let total = crate::store::quotes::quote_total(conn, quote_id).await?;
+        grounded.push_str(&total.to_string());
     }
     for _ in 0..MAX_ROUNDS {
         let reply = llm.complete(&messages).await?;
@@ -343,7 +344,7 @@ async fn run_tool(
         }
         "book_window" => {
             let args: BookWindow = arguments(call)?;
-            if lead.stage != "scheduling" {
+            if lead.stage != Stage::Scheduling {
                 "No windows have been offered yet.".to_owned()
             } else {
                 rules::schedule_reply(conn, settings, lead, &args.choice, now).await?
@@ -416,7 +417,7 @@ async fn system_prompt(
     turn: &Turn<'_>,
     lead: &Lead,
 ) -> sqlx::Result<String> {
-    let mut thread = inbox::thread(conn, turn.conversation_id).await?;
+    let mut thread = conversations::thread(conn, turn.conversation_id).await?;
     // The newest message is the one being answered; it is sent as the user turn.
     thread.pop();
     let start = thread.len().saturating_sub(THREAD_MESSAGES);

@@ -12,9 +12,12 @@ use crate::domain::Channel;
 use crate::domain::identity::{Region, find_in_text};
 use crate::domain::memory::{facts_in, name_in};
 use crate::domain::schedule::Window;
+use crate::domain::stages::Stage;
 use crate::store::challenges::{self, Attempt, Started};
 use crate::store::context::{self, Budget, Context};
-use crate::store::{customers, jobs, leads, memory, outbox, quotes, settings};
+use crate::store::{
+    conversations, customers, inbox, jobs, leads, memory, outbox, quotes, settings,
+};
 
 /// How the agent uses what it knows of customers.
 #[derive(Debug, Clone, Copy)]
@@ -65,23 +68,10 @@ pub const MAX_ANSWER_ATTEMPTS: i32 = 5;
 pub async fn process(agent: &Agent, pool: &PgPool, conversation_id: Uuid) -> sqlx::Result<usize> {
     let mut tx = pool.begin().await?;
     // An operator who took the conversation over from the console answers it themselves.
-    let taken_over: Option<bool> = sqlx::query_scalar(
-        "SELECT metadata ? 'taken_over_by' FROM \"Conversation\" WHERE id = $1 FOR UPDATE",
-    )
-    .bind(conversation_id)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let taken_over = taken_over.unwrap_or(false);
-    let pending: Vec<(String, String, Uuid, String, i32, i32)> = sqlx::query_as(
-        "SELECT i.provider, i.provider_message_id, m.id, m.content, i.attempts,
-                coalesce(jsonb_array_length(m.metadata->'photos'), 0)
-         FROM \"InboundMessage\" i JOIN \"Message\" m ON m.id = i.message_id
-         WHERE i.conversation_id = $1 AND i.processed_at IS NULL
-         ORDER BY i.seq",
-    )
-    .bind(conversation_id)
-    .fetch_all(&mut *tx)
-    .await?;
+    let taken_over = conversations::lock(&mut tx, conversation_id)
+        .await?
+        .is_some_and(|c| c.taken_over);
+    let pending = inbox::pending(&mut tx, conversation_id).await?;
     if pending.is_empty() {
         tx.commit().await?;
         return Ok(0);
@@ -89,20 +79,19 @@ pub async fn process(agent: &Agent, pool: &PgPool, conversation_id: Uuid) -> sql
     let settings = settings::load(&mut tx).await?;
     let mut lead: Option<leads::Lead> = None;
     let mut answered = 0;
-    for (provider, provider_message_id, message_id, text, attempts, photos) in &pending {
-        let key = (provider.as_str(), provider_message_id.as_str());
+    for waiting in &pending {
         // Paused, or taken over by an operator: the message is kept and marked read, and
         // nobody is answered automatically.
         if settings.paused || taken_over {
-            mark_processed(&mut tx, key, None).await?;
+            inbox::processed(&mut tx, waiting, None).await?;
             continue;
         }
         let before = lead.clone();
         let mut step = sqlx::Connection::begin(&mut *tx).await?;
         let message = Incoming {
-            id: *message_id,
-            text,
-            photos: *photos,
+            id: waiting.message_id,
+            text: &waiting.text,
+            photos: waiting.photos,
         };
         let result = answer(
             &mut step,
@@ -116,16 +105,16 @@ pub async fn process(agent: &Agent, pool: &PgPool, conversation_id: Uuid) -> sql
         match result {
             Ok(()) => {
                 step.commit().await?;
-                mark_processed(&mut tx, key, None).await?;
+                inbox::processed(&mut tx, waiting, None).await?;
                 answered += 1;
             }
             Err(e) => {
                 step.rollback().await?;
                 lead = before;
-                let attempts = attempts + 1;
+                let attempts = waiting.attempts + 1;
                 tracing::warn!(conversation = %conversation_id, attempts, error = %e, "answering a message failed");
                 if attempts >= MAX_ANSWER_ATTEMPTS {
-                    mark_processed(&mut tx, key, Some(&e.to_string())).await?;
+                    inbox::processed(&mut tx, waiting, Some(&e.to_string())).await?;
                     outbox::notify_owner(
                         &mut tx,
                         &format!(
@@ -135,18 +124,7 @@ pub async fn process(agent: &Agent, pool: &PgPool, conversation_id: Uuid) -> sql
                     .await?;
                     continue;
                 }
-                sqlx::query(
-                    "UPDATE \"InboundMessage\" SET attempts = $3, last_error = $4,
-                            retry_at = now() + make_interval(secs => $5)
-                     WHERE provider = $1 AND provider_message_id = $2",
-                )
-                .bind(key.0)
-                .bind(key.1)
-                .bind(attempts)
-                .bind(e.to_string())
-                .bind(2f64.powi(attempts).min(300.0))
-                .execute(&mut *tx)
-                .await?;
+                inbox::retry_later(&mut tx, waiting, attempts, &e.to_string()).await?;
                 // The messages after it wait for it: answers keep the order of the questions.
                 break;
             }
@@ -370,23 +348,6 @@ async fn learn(
     Ok(notice)
 }
 
-async fn mark_processed(
-    conn: &mut sqlx::PgConnection,
-    key: (&str, &str),
-    error: Option<&str>,
-) -> sqlx::Result<()> {
-    sqlx::query(
-        "UPDATE \"InboundMessage\" SET processed_at = now(), last_error = coalesce($3, last_error)
-         WHERE provider = $1 AND provider_message_id = $2",
-    )
-    .bind(key.0)
-    .bind(key.1)
-    .bind(error)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
 /// Records the owner's decision on an approval and tells the customer, in one transaction.
 pub async fn decide(
     pool: &PgPool,
@@ -407,24 +368,14 @@ pub async fn decide(
     let approved = decision == quotes::Decision::Approve;
     let reply =
         rules::approval_decided(&mut tx, &settings, &mut lead, approved, Utc::now()).await?;
-    let taken_over: bool =
-        sqlx::query_scalar("SELECT metadata ? 'taken_over_by' FROM \"Conversation\" WHERE id = $1")
-            .bind(conversation_id)
-            .fetch_one(&mut *tx)
-            .await?;
+    // `quotes::decide` locked the conversation.
+    let taken_over = conversations::lock(&mut tx, conversation_id)
+        .await?
+        .is_some_and(|c| c.taken_over);
     if taken_over {
         // The operator talking with the customer tells them; the thread shows what the
         // assistant would have said.
-        sqlx::query(
-            "INSERT INTO \"Message\" (conversation_id, role, content, metadata, created_at)
-             VALUES ($1, 'system', $2, '{\"unsent\": true}', clock_timestamp())",
-        )
-        .bind(conversation_id)
-        .bind(format!(
-            "Not sent (an operator has this conversation): {reply}"
-        ))
-        .execute(&mut *tx)
-        .await?;
+        conversations::note_unsent(&mut tx, conversation_id, &reply).await?;
     } else if !settings.paused {
         outbox::reply(&mut tx, conversation_id, None, &lead, &reply).await?;
     }
@@ -446,10 +397,7 @@ pub async fn remind_one(pool: &PgPool) -> sqlx::Result<bool> {
         tx.commit().await?;
         return Ok(false);
     };
-    sqlx::query("SELECT 1 FROM \"Conversation\" WHERE id = $1 FOR UPDATE")
-        .bind(candidate.conversation_id)
-        .execute(&mut *tx)
-        .await?;
+    conversations::lock(&mut tx, candidate.conversation_id).await?;
     // Another worker may have sent it meanwhile (or hold it): then there is nothing to do.
     let Some(due) =
         jobs::claim_due_reminder(&mut tx, &settings.reminder_hours, candidate.job_id).await?
@@ -469,7 +417,7 @@ pub async fn remind_one(pool: &PgPool) -> sqlx::Result<bool> {
     );
     outbox::reply(&mut tx, due.conversation_id, None, &lead, &text).await?;
     jobs::reminder_sent(&mut tx, due.job_id, due.hours).await?;
-    lead.stage = "reminding".to_owned();
+    lead.stage = Stage::Reminding;
     leads::save_lead(&mut tx, &lead).await?;
     tx.commit().await?;
     Ok(true)
@@ -488,19 +436,7 @@ pub async fn follow_up_one(pool: &PgPool) -> sqlx::Result<bool> {
         tx.commit().await?;
         return Ok(false);
     }
-    let claimed: Option<Uuid> = sqlx::query_scalar(
-        "SELECT c.id FROM \"Lead\" l JOIN \"Conversation\" c ON c.lead_id = l.id
-         WHERE l.stage = 'scheduling'
-           AND coalesce(jsonb_array_length(l.\"stateMetadata\"->'offers'), 0) = 0
-           AND coalesce((l.\"stateMetadata\"->>'found_full_at')::timestamptz,
-                        l.last_agent_message_at, l.updated_at)
-               < now() - make_interval(mins => $1)
-         ORDER BY l.updated_at LIMIT 1
-         FOR UPDATE OF c, l SKIP LOCKED",
-    )
-    .bind(FULL_RECHECK_MINUTES)
-    .fetch_optional(&mut *tx)
-    .await?;
+    let claimed = leads::claim_fully_booked(&mut tx, FULL_RECHECK_MINUTES).await?;
     let Some(conversation_id) = claimed else {
         tx.commit().await?;
         return Ok(false);
@@ -517,13 +453,7 @@ pub async fn follow_up_one(pool: &PgPool) -> sqlx::Result<bool> {
     .await?;
     if lead.state.offers.is_empty() {
         // Still full: nothing is sent; the next look is an interval from now.
-        sqlx::query(
-            "UPDATE \"Lead\" SET \"stateMetadata\" = \"stateMetadata\" || jsonb_build_object('found_full_at', now())
-             WHERE id = $1",
-        )
-        .bind(lead.id)
-        .execute(&mut *tx)
-        .await?;
+        leads::found_full(&mut tx, lead.id).await?;
     } else {
         outbox::reply(&mut tx, conversation_id, None, &lead, &text).await?;
         leads::save_lead(&mut tx, &lead).await?;

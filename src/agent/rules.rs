@@ -9,6 +9,7 @@ use crate::domain::items::{Recognition, recognise};
 use crate::domain::money::Cents;
 use crate::domain::pricing::{PriceQuote, price};
 use crate::domain::schedule::{self, Choice, Window};
+use crate::domain::stages::Stage;
 use crate::domain::token::{hash_token, new_token};
 use crate::store::context::Context;
 use crate::store::jobs::{self, Booked};
@@ -84,15 +85,15 @@ async fn respond_to(
                 .to_owned(),
         ]);
     }
-    let reply = match lead.stage.as_str() {
-        "scheduling" => schedule_reply(conn, settings, lead, text, now).await?,
-        "booked" | "reminding" => booked_reply(conn, settings, lead).await?,
+    let reply = match lead.stage {
+        Stage::Scheduling => schedule_reply(conn, settings, lead, text, now).await?,
+        Stage::Booked | Stage::Reminding => booked_reply(conn, settings, lead).await?,
         // More items while the owner looks: priced again, and the owner asked about the new
         // estimate (the earlier request stops working).
-        "awaiting_owner" if !found.is_empty() => {
+        Stage::AwaitingOwner if !found.is_empty() => {
             quote_reply(conn, settings, lead, found, now, known).await?
         }
-        "awaiting_owner" => {
+        Stage::AwaitingOwner => {
             if let Some(answer) = confirm_address(lead, text)
                 && found.is_empty()
             {
@@ -114,8 +115,9 @@ async fn respond_to(
                     .to_owned()
             }
         }
-        // New, still describing the job, or quoted and waiting for the address.
-        _ => {
+        // New, still describing the job, or quoted and waiting for the address (a lead the
+        // original left done or awaiting photos starts over the same way).
+        Stage::AwaitingPhotos | Stage::Clarifying | Stage::Quoting | Stage::Done => {
             if !found.is_empty() {
                 quote_reply(conn, settings, lead, found, now, known).await?
             } else if lead.state.quote_id.is_some()
@@ -254,7 +256,7 @@ pub(crate) async fn quote_reply(
             ),
         )
         .await?;
-        lead.stage = "awaiting_owner".to_owned();
+        lead.stage = Stage::AwaitingOwner;
         let ask = match ask_address(lead, known) {
             Some(question) => format!(" Meanwhile: {}", lower_first(&question)),
             None => String::new(),
@@ -268,7 +270,7 @@ pub(crate) async fn quote_reply(
     let Some(question) = question else {
         return offer_reply(conn, settings, lead, now, &format!("Thanks! {summary}")).await;
     };
-    lead.stage = "quoting".to_owned();
+    lead.stage = Stage::Quoting;
     Ok(format!("Thanks! {summary} {} {question}", quote.disclaimer))
 }
 
@@ -295,13 +297,13 @@ pub(crate) async fn offer_reply(
     let offers = schedule::offer(now, length, &busy, hours);
     lead.state.offers = offers.clone();
     if offers.is_empty() {
-        lead.stage = "scheduling".to_owned();
+        lead.stage = Stage::Scheduling;
         return Ok(format!(
             "{opening}. We're fully booked for the next {} days; reply with a later day and time and we'll check it for you.",
             hours.days_ahead
         ));
     }
-    lead.stage = "scheduling".to_owned();
+    lead.stage = Stage::Scheduling;
     let numbers: Vec<String> = (1..=offers.len()).map(|n| n.to_string()).collect();
     let list: Vec<String> = offers
         .iter()
@@ -395,8 +397,8 @@ pub(crate) async fn schedule_reply(
             }
             lead.state.job_id = Some(job_id);
             lead.state.offers.clear();
-            lead.stage = "booked".to_owned();
-            let total = Cents::new(quotes::quote_total(conn, quote_id).await?);
+            lead.stage = Stage::Booked;
+            let total = quotes::quote_total(conn, quote_id).await?;
             Ok(format!(
                 "You're booked! {} at {}. Estimated total {total}{}. We'll text you a reminder before we arrive.",
                 window.describe(hours.time_zone),
@@ -419,7 +421,7 @@ pub(crate) async fn schedule_reply(
             .await
         }
         Booked::NotApproved => {
-            lead.stage = "awaiting_owner".to_owned();
+            lead.stage = Stage::AwaitingOwner;
             Ok("Your estimate still needs the owner's OK; we'll text you pickup windows as soon as it's confirmed.".to_owned())
         }
     }
@@ -434,18 +436,18 @@ pub async fn approval_decided(
     now: DateTime<Utc>,
 ) -> sqlx::Result<String> {
     if !approved {
-        lead.stage = "done".to_owned();
+        lead.stage = Stage::Done;
         return Ok("Sorry, we can't confirm that estimate by text. The office will call you to work out the details.".to_owned());
     }
     let total = match lead.state.quote_id {
-        Some(quote_id) => Cents::new(quotes::quote_total(conn, quote_id).await?),
+        Some(quote_id) => quotes::quote_total(conn, quote_id).await?,
         None => Cents::ZERO,
     };
     let opening = format!("Good news: the owner confirmed your estimate of {total}");
     if lead.address.is_some() {
         return offer_reply(conn, settings, lead, now, &opening).await;
     }
-    lead.stage = "quoting".to_owned();
+    lead.stage = Stage::Quoting;
     Ok(match &lead.state.proposed_address {
         Some(last) => format!("{opening}. Same address as last time — {last}?"),
         None => format!("{opening}. What's the pickup address?"),
@@ -457,19 +459,14 @@ async fn booked_reply(
     settings: &Settings,
     lead: &Lead,
 ) -> sqlx::Result<String> {
-    let window: Option<(DateTime<Utc>, DateTime<Utc>)> = match lead.state.job_id {
-        Some(job) => {
-            sqlx::query_as("SELECT window_start, window_end FROM \"Job\" WHERE id = $1")
-                .bind(job)
-                .fetch_optional(conn)
-                .await?
-        }
+    let window = match lead.state.job_id {
+        Some(job) => jobs::window(conn, job).await?,
         None => None,
     };
     Ok(match window {
-        Some((start, end)) => format!(
+        Some(window) => format!(
             "You're booked for {}. If anything changes, reply here and the office will get back to you.",
-            Window { start, end }.describe(settings.hours.time_zone)
+            window.describe(settings.hours.time_zone)
         ),
         None => "Thanks! The office will get back to you shortly.".to_owned(),
     })

@@ -30,10 +30,7 @@ pub fn run(
     match cmd {
         LegacyCommand::Seed { leads, seed } => with_database(cli, runtime, true, async |db| {
             let mut conn = db.connect_bulk().await?;
-            let exists: bool =
-                sqlx::query_scalar("SELECT to_regclass('public.\"Lead\"') IS NOT NULL")
-                    .fetch_one(&mut conn)
-                    .await?;
+            let exists = legacy::has_legacy_schema(&mut conn).await?;
             anyhow::ensure!(
                 exists,
                 "there is no \"Lead\" table; run `junkquote migrate up --to 1` (the original's schema) or later first"

@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::stages::JobStatus;
+
 /// Where a job is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -62,12 +64,12 @@ impl Progress {
     }
 
     /// A job's progress from its `JobStatus` and the latest progress event, if any.
-    pub fn of(status: &str, latest_step: Option<&str>) -> Progress {
+    pub fn of(status: JobStatus, latest_step: Option<&str>) -> Progress {
         match status {
-            "completed" => Progress::Completed,
-            "cancelled" => Progress::Cancelled,
-            "tentative" => Progress::Tentative,
-            _ => match latest_step.and_then(Progress::parse) {
+            JobStatus::Completed => Progress::Completed,
+            JobStatus::Cancelled => Progress::Cancelled,
+            JobStatus::Tentative => Progress::Tentative,
+            JobStatus::Booked => match latest_step.and_then(Progress::parse) {
                 Some(step @ (Progress::EnRoute | Progress::Arrived)) => step,
                 _ => Progress::Booked,
             },
@@ -91,12 +93,12 @@ impl Progress {
     }
 
     /// The `JobStatus` a job has at this step.
-    pub fn status(self) -> &'static str {
+    pub fn status(self) -> JobStatus {
         match self {
-            Progress::Tentative => "tentative",
-            Progress::Booked | Progress::EnRoute | Progress::Arrived => "booked",
-            Progress::Completed => "completed",
-            Progress::Cancelled => "cancelled",
+            Progress::Tentative => JobStatus::Tentative,
+            Progress::Booked | Progress::EnRoute | Progress::Arrived => JobStatus::Booked,
+            Progress::Completed => JobStatus::Completed,
+            Progress::Cancelled => JobStatus::Cancelled,
         }
     }
 }
@@ -107,7 +109,7 @@ mod tests {
 
     #[test]
     fn a_job_goes_forward_one_step_at_a_time() {
-        let mut at = Progress::of("booked", None);
+        let mut at = Progress::of(JobStatus::Booked, None);
         assert_eq!(at, Progress::Booked);
         for step in [Progress::EnRoute, Progress::Arrived, Progress::Completed] {
             assert!(at.allows(step), "{at:?} → {step:?}");
@@ -121,17 +123,20 @@ mod tests {
 
     #[test]
     fn progress_is_read_from_status_and_the_latest_step() {
-        assert_eq!(Progress::of("booked", Some("arrived")), Progress::Arrived);
         assert_eq!(
-            Progress::of("booked", Some("reminder_sent")),
+            Progress::of(JobStatus::Booked, Some("arrived")),
+            Progress::Arrived
+        );
+        assert_eq!(
+            Progress::of(JobStatus::Booked, Some("reminder_sent")),
             Progress::Booked
         );
         assert_eq!(
-            Progress::of("completed", Some("en_route")),
+            Progress::of(JobStatus::Completed, Some("en_route")),
             Progress::Completed
         );
         assert_eq!(Progress::parse("en_route"), Some(Progress::EnRoute));
         assert_eq!(Progress::parse("nope"), None);
-        assert_eq!(Progress::Arrived.status(), "booked");
+        assert_eq!(Progress::Arrived.status(), JobStatus::Booked);
     }
 }

@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::AppState;
 use super::error::ApiError;
-use crate::domain::money::Cents;
+use crate::domain::stages::JobStatus;
 use crate::store::{jobs, tokens};
 
 #[derive(Deserialize)]
@@ -44,12 +44,11 @@ pub async fn feed(
             "Junk pickup: {}",
             job.items.as_deref().unwrap_or("items to confirm")
         );
-        if job.status == "completed" {
+        if job.status == JobStatus::Completed {
             summary.push_str(" (done)");
         }
         let mut total = job
             .total_cents
-            .map(Cents::new)
             .map(|c| format!("Estimate {c}"))
             .unwrap_or_default();
         if let Some(notes) = &job.crew_notes {

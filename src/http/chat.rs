@@ -27,6 +27,7 @@ use crate::agent;
 use crate::domain::Channel;
 use crate::domain::token::{hash_token, new_token};
 use crate::store::inbox::{self, Inbound, Sender};
+use crate::store::{conversations, customers};
 
 /// The longest message a visitor may send, in characters.
 pub const MAX_TEXT: usize = 2000;
@@ -35,10 +36,7 @@ pub const MAX_TEXT: usize = 2000;
 pub async fn open(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let token = new_token();
     let mut tx = state.pool.begin().await?;
-    let customer_id: Uuid =
-        sqlx::query_scalar("INSERT INTO \"Customer\" DEFAULT VALUES RETURNING id")
-            .fetch_one(&mut *tx)
-            .await?;
+    let customer_id = customers::create_anonymous(&mut tx).await?;
     let session_id = Uuid::new_v4();
     let conversation_id = inbox::open_conversation(
         &mut tx,
@@ -48,14 +46,8 @@ pub async fn open(State(state): State<AppState>) -> Result<Json<Value>, ApiError
         Some(&session_id.to_string()),
     )
     .await?;
-    sqlx::query(
-        "INSERT INTO \"ChatSession\" (id, conversation_id, token_hash) VALUES ($1, $2, $3)",
-    )
-    .bind(session_id)
-    .bind(conversation_id)
-    .bind(hash_token(&token))
-    .execute(&mut *tx)
-    .await?;
+    conversations::open_chat_session(&mut tx, session_id, conversation_id, &hash_token(&token))
+        .await?;
     tx.commit().await?;
     Ok(Json(json!({"session_id": session_id, "token": token})))
 }
@@ -103,19 +95,11 @@ pub async fn post(
     .await?;
     agent::process(&state.agent, &state.pool, conversation_id).await?;
     // The assistant's messages written after this one are its replies.
-    let replies: Vec<(String,)> = sqlx::query_as(
-        "SELECT content FROM \"Message\"
-         WHERE conversation_id = $1 AND role = 'assistant'
-           AND created_at > (SELECT created_at FROM \"Message\" WHERE id = $2)
-         ORDER BY created_at",
-    )
-    .bind(conversation_id)
-    .bind(received.message_id)
-    .fetch_all(&state.pool)
-    .await?;
+    let replies =
+        conversations::replies_after(&state.pool, conversation_id, received.message_id).await?;
     let replies: Vec<Value> = replies
         .into_iter()
-        .map(|(content,)| json!({"role": "assistant", "content": content}))
+        .map(|content| json!({"role": "assistant", "content": content}))
         .collect();
     Ok(Json(json!({"replies": replies})))
 }
@@ -128,7 +112,7 @@ pub async fn thread(
 ) -> Result<Json<Value>, ApiError> {
     let conversation_id = authorise(&state, &session, &headers).await?;
     let mut conn = state.pool.acquire().await?;
-    let messages = inbox::thread(&mut conn, conversation_id).await?;
+    let messages = conversations::thread(&mut conn, conversation_id).await?;
     Ok(Json(json!({"messages": messages})))
 }
 
@@ -140,25 +124,17 @@ async fn authorise(state: &AppState, session: &str, headers: &HeaderMap) -> Resu
     let Ok(session) = session.parse::<Uuid>() else {
         return Err(ApiError::NotFound);
     };
-    let row: Option<(Uuid, String)> =
-        sqlx::query_as("SELECT conversation_id, token_hash FROM \"ChatSession\" WHERE id = $1")
-            .bind(session)
-            .fetch_optional(&state.pool)
-            .await?;
-    let Some((conversation_id, stored)) = row else {
+    let Some(found) = conversations::chat_session(&state.pool, session).await? else {
         return Err(ApiError::NotFound);
     };
     let given = hash_token(token);
-    if !bool::from(given.as_bytes().ct_eq(stored.as_bytes())) {
+    if !bool::from(given.as_bytes().ct_eq(found.token_hash.as_bytes())) {
         return Err(ApiError::Forbidden(
             "the token does not belong to this session".into(),
         ));
     }
-    sqlx::query("UPDATE \"ChatSession\" SET last_seen_at = now() WHERE id = $1")
-        .bind(session)
-        .execute(&state.pool)
-        .await?;
-    Ok(conversation_id)
+    conversations::chat_session_seen(&state.pool, session).await?;
+    Ok(found.conversation_id)
 }
 
 /// How many chat sessions may be opened, and how the client's address is found.

@@ -76,18 +76,11 @@ pub async fn notes(
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<Value>, ApiError> {
     let mut conn = state.pool.acquire().await?;
-    if !exists(&mut conn, id).await? {
+    if !customers::exists(&mut conn, id).await? {
         return Err(ApiError::NotFound);
     }
     let notes = memory::list(&mut conn, id).await?;
     Ok(Json(json!({"notes": notes})))
-}
-
-async fn exists(conn: &mut sqlx::PgConnection, id: Uuid) -> sqlx::Result<bool> {
-    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM \"Customer\" WHERE id = $1)")
-        .bind(id)
-        .fetch_one(conn)
-        .await
 }
 
 #[derive(Deserialize)]
@@ -208,7 +201,7 @@ pub async fn search(
         return Err(ApiError::Invalid("q is longer than 200 characters".into()));
     }
     let mut conn = state.pool.acquire().await?;
-    if !exists(&mut conn, id).await? {
+    if !customers::exists(&mut conn, id).await? {
         return Err(ApiError::NotFound);
     }
     let hits = memory::search(&mut conn, id, q, 50).await?;

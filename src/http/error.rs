@@ -64,9 +64,62 @@ impl ApiError {
     }
 }
 
+/// Builds the error a constraint's violation is reported as.
+type MakeError = fn() -> ApiError;
+
+/// Named constraints a request can run into, and what the client is told: the one place
+/// where a database refusal becomes a 409 or a 422. Anything else is a 500.
+const CONSTRAINTS: &[(&str, MakeError)] = &[
+    ("CustomerIdentity_kind_value_key", || {
+        ApiError::Conflict("that phone, email or Messenger id belongs to another customer".into())
+    }),
+    ("ConsoleUser_email_key", || {
+        ApiError::Conflict("there is already a console user with that email".into())
+    }),
+    ("Customer_email_normalised_check", || {
+        ApiError::Invalid("the email is not in normal form".into())
+    }),
+];
+
 impl From<sqlx::Error> for ApiError {
+    /// No row is a 404; a named constraint in [`CONSTRAINTS`] is its 409 or 422; anything else
+    /// is internal (logged, never shown).
     fn from(e: sqlx::Error) -> Self {
-        ApiError::Internal(e.into())
+        if matches!(e, sqlx::Error::RowNotFound) {
+            return ApiError::NotFound;
+        }
+        let known = e
+            .as_database_error()
+            .and_then(|db| db.constraint())
+            .and_then(|name| CONSTRAINTS.iter().find(|(known, _)| *known == name));
+        match known {
+            Some((_, error)) => error(),
+            None => ApiError::Internal(e.into()),
+        }
+    }
+}
+
+/// Turns one named constraint's violation into a chosen error at the call site, when a handler
+/// means something more specific than [`CONSTRAINTS`] says (as realworld-axum-sqlx does).
+pub trait OnConstraint<T> {
+    /// `Err(map(e))` when the error is a violation of `name`, else the usual conversion.
+    fn on_constraint(
+        self,
+        name: &str,
+        map: impl FnOnce(Box<dyn sqlx::error::DatabaseError>) -> ApiError,
+    ) -> Result<T, ApiError>;
+}
+
+impl<T> OnConstraint<T> for Result<T, sqlx::Error> {
+    fn on_constraint(
+        self,
+        name: &str,
+        map: impl FnOnce(Box<dyn sqlx::error::DatabaseError>) -> ApiError,
+    ) -> Result<T, ApiError> {
+        self.map_err(|e| match e {
+            sqlx::Error::Database(db) if db.constraint() == Some(name) => map(db),
+            e => ApiError::from(e),
+        })
     }
 }
 
@@ -135,5 +188,22 @@ impl IntoResponse for ApiError {
             );
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_row_is_not_found_and_other_database_errors_stay_internal() {
+        assert!(matches!(
+            ApiError::from(sqlx::Error::RowNotFound),
+            ApiError::NotFound
+        ));
+        assert!(matches!(
+            ApiError::from(sqlx::Error::PoolTimedOut),
+            ApiError::Internal(_)
+        ));
     }
 }

@@ -13,6 +13,7 @@ use super::{Job, Step};
 use crate::channels::error::SendError;
 use crate::channels::messenger::MessengerClient;
 use crate::channels::twilio::TwilioClient;
+use crate::domain::stages::{OutboxChannel, OutboxKind};
 use crate::store::outbox;
 
 /// The outbox job: sends due messages with `senders`. Its first step puts back in the queue
@@ -42,12 +43,12 @@ pub fn job(senders: Senders) -> Job {
 async fn release_held(pool: &PgPool, senders: &Senders) -> sqlx::Result<()> {
     let mut channels = Vec::new();
     if senders.messenger.is_some() {
-        channels.push("messenger");
+        channels.push(OutboxChannel::Messenger);
     }
     if senders.twilio.is_some() {
-        channels.push("sms");
+        channels.push(OutboxChannel::Sms);
         if senders.owner_phone.is_some() {
-            channels.push("owner");
+            channels.push(OutboxChannel::Owner);
         }
     }
     if channels.is_empty() {
@@ -82,18 +83,17 @@ pub async fn send_one(pool: &PgPool, senders: &Senders) -> sqlx::Result<bool> {
     let id = claim.message.id;
     // Owner notifications go to the owner's phone by SMS.
     let recipient = claim.message.recipient.clone();
-    let route = match claim.message.channel.as_str() {
-        "sms" => senders.twilio.as_ref().map(|c| Route::Sms(c, recipient)),
-        "owner" => senders
+    let route = match claim.message.channel {
+        OutboxChannel::Sms => senders.twilio.as_ref().map(|c| Route::Sms(c, recipient)),
+        OutboxChannel::Owner => senders
             .twilio
             .as_ref()
             .zip(senders.owner_phone.clone())
             .map(|(c, phone)| Route::Sms(c, phone)),
-        "messenger" => senders
+        OutboxChannel::Messenger => senders
             .messenger
             .as_ref()
             .map(|c| Route::Messenger(c, recipient)),
-        _ => None,
     };
     let Some(route) = route else {
         // Bodies and numbers stay out of the log; the row keeps them.
@@ -128,7 +128,7 @@ pub async fn send_one(pool: &PgPool, senders: &Senders) -> sqlx::Result<bool> {
         Route::Sms(client, to) => client.send(to, &body).await,
         Route::Messenger(client, psid) => {
             client
-                .send(psid, &body, claim.message.kind == "update")
+                .send(psid, &body, claim.message.kind == OutboxKind::Update)
                 .await
         }
     };

@@ -407,3 +407,18 @@ pub async fn erase(
     .await?;
     Ok(Some(erased))
 }
+
+/// A new customer who is nobody yet (a web chat visitor); returns their id.
+pub async fn create_anonymous(conn: &mut PgConnection) -> sqlx::Result<Uuid> {
+    sqlx::query_scalar("INSERT INTO \"Customer\" DEFAULT VALUES RETURNING id")
+        .fetch_one(conn)
+        .await
+}
+
+/// Whether there is a customer `id`.
+pub async fn exists(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<bool> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM \"Customer\" WHERE id = $1)")
+        .bind(id)
+        .fetch_one(conn)
+        .await
+}

@@ -1,11 +1,10 @@
 //! Receiving a customer's message: find (or make) the customer, their conversation and its lead,
 //! and store the message once, however often the provider delivers it.
 
-use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use super::customers;
+use super::{conversations, customers};
 use crate::domain::Channel;
 use crate::domain::identity::{Identity, IdentityKind, Region};
 
@@ -172,10 +171,7 @@ async fn conversation_for(
             Some(p),
         ),
         Sender::Conversation(id) => {
-            sqlx::query("SELECT 1 FROM \"Conversation\" WHERE id = $1 FOR UPDATE")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+            conversations::lock(tx, id).await?;
             return Ok(id);
         }
     };
@@ -253,29 +249,76 @@ pub async fn unanswered(
     .await
 }
 
-/// A message of a conversation's thread.
-#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
-pub struct ThreadMessage {
-    /// `user`, `assistant`, `system` or `tool`.
-    pub role: String,
-    /// The text.
-    pub content: String,
-    /// When it was written.
-    pub created_at: DateTime<Utc>,
+/// A stored customer message not yet answered.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Pending {
+    /// The provider whose id `provider_message_id` is.
+    pub provider: String,
+    /// The provider's id for the message (with `provider`, the delivery's key).
+    pub provider_message_id: String,
+    /// The stored message.
+    pub message_id: Uuid,
+    /// Its text.
+    pub text: String,
+    /// How often answering it has failed.
+    pub attempts: i32,
+    /// How many photos came with it.
+    pub photos: i32,
 }
 
-/// The messages of a conversation in order (customer and assistant).
-pub async fn thread(
-    conn: &mut PgConnection,
-    conversation_id: Uuid,
-) -> sqlx::Result<Vec<ThreadMessage>> {
+/// The conversation's unanswered messages in arrival order (lock the conversation first).
+pub async fn pending(conn: &mut PgConnection, conversation_id: Uuid) -> sqlx::Result<Vec<Pending>> {
     sqlx::query_as(
-        "SELECT role::text AS role, content, created_at FROM \"Message\"
-         WHERE conversation_id = $1 ORDER BY created_at, id",
+        "SELECT i.provider, i.provider_message_id, m.id AS message_id, m.content AS text,
+                i.attempts, coalesce(jsonb_array_length(m.metadata->'photos'), 0) AS photos
+         FROM \"InboundMessage\" i JOIN \"Message\" m ON m.id = i.message_id
+         WHERE i.conversation_id = $1 AND i.processed_at IS NULL
+         ORDER BY i.seq",
     )
     .bind(conversation_id)
     .fetch_all(conn)
     .await
+}
+
+/// Marks a delivery answered (or set aside, with the `error` that stopped it).
+pub async fn processed(
+    conn: &mut PgConnection,
+    message: &Pending,
+    error: Option<&str>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE \"InboundMessage\" SET processed_at = now(), last_error = coalesce($3, last_error)
+         WHERE provider = $1 AND provider_message_id = $2",
+    )
+    .bind(&message.provider)
+    .bind(&message.provider_message_id)
+    .bind(error)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Records a failed answer: tried again after an exponential backoff (2^attempts seconds, at
+/// most five minutes).
+pub async fn retry_later(
+    conn: &mut PgConnection,
+    message: &Pending,
+    attempts: i32,
+    error: &str,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE \"InboundMessage\" SET attempts = $3, last_error = $4,
+                retry_at = now() + make_interval(secs => $5)
+         WHERE provider = $1 AND provider_message_id = $2",
+    )
+    .bind(&message.provider)
+    .bind(&message.provider_message_id)
+    .bind(attempts)
+    .bind(error)
+    .bind(2f64.powi(attempts).min(300.0))
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// Whether `url` is a photo on a provider's media host: https only, on Twilio's or Facebook's

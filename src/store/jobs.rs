@@ -1,5 +1,6 @@
 //! Jobs: booking a window (the crew's time, which the database refuses to give twice), the
-//! reminders that fall due, and the operator's iCal feed.
+//! reminders that fall due, the operator's iCal feed, and the operator's steps and item
+//! changes on the day.
 
 use chrono::{DateTime, Utc};
 use sqlx::{Acquire, PgConnection};
@@ -8,7 +9,10 @@ use uuid::Uuid;
 use super::audit::audit;
 use super::leads::Lead;
 use super::quotes::bookable;
+use crate::domain::money::Cents;
+use crate::domain::progress::Progress;
 use crate::domain::schedule::{Busy, MAX_CREWS, Window};
+use crate::domain::stages::JobStatus;
 
 /// A booked job that is due a reminder.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -96,13 +100,13 @@ pub struct CalendarJob {
     /// Its window's end.
     pub window_end: DateTime<Utc>,
     /// `booked`, `completed`, …
-    pub status: String,
+    pub status: JobStatus,
     /// The pickup address.
     pub address: Option<String>,
     /// Its items, "2 × couch, 1 × refrigerator".
     pub items: Option<String>,
     /// The quote's total in cents.
-    pub total_cents: Option<i64>,
+    pub total_cents: Option<Cents>,
     /// What the crew should know (gate code, dog, stairs), from the customer's memory notes.
     pub crew_notes: Option<String>,
     /// Last change.
@@ -130,6 +134,16 @@ pub async fn calendar(conn: &mut PgConnection) -> sqlx::Result<Vec<CalendarJob>>
     )
     .fetch_all(conn)
     .await
+}
+
+/// The job's pickup window, if there is such a job.
+pub async fn window(conn: &mut PgConnection, job_id: Uuid) -> sqlx::Result<Option<Window>> {
+    let row: Option<(DateTime<Utc>, DateTime<Utc>)> =
+        sqlx::query_as("SELECT window_start, window_end FROM \"Job\" WHERE id = $1")
+            .bind(job_id)
+            .fetch_optional(conn)
+            .await?;
+    Ok(row.map(|(start, end)| Window { start, end }))
 }
 
 /// The crews' booked windows that overlap `from`..`to`.
@@ -261,4 +275,145 @@ pub async fn book(
     .await?;
     attempt.commit().await?;
     Ok(Booked::Job(job_id))
+}
+
+/// Why a job step was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepRefused {
+    /// No such job.
+    Missing,
+    /// Not a step that can follow the job's current one.
+    NotNext(Progress),
+}
+
+/// Moves a job one step (en route, arrived, completed, cancelled), recording a `JobEvent` with
+/// the operator as actor; a cancelled job gives its crew time back.
+pub async fn step(
+    conn: &mut PgConnection,
+    id: Uuid,
+    to: Progress,
+    actor: &str,
+) -> sqlx::Result<Result<(), StepRefused>> {
+    let current: Option<(JobStatus, Option<String>, Option<Uuid>)> = sqlx::query_as(
+        "SELECT j.status::text,
+                (SELECT e.event_type FROM \"JobEvent\" e
+                 WHERE e.job_id = j.id
+                   AND e.event_type IN ('booked', 'en_route', 'arrived', 'completed', 'cancelled')
+                 ORDER BY e.created_at DESC, e.id DESC LIMIT 1),
+                j.lead_id
+         FROM \"Job\" j WHERE j.id = $1 FOR UPDATE",
+    )
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some((status, step, lead_id)) = current else {
+        return Ok(Err(StepRefused::Missing));
+    };
+    let at = Progress::of(status, step.as_deref());
+    if !at.allows(to) {
+        return Ok(Err(StepRefused::NotNext(at)));
+    }
+    sqlx::query(
+        "INSERT INTO \"JobEvent\" (job_id, event_type, actor, metadata, created_at)
+         VALUES ($1, $2, $3, jsonb_build_object('from', $4::text), clock_timestamp())",
+    )
+    .bind(id)
+    .bind(to.as_str())
+    .bind(actor)
+    .bind(at.as_str())
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "UPDATE \"Job\" SET status = $2::text::\"JobStatus\", updated_at = now() WHERE id = $1",
+    )
+    .bind(id)
+    .bind(to.status())
+    .execute(&mut *conn)
+    .await?;
+    if to == Progress::Cancelled {
+        sqlx::query("DELETE FROM \"Booking\" WHERE job_id = $1")
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    if to == Progress::Completed
+        && let Some(lead_id) = lead_id
+    {
+        sqlx::query("UPDATE \"Lead\" SET stage = 'done', updated_at = now() WHERE id = $1")
+            .bind(lead_id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    audit(
+        conn,
+        lead_id,
+        actor,
+        &format!("job_{}", to.as_str()),
+        serde_json::json!({"job_id": id, "from": at.as_str()}),
+    )
+    .await?;
+    Ok(Ok(()))
+}
+
+/// Why items could not be changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemsRefused {
+    /// No such job.
+    Missing,
+    /// The job is completed or cancelled.
+    Closed,
+}
+
+/// Replaces a job's items (quantity, description), recording a `JobEvent` with the operator as
+/// actor. The quote is not priced again: the operator settles a changed price on site.
+pub async fn replace_items(
+    conn: &mut PgConnection,
+    id: Uuid,
+    items: &[(i32, String)],
+    actor: &str,
+) -> sqlx::Result<Result<(), ItemsRefused>> {
+    let status: Option<JobStatus> =
+        sqlx::query_scalar("SELECT status::text FROM \"Job\" WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    match status {
+        None => return Ok(Err(ItemsRefused::Missing)),
+        Some(JobStatus::Completed | JobStatus::Cancelled) => {
+            return Ok(Err(ItemsRefused::Closed));
+        }
+        Some(JobStatus::Tentative | JobStatus::Booked) => {}
+    }
+    let quantities: Vec<i32> = items.iter().map(|(q, _)| *q).collect();
+    let descriptions: Vec<&str> = items.iter().map(|(_, d)| d.as_str()).collect();
+    sqlx::query("DELETE FROM \"JobItem\" WHERE job_id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    // One statement for every item; clock_timestamp() keeps them in the order given.
+    sqlx::query(
+        "INSERT INTO \"JobItem\" (job_id, description, quantity, metadata, created_at)
+         SELECT $1, d, q, jsonb_build_object('source', 'operator'),
+                clock_timestamp() + make_interval(secs => n / 1000000.0)
+         FROM unnest($2::int[], $3::text[]) WITH ORDINALITY AS i(q, d, n)",
+    )
+    .bind(id)
+    .bind(&quantities)
+    .bind(&descriptions)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO \"JobEvent\" (job_id, event_type, actor, metadata, created_at)
+         VALUES ($1, 'items_changed', $2, jsonb_build_object('items', $3::int), clock_timestamp())",
+    )
+    .bind(id)
+    .bind(actor)
+    .bind(i32::try_from(items.len()).unwrap_or(i32::MAX))
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("UPDATE \"Job\" SET updated_at = now() WHERE id = $1")
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(Ok(()))
 }

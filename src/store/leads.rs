@@ -8,6 +8,7 @@ use uuid::Uuid;
 use crate::domain::Channel;
 use crate::domain::items::Recognition;
 use crate::domain::schedule::Window;
+use crate::domain::stages::Stage;
 
 /// The agent's memory of a lead between messages, kept in `Lead."stateMetadata"`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -38,8 +39,8 @@ pub struct Lead {
     pub id: Uuid,
     /// Its customer.
     pub customer_id: Option<Uuid>,
-    /// Its stage (`LeadStage`).
-    pub stage: String,
+    /// Its stage.
+    pub stage: Stage,
     /// The pickup address, once given.
     pub address: Option<String>,
     /// Where replies go: the channel and its recipient (phone, PSID or web session).
@@ -50,24 +51,27 @@ pub struct Lead {
     pub state: LeadState,
 }
 
-type LeadRow = (
-    Uuid,
-    Option<Uuid>,
-    String,
-    Option<String>,
-    String,
-    Option<String>,
-    Option<serde_json::Value>,
-);
+/// A lead's row as read, with its conversation's channel and recipient.
+#[derive(sqlx::FromRow)]
+struct LeadRow {
+    id: Uuid,
+    customer_id: Option<Uuid>,
+    stage: Stage,
+    address: Option<String>,
+    channel: Channel,
+    recipient: Option<String>,
+    state: Option<serde_json::Value>,
+}
 
-/// The lead of a conversation, locked for the rest of the transaction.
+/// The lead of a conversation, locked for the rest of the transaction. A stage or channel the
+/// domain does not know is an error: guessing one would send replies the wrong way.
 pub async fn lead_of_conversation(
     conn: &mut PgConnection,
     conversation_id: Uuid,
 ) -> sqlx::Result<Lead> {
-    let (id, customer_id, stage, address, channel, recipient, state): LeadRow = sqlx::query_as(
-        "SELECT l.id, l.customer_id, l.stage::text, l.address, c.channel::text, c.external_id,
-                l.\"stateMetadata\"
+    let row: LeadRow = sqlx::query_as(
+        "SELECT l.id, l.customer_id, l.stage::text AS stage, l.address, c.channel::text AS channel,
+                c.external_id AS recipient, l.\"stateMetadata\" AS state
          FROM \"Conversation\" c JOIN \"Lead\" l ON l.id = c.lead_id
          WHERE c.id = $1
          FOR UPDATE OF l",
@@ -75,20 +79,16 @@ pub async fn lead_of_conversation(
     .bind(conversation_id)
     .fetch_one(conn)
     .await?;
-    let channel = match channel.as_str() {
-        "sms" => Channel::Sms,
-        "messenger" => Channel::Messenger,
-        _ => Channel::Web,
-    };
     Ok(Lead {
-        id,
-        customer_id,
-        stage,
-        address,
-        channel,
-        recipient,
+        id: row.id,
+        customer_id: row.customer_id,
+        stage: row.stage,
+        address: row.address,
+        channel: row.channel,
+        recipient: row.recipient,
         // A lead written by the original service keeps its own state shape: start afresh.
-        state: state
+        state: row
+            .state
             .and_then(|v| serde_json::from_value(v).ok())
             .unwrap_or_default(),
     })
@@ -102,10 +102,44 @@ pub async fn save_lead(conn: &mut PgConnection, lead: &Lead) -> sqlx::Result<()>
          WHERE id = $1",
     )
     .bind(lead.id)
-    .bind(&lead.stage)
+    .bind(lead.stage)
     .bind(&lead.address)
     .bind(sqlx::types::Json(&lead.state))
     .bind(lead.state.recognition.curbside)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Claims (`SKIP LOCKED`, so any number of workers can run) a lead that was told the schedule
+/// was full at least `minutes` ago and has no windows offered; returns its conversation, both
+/// locked (conversation, then lead).
+pub async fn claim_fully_booked(
+    conn: &mut PgConnection,
+    minutes: i32,
+) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar(
+        "SELECT c.id FROM \"Lead\" l JOIN \"Conversation\" c ON c.lead_id = l.id
+         WHERE l.stage = 'scheduling'
+           AND coalesce(jsonb_array_length(l.\"stateMetadata\"->'offers'), 0) = 0
+           AND coalesce((l.\"stateMetadata\"->>'found_full_at')::timestamptz,
+                        l.last_agent_message_at, l.updated_at)
+               < now() - make_interval(mins => $1)
+         ORDER BY l.updated_at LIMIT 1
+         FOR UPDATE OF c, l SKIP LOCKED",
+    )
+    .bind(minutes)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Records that the schedule was found full for the lead now (it is looked at again later).
+pub async fn found_full(conn: &mut PgConnection, lead_id: Uuid) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE \"Lead\" SET \"stateMetadata\" = \"stateMetadata\" || jsonb_build_object('found_full_at', now())
+         WHERE id = $1",
+    )
+    .bind(lead_id)
     .execute(conn)
     .await?;
     Ok(())

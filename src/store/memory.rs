@@ -234,3 +234,11 @@ pub async fn search(
     .fetch_all(conn)
     .await
 }
+
+/// The customer a note is about, if there is such a note.
+pub async fn owner_of_note(conn: &mut PgConnection, note_id: Uuid) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar("SELECT customer_id FROM \"MemoryNote\" WHERE id = $1")
+        .bind(note_id)
+        .fetch_optional(conn)
+        .await
+}

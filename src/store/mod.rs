@@ -5,8 +5,10 @@
 
 pub mod audit;
 pub mod challenges;
+pub mod codec;
 pub mod console;
 pub mod context;
+pub mod conversations;
 pub mod customers;
 pub mod inbox;
 pub mod jobs;

@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use super::leads::Lead;
 use crate::domain::Channel;
+use crate::domain::stages::{OutboxChannel, OutboxKind};
 
 /// The most attempts before a message is marked failed for the operator to look at: with the
 /// backoff capped at an hour, about a day of provider trouble.
@@ -24,20 +25,20 @@ pub const MAX_ATTEMPTS: i32 = 36;
 pub const UNCERTAIN_SETTLE_SECS: f64 = 10.0;
 
 /// A message to send.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct Outgoing {
     /// Its id.
     pub id: Uuid,
-    /// `sms`, `messenger`.
-    pub channel: String,
+    /// Where it goes.
+    pub channel: OutboxChannel,
     /// Phone number or PSID.
     pub recipient: String,
     /// The text.
     pub body: String,
     /// Attempts so far (before this one).
     pub attempts: i32,
-    /// `reply` (answers the customer) or `update` (unprompted).
-    pub kind: String,
+    /// An answer or an unprompted update.
+    pub kind: OutboxKind,
     /// When it was first handed to the provider without a clear answer: set, the provider may
     /// already have it.
     pub uncertain_since: Option<DateTime<Utc>>,
@@ -52,23 +53,65 @@ pub struct Claim {
     pub message: Outgoing,
 }
 
-/// Claims the oldest due message nobody else is sending, if any.
+/// Claims the oldest due message nobody else is sending, if any. A row whose channel or kind
+/// this version does not know is held (with the reason) rather than sent or left to block the
+/// queue.
 pub async fn claim(pool: &PgPool) -> sqlx::Result<Option<Claim>> {
-    let mut tx = pool.begin().await?;
-    let message: Option<Outgoing> = sqlx::query_as(
-        "SELECT id, channel, recipient, body, attempts, kind, sent_at AS uncertain_since
-         FROM \"Outbox\" o
-         WHERE status = 'pending' AND next_attempt_at <= now()
-           AND NOT EXISTS (SELECT 1 FROM \"Outbox\" e
-                           WHERE e.status = 'pending' AND e.recipient = o.recipient
-                             AND e.channel = o.channel AND e.seq < o.seq)
-         ORDER BY next_attempt_at, seq
-         LIMIT 1
-         FOR UPDATE SKIP LOCKED",
-    )
-    .fetch_optional(&mut *tx)
-    .await?;
-    Ok(message.map(|message| Claim { tx, message }))
+    loop {
+        let mut tx = pool.begin().await?;
+        let row: Option<OutgoingRow> = sqlx::query_as(
+            "SELECT id, channel, recipient, body, attempts, kind, sent_at AS uncertain_since
+             FROM \"Outbox\" o
+             WHERE status = 'pending' AND next_attempt_at <= now()
+               AND NOT EXISTS (SELECT 1 FROM \"Outbox\" e
+                               WHERE e.status = 'pending' AND e.recipient = o.recipient
+                                 AND e.channel = o.channel AND e.seq < o.seq)
+             ORDER BY next_attempt_at, seq
+             LIMIT 1
+             FOR UPDATE SKIP LOCKED",
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            tx.commit().await?;
+            return Ok(None);
+        };
+        match (row.channel.parse(), row.kind.parse()) {
+            (Ok(channel), Ok(kind)) => {
+                let message = Outgoing {
+                    id: row.id,
+                    channel,
+                    recipient: row.recipient,
+                    body: row.body,
+                    attempts: row.attempts,
+                    kind,
+                    uncertain_since: row.uncertain_since,
+                };
+                return Ok(Some(Claim { tx, message }));
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::warn!(id = %row.id, error = %e, "outbox message held");
+                sqlx::query("UPDATE \"Outbox\" SET status = 'held', last_error = $2 WHERE id = $1")
+                    .bind(row.id)
+                    .bind(e.to_string())
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+            }
+        }
+    }
+}
+
+/// An outbox row as stored; its channel and kind are parsed by [`claim`].
+#[derive(sqlx::FromRow)]
+struct OutgoingRow {
+    id: Uuid,
+    channel: String,
+    recipient: String,
+    body: String,
+    attempts: i32,
+    kind: String,
+    uncertain_since: Option<DateTime<Utc>>,
 }
 
 impl Claim {
@@ -190,7 +233,8 @@ impl Claim {
 }
 
 /// Puts held messages of `channels` back in the queue (their credentials are now configured).
-pub async fn release_held(pool: &PgPool, channels: &[&str]) -> sqlx::Result<u64> {
+pub async fn release_held(pool: &PgPool, channels: &[OutboxChannel]) -> sqlx::Result<u64> {
+    let channels: Vec<&str> = channels.iter().map(|c| c.as_str()).collect();
     let done = sqlx::query(
         "UPDATE \"Outbox\" SET status = 'pending', next_attempt_at = now()
          WHERE status = 'held' AND channel = ANY($1)",
@@ -225,17 +269,6 @@ pub fn redact_numbers(text: &str) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn phone_numbers_are_masked_in_provider_errors() {
-        assert_eq!(
-            super::redact_numbers("The 'To' number +14045550123 is not valid (21211)"),
-            "The 'To' number +[number] is not valid (21211)"
-        );
-    }
-}
-
 /// Stores the assistant's reply to message `in_reply_to` and queues it for delivery (web chat
 /// replies are read from the thread, so they skip the outbox). Returns the reply's id.
 pub async fn reply(
@@ -253,9 +286,9 @@ pub async fn reply(
     // Unprompted messages (reminders, the owner's decision) may fall outside Messenger's
     // 24-hour reply window; they are sent as tagged updates.
     let kind = if in_reply_to.is_some() {
-        "reply"
+        OutboxKind::Reply
     } else {
-        "update"
+        OutboxKind::Update
     };
     // One statement: the message, the conversation's time, and the outbox row.
     sqlx::query_scalar(
@@ -308,4 +341,15 @@ fn fit(channel: Channel, text: &str) -> String {
     let mut cut: String = text.chars().take(limit - 1).collect();
     cut.push('…');
     cut
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn phone_numbers_are_masked_in_provider_errors() {
+        assert_eq!(
+            super::redact_numbers("The 'To' number +14045550123 is not valid (21211)"),
+            "The 'To' number +[number] is not valid (21211)"
+        );
+    }
 }

@@ -6,7 +6,9 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::domain::items::Recognition;
+use crate::domain::money::Cents;
 use crate::domain::pricing::PriceQuote;
+use crate::domain::stages::QuoteStatus;
 
 use super::audit::audit;
 
@@ -42,11 +44,7 @@ pub async fn insert_quote(
     .bind(quote.total.get())
     .bind(quote.confidence)
     .bind(quote.needs_approval)
-    .bind(if quote.needs_approval {
-        "pending_approval"
-    } else {
-        "sent"
-    })
+    .bind(QuoteStatus::priced(quote.needs_approval))
     .bind(flags)
     .bind(serde_json::json!({"explanation": quote.explain(), "loads": quote.loads}))
     .bind(&quote.disclaimer)
@@ -95,8 +93,8 @@ pub async fn bookable(conn: &mut PgConnection, quote_id: Uuid) -> sqlx::Result<b
     .await
 }
 
-/// The quote's total in cents.
-pub async fn quote_total(conn: &mut PgConnection, quote_id: Uuid) -> sqlx::Result<i64> {
+/// The quote's total.
+pub async fn quote_total(conn: &mut PgConnection, quote_id: Uuid) -> sqlx::Result<Cents> {
     sqlx::query_scalar("SELECT (total * 100)::bigint FROM \"Quote\" WHERE id = $1")
         .bind(quote_id)
         .fetch_one(conn)
@@ -124,14 +122,16 @@ pub enum DecisionRefused {
     Expired,
 }
 
-/// An approval's id, quote, decision time, expiry, and whether it was found by token.
-type ApprovalRow = (
-    Uuid,
-    Uuid,
-    Option<DateTime<Utc>>,
-    Option<DateTime<Utc>>,
-    bool,
-);
+/// An approval as `decide` reads it.
+#[derive(sqlx::FromRow)]
+struct ApprovalRow {
+    id: Uuid,
+    quote_id: Uuid,
+    decided_at: Option<DateTime<Utc>>,
+    expires_at: Option<DateTime<Utc>>,
+    /// Found by its token (whose expiry then counts), not by id.
+    by_token: bool,
+}
 
 /// Records the owner's decision on the approval found by `id` or by its token's hash (checking
 /// the token's expiry); returns the conversation to tell, locked for the caller's transaction.
@@ -162,25 +162,29 @@ pub async fn decide(
     let Some(conversation) = conversation else {
         return Ok(Err(DecisionRefused::Unknown));
     };
-    sqlx::query("SELECT 1 FROM \"Conversation\" WHERE id = $1 FOR UPDATE")
-        .bind(conversation)
-        .execute(&mut *conn)
-        .await?;
+    super::conversations::lock(conn, conversation).await?;
     let row: Option<ApprovalRow> = match by {
         ApprovalKey::Id(id) => sqlx::query_as(
-            "SELECT id, quote_id, decided_at, expires_at, false FROM \"Approval\" WHERE id = $1 FOR UPDATE",
+            "SELECT id, quote_id, decided_at, expires_at, false AS by_token FROM \"Approval\" WHERE id = $1 FOR UPDATE",
         )
         .bind(id)
         .fetch_optional(&mut *conn)
         .await?,
         ApprovalKey::TokenHash(hash) => sqlx::query_as(
-            "SELECT id, quote_id, decided_at, expires_at, true FROM \"Approval\" WHERE token = $1 FOR UPDATE",
+            "SELECT id, quote_id, decided_at, expires_at, true AS by_token FROM \"Approval\" WHERE token = $1 FOR UPDATE",
         )
         .bind(hash)
         .fetch_optional(&mut *conn)
         .await?,
     };
-    let Some((id, quote_id, decided_at, expires_at, by_token)) = row else {
+    let Some(ApprovalRow {
+        id,
+        quote_id,
+        decided_at,
+        expires_at,
+        by_token,
+    }) = row
+    else {
         return Ok(Err(DecisionRefused::Unknown));
     };
     if decided_at.is_some() {
@@ -190,8 +194,8 @@ pub async fn decide(
         return Ok(Err(DecisionRefused::Expired));
     }
     let (approval_status, quote_status) = match decision {
-        Decision::Approve => ("approved", "approved"),
-        Decision::Deny => ("denied", "denied"),
+        Decision::Approve => ("approved", QuoteStatus::Approved),
+        Decision::Deny => ("denied", QuoteStatus::Denied),
     };
     // A renewed request (see `renew_approval`) leaves two approvals of one quote: deciding
     // either decides both, so each link still works once.
@@ -242,7 +246,7 @@ pub struct PendingApproval {
     /// Its lead.
     pub lead_id: Uuid,
     /// The quote's total, in cents.
-    pub total_cents: i64,
+    pub total_cents: Cents,
     /// Why it needs approval.
     pub reasons: serde_json::Value,
     /// The quote, line by line.

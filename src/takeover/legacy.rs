@@ -174,6 +174,13 @@ fn message_count(i: &str) -> String {
     format!("(4 + {})", h(i, "n", 11))
 }
 
+/// Whether the database has the original's `"Lead"` table (the legacy schema, or later).
+pub async fn has_legacy_schema(conn: &mut PgConnection) -> sqlx::Result<bool> {
+    sqlx::query_scalar("SELECT to_regclass('public.\"Lead\"') IS NOT NULL")
+        .fetch_one(conn)
+        .await
+}
+
 /// Writes `leads` legacy leads with `seed`, calling `progress(done)` after each chunk.
 pub async fn seed(
     conn: &mut PgConnection,

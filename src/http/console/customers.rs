@@ -215,7 +215,7 @@ async fn customer_page(
             .into_iter()
             .map(|c| ConversationView {
                 id: c.id,
-                channel: c.channel,
+                channel: c.channel.to_string(),
                 started: local(c.started_at, tz),
                 last: c
                     .last_message_at
@@ -228,8 +228,8 @@ async fn customer_page(
             .leads
             .into_iter()
             .map(|l| LeadView {
-                stage: l.stage.replace('_', " "),
-                channel: l.channel,
+                stage: l.stage.label(),
+                channel: l.channel.to_string(),
                 address: l.address.unwrap_or_else(dash),
                 created: local(l.created_at, tz),
             })
@@ -239,7 +239,7 @@ async fn customer_page(
             .into_iter()
             .map(|q| QuoteView {
                 total: money(q.total_cents),
-                status: q.status.replace('_', " "),
+                status: q.status.label(),
                 needs_approval: q.needs_approval,
                 explanation: q.explanation.unwrap_or_default(),
                 created: local(q.created_at, tz),
@@ -354,13 +354,6 @@ pub async fn add_note(
     }
 }
 
-async fn owner_of_note(conn: &mut sqlx::PgConnection, note: Uuid) -> sqlx::Result<Option<Uuid>> {
-    sqlx::query_scalar("SELECT customer_id FROM \"MemoryNote\" WHERE id = $1")
-        .bind(note)
-        .fetch_optional(conn)
-        .await
-}
-
 /// `POST /admin/notes/{id}`: new text and expiry (an empty expiry removes it).
 pub async fn edit_note(
     State(state): State<AppState>,
@@ -368,7 +361,7 @@ pub async fn edit_note(
     Checked { me, form }: Checked<NoteForm>,
 ) -> Result<Response, ConsoleError> {
     let mut conn = state.pool.acquire().await?;
-    let Some(customer) = owner_of_note(&mut conn, note).await? else {
+    let Some(customer) = memory::owner_of_note(&mut conn, note).await? else {
         return Err(ConsoleError::NotFound);
     };
     let tz = settings::load(&mut conn).await?.hours.time_zone;
@@ -403,7 +396,7 @@ pub async fn delete_note(
     Checked { me: _, form: _ }: Checked<super::auth::Empty>,
 ) -> Result<Response, ConsoleError> {
     let mut conn = state.pool.acquire().await?;
-    let Some(customer) = owner_of_note(&mut conn, note).await? else {
+    let Some(customer) = memory::owner_of_note(&mut conn, note).await? else {
         return Err(ConsoleError::NotFound);
     };
     memory::delete(&mut conn, note).await?;

@@ -19,6 +19,7 @@ use uuid::Uuid;
 use super::page::{self, Checked, ConsoleError, Me, Nav, PagePath, local};
 use crate::http::AppState;
 use crate::store::console::conversations::{self, ThreadMessage};
+use crate::store::conversations as conversation;
 use crate::store::settings;
 
 /// Conversations per inbox page.
@@ -69,7 +70,7 @@ pub async fn list(
                 .customer_name
                 .or(c.phone)
                 .unwrap_or_else(|| "(unknown visitor)".into()),
-            channel: c.channel,
+            channel: c.channel.to_string(),
             at: local(c.last_at, tz),
             last: c
                 .last_message
@@ -157,7 +158,7 @@ async fn conversation_page(
             .customer_name
             .or(c.phone)
             .unwrap_or_else(|| "(unknown visitor)".into()),
-        channel: c.channel,
+        channel: c.channel.to_string(),
         taken_over_by: c
             .taken_over_by
             .map(|a| a.trim_start_matches("operator:").to_owned()),
@@ -230,7 +231,7 @@ pub async fn reply(
     if conversations::get(&mut tx, id).await?.is_none() {
         return Err(ConsoleError::NotFound);
     }
-    if !conversations::reply(&mut tx, id, text, &me.actor()).await? {
+    if !conversation::reply(&mut tx, id, text, &me.actor()).await? {
         tx.rollback().await?;
         let problem = "This conversation has no lead to reply through.".to_owned();
         let page = conversation_page(&state, &me, id, form.text.clone(), Some(problem)).await?;
@@ -263,7 +264,7 @@ pub async fn take_over(
         }
     };
     let mut conn = state.pool.acquire().await?;
-    if !conversations::take_over(&mut conn, id, by).await? {
+    if !conversation::take_over(&mut conn, id, by).await? {
         return Err(ConsoleError::NotFound);
     }
     Ok(Redirect::to(&format!("/admin/conversations/{id}")).into_response())

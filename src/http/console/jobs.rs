@@ -14,7 +14,8 @@ use uuid::Uuid;
 use super::page::{self, Checked, ConsoleError, Me, Nav, PagePath, money};
 use crate::domain::progress::Progress;
 use crate::http::AppState;
-use crate::store::console::views::{self, ItemsRefused, StepRefused};
+use crate::store::console::views;
+use crate::store::jobs::{self, ItemsRefused, StepRefused};
 use crate::store::settings;
 
 struct JobView {
@@ -171,7 +172,7 @@ pub async fn step(
         return page::render_with(StatusCode::UNPROCESSABLE_ENTITY, &page);
     };
     let mut tx = state.pool.begin().await?;
-    match views::step_job(&mut tx, id, to, &me.actor()).await? {
+    match jobs::step(&mut tx, id, to, &me.actor()).await? {
         Ok(()) => {
             tx.commit().await?;
             Ok(Redirect::to("/admin/jobs").into_response())
@@ -260,7 +261,7 @@ pub async fn items(
         }
     };
     let mut tx = state.pool.begin().await?;
-    match views::replace_items(&mut tx, id, &parsed, &me.actor()).await? {
+    match jobs::replace_items(&mut tx, id, &parsed, &me.actor()).await? {
         Ok(()) => {
             tx.commit().await?;
             Ok(Redirect::to(&format!("/admin/jobs#job-{id}")).into_response())

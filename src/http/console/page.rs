@@ -52,8 +52,12 @@ pub enum ConsoleError {
 }
 
 impl From<sqlx::Error> for ConsoleError {
+    /// No row is the 404 page, as in the API; anything else is internal (logged, never shown).
     fn from(e: sqlx::Error) -> Self {
-        ConsoleError::Internal(e.into())
+        match e {
+            sqlx::Error::RowNotFound => ConsoleError::NotFound,
+            e => ConsoleError::Internal(e.into()),
+        }
     }
 }
 
@@ -261,8 +265,8 @@ impl FromRequestParts<AppState> for ClientAddr {
 }
 
 /// `$1,234.50`.
-pub fn money(cents: i64) -> String {
-    Cents::new(cents).to_string()
+pub fn money(cents: Cents) -> String {
+    cents.to_string()
 }
 
 /// A time in the company's time zone: "Tue Nov 25, 9:00 AM" (with the year when it is not

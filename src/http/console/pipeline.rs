@@ -10,15 +10,16 @@ use uuid::Uuid;
 
 use super::page::{self, ConsoleError, Me, Nav, local, money};
 use crate::domain::identity::Identity;
+use crate::domain::stages::Stage;
 use crate::http::AppState;
-use crate::store::console::views::{self, STAGES};
+use crate::store::console::views;
 use crate::store::settings;
 
 /// Leads per page.
 const PAGE: i64 = 25;
 
 struct Tab {
-    stage: &'static str,
+    stage: Stage,
     label: String,
     count: i64,
     current: bool,
@@ -70,10 +71,7 @@ pub async fn list(
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, ConsoleError> {
     // An unknown stage shows every stage rather than nothing.
-    let stage = params
-        .get("stage")
-        .and_then(|s| STAGES.iter().find(|known| **known == s.as_str()))
-        .copied();
+    let stage = params.get("stage").and_then(|s| s.parse::<Stage>().ok());
     let q: String = params
         .get("q")
         .map(|q| q.trim().chars().take(200).collect())
@@ -101,14 +99,14 @@ pub async fn list(
     .await?;
     let more = found.len() > usize::try_from(PAGE).unwrap_or(usize::MAX);
     found.truncate(usize::try_from(PAGE).unwrap_or(usize::MAX));
-    let counts: HashMap<String, i64> = views::stage_counts(&mut conn).await?.into_iter().collect();
-    let tabs = STAGES
+    let counts: HashMap<Stage, i64> = views::stage_counts(&mut conn).await?.into_iter().collect();
+    let tabs = Stage::ALL
         .iter()
-        .map(|s| Tab {
+        .map(|&s| Tab {
             stage: s,
-            label: s.replace('_', " "),
-            count: counts.get(*s).copied().unwrap_or(0),
-            current: stage == Some(*s),
+            label: s.label(),
+            count: counts.get(&s).copied().unwrap_or(0),
+            current: stage == Some(s),
         })
         .collect();
     let rows = found
@@ -117,8 +115,8 @@ pub async fn list(
             customer_id: l.customer_id,
             who: l.customer_name.unwrap_or_else(|| "(no name yet)".into()),
             phone: l.phone.unwrap_or_default(),
-            stage: l.stage.replace('_', " "),
-            channel: l.channel,
+            stage: l.stage.label(),
+            channel: l.channel.to_string(),
             address: l.address.unwrap_or_default(),
             total: l.total_cents.map(money).unwrap_or_default(),
             created: local(l.created_at, tz),
@@ -128,7 +126,7 @@ pub async fn list(
         nav: me.nav("pipeline"),
         tabs,
         all_current: stage.is_none(),
-        stage: stage.unwrap_or_default().to_owned(),
+        stage: stage.map(Stage::as_str).unwrap_or_default().to_owned(),
         q,
         rows,
         page: page_number,

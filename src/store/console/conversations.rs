@@ -1,12 +1,11 @@
-//! The console's inbox: conversations by their last message, a thread, the operator's reply
-//! (stored as the company's message and queued on the customer's channel), and taking a
-//! conversation over from the assistant or handing it back.
+//! The console's inbox, read only: conversations by their last message and a thread with who
+//! wrote each message (the operator's replies and taking over are in `store::conversations`).
 
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::store::{audit, leads, outbox};
+use crate::domain::Channel;
 
 /// A conversation in the inbox.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -20,7 +19,7 @@ pub struct ConversationRow {
     /// Their phone.
     pub phone: Option<String>,
     /// Its channel.
-    pub channel: String,
+    pub channel: Channel,
     /// Its last message's time (or its start).
     pub last_at: DateTime<Utc>,
     /// The last message.
@@ -105,70 +104,4 @@ pub async fn messages(
     .bind(after)
     .fetch_all(conn)
     .await
-}
-
-/// Stores the operator's reply as the company's message and queues it on the customer's
-/// channel (web chat reads it from the thread). `false` when the conversation has no lead to
-/// reply through.
-pub async fn reply(
-    conn: &mut PgConnection,
-    id: Uuid,
-    text: &str,
-    actor: &str,
-) -> sqlx::Result<bool> {
-    // The lock order every writer follows: the conversation, then its lead.
-    sqlx::query("SELECT 1 FROM \"Conversation\" WHERE id = $1 FOR UPDATE")
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
-    let has_lead: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM \"Conversation\" c JOIN \"Lead\" l ON l.id = c.lead_id
-                        WHERE c.id = $1)",
-    )
-    .bind(id)
-    .fetch_one(&mut *conn)
-    .await?;
-    if !has_lead {
-        return Ok(false);
-    }
-    let lead = leads::lead_of_conversation(conn, id).await?;
-    let message_id = outbox::reply(conn, id, None, &lead, text).await?;
-    sqlx::query(
-        "UPDATE \"Message\" SET metadata = metadata || jsonb_build_object('operator', $2::text)
-         WHERE id = $1",
-    )
-    .bind(message_id)
-    .bind(actor)
-    .execute(&mut *conn)
-    .await?;
-    audit::audit(
-        conn,
-        Some(lead.id),
-        actor,
-        "operator_replied",
-        serde_json::json!({"conversation_id": id, "message_id": message_id}),
-    )
-    .await?;
-    Ok(true)
-}
-
-/// Takes the conversation over from the assistant (`Some(actor)`) or hands it back (`None`);
-/// whether there is such a conversation.
-pub async fn take_over(
-    conn: &mut PgConnection,
-    id: Uuid,
-    actor: Option<&str>,
-) -> sqlx::Result<bool> {
-    let done = sqlx::query(
-        "UPDATE \"Conversation\" SET updated_at = now(),
-                metadata = CASE WHEN $2::text IS NULL THEN metadata - 'taken_over_by'
-                                ELSE metadata || jsonb_build_object('taken_over_by', $2::text) END
-         WHERE id = $1",
-    )
-    .bind(id)
-    .bind(actor)
-    .execute(conn)
-    .await?
-    .rows_affected();
-    Ok(done > 0)
 }

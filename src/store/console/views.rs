@@ -1,12 +1,15 @@
-//! The console's read models: what each page shows, each read in as few statements as it takes,
-//! and the operator's job steps.
+//! The console's read models: what each page shows, each read in as few statements as it takes
+//! (the operator's job steps and item changes are in `store::jobs`).
 
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use crate::domain::Channel;
 use crate::domain::identity::Identity;
+use crate::domain::money::Cents;
 use crate::domain::progress::Progress;
+use crate::domain::stages::{JobStatus, QuoteStatus, Stage};
 
 /// A customer in a list.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -62,7 +65,7 @@ pub struct ConversationRow {
     /// Its id.
     pub id: Uuid,
     /// Its channel.
-    pub channel: String,
+    pub channel: Channel,
     /// When it started.
     pub started_at: DateTime<Utc>,
     /// Its last message's time.
@@ -77,9 +80,9 @@ pub struct LeadRow {
     /// Its id.
     pub id: Uuid,
     /// Its stage.
-    pub stage: String,
+    pub stage: Stage,
     /// Its channel.
-    pub channel: String,
+    pub channel: Channel,
     /// The pickup address.
     pub address: Option<String>,
     /// When it started.
@@ -93,10 +96,10 @@ pub struct QuoteRow {
     pub id: Uuid,
     /// Its lead.
     pub lead_id: Uuid,
-    /// Total, cents.
-    pub total_cents: i64,
+    /// Its total.
+    pub total_cents: Cents,
     /// Its status.
-    pub status: String,
+    pub status: QuoteStatus,
     /// Whether the owner had to approve it.
     pub needs_approval: bool,
     /// Line by line.
@@ -114,8 +117,8 @@ pub struct JobRow {
     pub customer_id: Option<Uuid>,
     /// The customer's name.
     pub customer_name: Option<String>,
-    /// `JobStatus`.
-    pub status: String,
+    /// Its status.
+    pub status: JobStatus,
     /// The latest progress step recorded (`en_route`, `arrived`, …).
     pub step: Option<String>,
     /// The window.
@@ -129,13 +132,13 @@ pub struct JobRow {
     /// The same, one item a line (for the edit form).
     pub item_lines: Option<String>,
     /// The quote's total.
-    pub total_cents: Option<i64>,
+    pub total_cents: Option<Cents>,
 }
 
 impl JobRow {
     /// Where the job is.
     pub fn progress(&self) -> Progress {
-        Progress::of(&self.status, self.step.as_deref())
+        Progress::of(self.status, self.step.as_deref())
     }
 }
 
@@ -235,84 +238,6 @@ pub async fn job(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<JobRo
         .await
 }
 
-/// Why a job step was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StepRefused {
-    /// No such job.
-    Missing,
-    /// Not a step that can follow the job's current one.
-    NotNext(Progress),
-}
-
-/// Moves a job one step (en route, arrived, completed, cancelled), recording a `JobEvent` with
-/// the operator as actor; a cancelled job gives its crew time back.
-pub async fn step_job(
-    conn: &mut PgConnection,
-    id: Uuid,
-    to: Progress,
-    actor: &str,
-) -> sqlx::Result<Result<(), StepRefused>> {
-    let current: Option<(String, Option<String>, Option<Uuid>)> = sqlx::query_as(
-        "SELECT j.status::text,
-                (SELECT e.event_type FROM \"JobEvent\" e
-                 WHERE e.job_id = j.id
-                   AND e.event_type IN ('booked', 'en_route', 'arrived', 'completed', 'cancelled')
-                 ORDER BY e.created_at DESC, e.id DESC LIMIT 1),
-                j.lead_id
-         FROM \"Job\" j WHERE j.id = $1 FOR UPDATE",
-    )
-    .bind(id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some((status, step, lead_id)) = current else {
-        return Ok(Err(StepRefused::Missing));
-    };
-    let at = Progress::of(&status, step.as_deref());
-    if !at.allows(to) {
-        return Ok(Err(StepRefused::NotNext(at)));
-    }
-    sqlx::query(
-        "INSERT INTO \"JobEvent\" (job_id, event_type, actor, metadata, created_at)
-         VALUES ($1, $2, $3, jsonb_build_object('from', $4::text), clock_timestamp())",
-    )
-    .bind(id)
-    .bind(to.as_str())
-    .bind(actor)
-    .bind(at.as_str())
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query(
-        "UPDATE \"Job\" SET status = $2::text::\"JobStatus\", updated_at = now() WHERE id = $1",
-    )
-    .bind(id)
-    .bind(to.status())
-    .execute(&mut *conn)
-    .await?;
-    if to == Progress::Cancelled {
-        sqlx::query("DELETE FROM \"Booking\" WHERE job_id = $1")
-            .bind(id)
-            .execute(&mut *conn)
-            .await?;
-    }
-    if to == Progress::Completed
-        && let Some(lead_id) = lead_id
-    {
-        sqlx::query("UPDATE \"Lead\" SET stage = 'done', updated_at = now() WHERE id = $1")
-            .bind(lead_id)
-            .execute(&mut *conn)
-            .await?;
-    }
-    super::super::audit::audit(
-        conn,
-        lead_id,
-        actor,
-        &format!("job_{}", to.as_str()),
-        serde_json::json!({"job_id": id, "from": at.as_str()}),
-    )
-    .await?;
-    Ok(Ok(()))
-}
-
 /// A quote waiting for the owner, with what the approvals page shows.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ApprovalRow {
@@ -326,8 +251,8 @@ pub struct ApprovalRow {
     pub customer_name: Option<String>,
     /// The pickup address.
     pub address: Option<String>,
-    /// Total, cents.
-    pub total_cents: i64,
+    /// Its total.
+    pub total_cents: Cents,
     /// Why it waits.
     pub reasons: Vec<String>,
     /// The quote line by line.
@@ -374,14 +299,14 @@ pub struct Figures {
     pub booked_30d: i64,
     /// Leads of the last 30 days.
     pub leads_30d: i64,
-    /// Average quote of the last 30 days, cents.
-    pub average_quote_cents: Option<i64>,
+    /// Average quote of the last 30 days.
+    pub average_quote_cents: Option<Cents>,
     /// Approvals waiting.
     pub approvals_waiting: i64,
     /// Pickups in the next 7 days.
     pub pickups_next_7d: i64,
-    /// Completed jobs' quotes of the last 30 days, cents.
-    pub revenue_30d_cents: i64,
+    /// Completed jobs' quotes of the last 30 days.
+    pub revenue_30d_cents: Cents,
 }
 
 /// The dashboard's figures, in one statement ("today" in the company's time zone `tz`).
@@ -453,34 +378,22 @@ pub struct PipelineRow {
     /// The lead's or the customer's phone.
     pub phone: Option<String>,
     /// Its stage.
-    pub stage: String,
+    pub stage: Stage,
     /// Its channel.
-    pub channel: String,
+    pub channel: Channel,
     /// The pickup address.
     pub address: Option<String>,
     /// The latest quote's total.
-    pub total_cents: Option<i64>,
+    pub total_cents: Option<Cents>,
     /// When it started.
     pub created_at: DateTime<Utc>,
 }
-
-/// The lead stages, in the order a lead moves through them.
-pub const STAGES: [&str; 8] = [
-    "awaiting_photos",
-    "clarifying",
-    "quoting",
-    "awaiting_owner",
-    "scheduling",
-    "booked",
-    "reminding",
-    "done",
-];
 
 /// Leads at `stage` (any when `None`) matching the search (identities in any format, else
 /// text in the name, email, phone or address), newest first, `limit` from `offset`.
 pub async fn pipeline(
     conn: &mut PgConnection,
-    stage: Option<&str>,
+    stage: Option<Stage>,
     identities: &[Identity],
     text: &str,
     offset: i64,
@@ -528,69 +441,8 @@ pub async fn pipeline(
 }
 
 /// How many leads are at each stage.
-pub async fn stage_counts(conn: &mut PgConnection) -> sqlx::Result<Vec<(String, i64)>> {
+pub async fn stage_counts(conn: &mut PgConnection) -> sqlx::Result<Vec<(Stage, i64)>> {
     sqlx::query_as("SELECT stage::text, count(*) FROM \"Lead\" GROUP BY stage")
         .fetch_all(conn)
         .await
-}
-
-/// Why items could not be changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ItemsRefused {
-    /// No such job.
-    Missing,
-    /// The job is completed or cancelled.
-    Closed,
-}
-
-/// Replaces a job's items (quantity, description), recording a `JobEvent` with the operator as
-/// actor. The quote is not priced again: the operator settles a changed price on site.
-pub async fn replace_items(
-    conn: &mut PgConnection,
-    id: Uuid,
-    items: &[(i32, String)],
-    actor: &str,
-) -> sqlx::Result<Result<(), ItemsRefused>> {
-    let status: Option<String> =
-        sqlx::query_scalar("SELECT status::text FROM \"Job\" WHERE id = $1 FOR UPDATE")
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await?;
-    match status.as_deref() {
-        None => return Ok(Err(ItemsRefused::Missing)),
-        Some("completed" | "cancelled") => return Ok(Err(ItemsRefused::Closed)),
-        Some(_) => {}
-    }
-    let quantities: Vec<i32> = items.iter().map(|(q, _)| *q).collect();
-    let descriptions: Vec<&str> = items.iter().map(|(_, d)| d.as_str()).collect();
-    sqlx::query("DELETE FROM \"JobItem\" WHERE job_id = $1")
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
-    // One statement for every item; clock_timestamp() keeps them in the order given.
-    sqlx::query(
-        "INSERT INTO \"JobItem\" (job_id, description, quantity, metadata, created_at)
-         SELECT $1, d, q, jsonb_build_object('source', 'operator'),
-                clock_timestamp() + make_interval(secs => n / 1000000.0)
-         FROM unnest($2::int[], $3::text[]) WITH ORDINALITY AS i(q, d, n)",
-    )
-    .bind(id)
-    .bind(&quantities)
-    .bind(&descriptions)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query(
-        "INSERT INTO \"JobEvent\" (job_id, event_type, actor, metadata, created_at)
-         VALUES ($1, 'items_changed', $2, jsonb_build_object('items', $3::int), clock_timestamp())",
-    )
-    .bind(id)
-    .bind(actor)
-    .bind(i32::try_from(items.len()).unwrap_or(i32::MAX))
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query("UPDATE \"Job\" SET updated_at = now() WHERE id = $1")
-        .bind(id)
-        .execute(conn)
-        .await?;
-    Ok(Ok(()))
 }
