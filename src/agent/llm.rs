@@ -413,7 +413,8 @@ fn check_amounts(reply: &str, grounded: &str) -> Result<(), LlmError> {
 
 /// The dollar amounts written in `text` (`$1,250`, `$1250.00`, `$12.5`), each as written and as
 /// cents; `None` when it cannot be read as an amount (too large, three decimals). A `$` with no
-/// digit after it is not an amount; a full stop after the digits ends a sentence, not a number.
+/// digit after it is not an amount; a full stop after the digits ends a sentence, not a number;
+/// `$.50` is fifty cents.
 fn dollar_amounts(text: &str) -> impl Iterator<Item = (&str, Option<i64>)> {
     text.match_indices('$').filter_map(|(at, _)| {
         let rest = &text[at + 1..];
@@ -421,16 +422,20 @@ fn dollar_amounts(text: &str) -> impl Iterator<Item = (&str, Option<i64>)> {
             .find(|c: char| !(c.is_ascii_digit() || c == ','))
             .unwrap_or(rest.len());
         let whole = rest[..whole_len].trim_end_matches(',');
-        if whole.is_empty() {
-            return None;
-        }
         let after = &rest[whole.len()..];
         let fraction = after
             .strip_prefix('.')
             .map(|f| &f[..f.find(|c: char| !c.is_ascii_digit()).unwrap_or(f.len())])
             .filter(|f| !f.is_empty());
+        if whole.is_empty() && fraction.is_none() {
+            return None;
+        }
         let len = 1 + whole.len() + fraction.map_or(0, |f| f.len() + 1);
-        Some((&text[at..at + len], cents_of(whole, fraction.unwrap_or(""))))
+        let dollars = if whole.is_empty() { "0" } else { whole };
+        Some((
+            &text[at..at + len],
+            cents_of(dollars, fraction.unwrap_or("")),
+        ))
     })
 }
 
@@ -528,6 +533,8 @@ mod tests {
         assert!(check_amounts("Total: $1,250.01", "estimate is $1,250").is_err());
         assert!(check_amounts("$150 and $819, so $969.", "$150 + $819 = $969").is_ok());
         assert!(check_amounts("A lone $ sign", "").is_ok());
+        assert!(check_amounts("just $.50", "fee $0.50").is_ok());
+        assert!(check_amounts("just $.50", "fee $50").is_err());
         assert!(check_amounts("$99999999999999999999", "$99999999999999999999").is_err());
     }
 }
