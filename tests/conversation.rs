@@ -1456,5 +1456,43 @@ async fn an_unknown_channel_read_from_the_database_is_refused_not_taken_for_web_
     assert!(
         matches!(refused, sqlx::Error::ColumnDecode { .. }),
         "{refused}"
+
+/// The webhook takes a sender exactly when the domain calls it E.164 (the rule migration 14's
+/// CHECK and `db check` use too): a leading 0 is no country code.
+#[tokio::test]
+async fn the_webhook_takes_the_senders_the_domain_calls_e164() {
+    let db = TestDb::migrated().await;
+    let server = sms_server(&db);
+    let senders = [
+        ("+14045550123", true),
+        ("+442079460018", true),
+        ("+6834002", true),
+        ("+123456789012345", true),
+        ("+0123456789", false),
+        ("+04045550123", false),
+        ("+123456", false),
+        ("+1234567890123456", false),
+        ("14045550123", false),
+        ("+1 404 555 0123", false),
+        ("+1404555012a", false),
+        ("+", false),
+    ];
+    for (i, (from, accepted)) in senders.into_iter().enumerate() {
+        let response = post_signed(
+            server.url("/api/twilio/sms"),
+            &form(&format!("SM09{i:02}"), from, "a couch"),
+        )
+        .await;
+        assert_eq!(
+            junkquote::domain::identity::is_e164(from),
+            accepted,
+            "the domain on {from:?}"
+        );
+        let expected = if accepted { 200 } else { 422 };
+        assert_eq!(response.status(), expected, "From {from:?}");
+    }
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM \"Message\" WHERE role = 'user'").await,
+        4
     );
 }

@@ -725,3 +725,42 @@ async fn a_concurrent_index_build_waits_for_old_transactions_instead_of_failing(
     .expect("index");
     assert!(valid);
 }
+
+/// The scratch database of `migrate lint` is named after the one in the URL; a `"` in that
+/// name must be doubled inside the quoted identifier, not end it.
+#[tokio::test]
+async fn a_scratch_database_is_made_for_a_database_name_with_a_double_quote() {
+    let db = TestDb::empty().await;
+    let weird = format!("{}_a\"b", db.name);
+    let url = db.url.replacen(
+        &format!("/{}?", db.name),
+        &format!("/{}?", weird.replace('"', "%22")),
+        1,
+    );
+    let dir = tempfile::tempdir().expect("dir");
+    let database = junkquote::db::pool::Database::open(Some(&url), dir.path()).expect("open");
+    let scratch = database
+        .throwaway()
+        .await
+        .expect("create the scratch database");
+    let mut conn = sqlx::PgConnection::connect_with(&scratch.options)
+        .await
+        .expect("connect to the scratch database");
+    let name: String = sqlx::query_scalar("SELECT current_database()::text")
+        .fetch_one(&mut conn)
+        .await
+        .expect("current_database");
+    assert!(name.starts_with(&format!("{weird}_scratch_")), "{name}");
+    conn.close().await.expect("close");
+    scratch
+        .drop_database()
+        .await
+        .expect("drop the scratch database");
+    let mut conn = db.conn().await;
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_database WHERE datname = $1")
+        .bind(&name)
+        .fetch_one(&mut conn)
+        .await
+        .expect("count");
+    assert_eq!(left, 0);
+}

@@ -825,3 +825,87 @@ async fn the_same_seed_writes_the_same_rows() {
     assert_ne!(da, dc, "another seed, other rows");
     assert!(da[0].starts_with("250:"), "{da:?}");
 }
+
+/// Numbers in and out of the E.164 form, for the PostgreSQL side of the one rule.
+const E164_EXAMPLES: &[&str] = &[
+    "+14045550123",
+    "+442079460018",
+    "+6834002",
+    "+123456789012345",
+    "+0123456789",
+    "+04045550123",
+    "+123456",
+    "+1234567890123456",
+    "14045550123",
+    "+1 404 555 0123",
+    "+1-404-555-0123",
+    "+1404555012a",
+    "+１４０４５５５０１２３",
+    " +14045550123",
+    "+14045550123\n",
+    "++14045550123",
+    "+",
+    "",
+];
+
+/// The domain's E.164 rule, its PostgreSQL pattern, migration 14's CHECK (landed, so it cannot
+/// follow the domain: it must already agree), the gate of `db check` and the pre-check of
+/// `tighten` all accept the same numbers.
+#[tokio::test]
+async fn the_e164_pattern_agrees_with_the_domain_rule_on_postgresql() {
+    use junkquote::domain::identity::{E164_PATTERN, is_e164};
+    use junkquote::takeover::{quality, tighten};
+
+    let db = TestDb::migrated().await;
+    let mut conn = db.conn().await;
+    let mut refused = 0;
+    for number in E164_EXAMPLES {
+        let matches: bool = sqlx::query_scalar("SELECT $1 ~ $2")
+            .bind(number)
+            .bind(E164_PATTERN)
+            .fetch_one(&mut conn)
+            .await
+            .expect("match");
+        assert_eq!(matches, is_e164(number), "the pattern on {number:?}");
+        let inserted = sqlx::query(r#"INSERT INTO "Customer" (phone) VALUES ($1)"#)
+            .bind(number)
+            .execute(&mut conn)
+            .await;
+        assert_eq!(
+            inserted.is_ok(),
+            is_e164(number),
+            "migration 14's CHECK on {number:?}: {inserted:?}"
+        );
+        refused += i64::from(!is_e164(number));
+    }
+
+    // Rows from before migration 14 (or written around it): the gate and the pre-check count
+    // exactly those the domain refuses.
+    conn.execute(r#"ALTER TABLE "Customer" DROP CONSTRAINT "Customer_phone_e164_check""#)
+        .await
+        .expect("drop the check");
+    for number in E164_EXAMPLES.iter().filter(|n| !is_e164(n)) {
+        sqlx::query(r#"INSERT INTO "Customer" (phone) VALUES ($1)"#)
+            .bind(number)
+            .execute(&mut conn)
+            .await
+            .expect("insert");
+    }
+    let gates = quality::check(&mut conn).await.expect("db check");
+    let gate = gates
+        .iter()
+        .find(|g| g.name.starts_with("customer phones not in E.164"))
+        .expect("the E.164 gate");
+    assert_eq!(gate.count, refused);
+    let outcome = tighten::precheck(&mut conn, "customer-phone-email-unique", 100)
+        .await
+        .expect("pre-check")
+        .expect("a known check");
+    let offence = outcome
+        .offences
+        .iter()
+        .find(|o| o.what.contains("not E.164"))
+        .expect("the E.164 offence");
+    assert_eq!(offence.count, refused);
+    assert_eq!(offence.examples.len() as i64, refused);
+}

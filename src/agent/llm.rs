@@ -395,21 +395,63 @@ async fn run_tool(
     })
 }
 
-/// Every dollar amount in `reply` must appear in what the tools returned.
+/// Every dollar amount in `reply` must be one the tools returned. Amounts are compared as
+/// numbers of cents, not as text: a text search let `$15` pass on the strength of `$150`, and
+/// would refuse `$1,250.00` for `$1,250`.
 fn check_amounts(reply: &str, grounded: &str) -> Result<(), LlmError> {
-    for (at, _) in reply.match_indices('$') {
-        let amount: String = reply[at..]
-            .chars()
-            .take_while(|c| *c == '$' || c.is_ascii_digit() || *c == ',' || *c == '.')
-            .collect();
-        let amount = amount.trim_end_matches(['.', ',']);
-        if amount.len() > 1 && !grounded.contains(amount) {
+    let known: Vec<i64> = dollar_amounts(grounded)
+        .filter_map(|(_, cents)| cents)
+        .collect();
+    for (text, cents) in dollar_amounts(reply) {
+        if !cents.is_some_and(|c| known.contains(&c)) {
             return Err(LlmError::Refused(format!(
-                "the reply states {amount}, which no tool produced"
+                "the reply states {text}, which no tool produced"
             )));
         }
     }
     Ok(())
+}
+
+/// The dollar amounts written in `text` (`$1,250`, `$1250.00`, `$12.5`), each as written and as
+/// cents; `None` when it cannot be read as an amount (too large, three decimals). A `$` with no
+/// digit after it is not an amount; a full stop after the digits ends a sentence, not a number;
+/// `$.50` is fifty cents.
+fn dollar_amounts(text: &str) -> impl Iterator<Item = (&str, Option<i64>)> {
+    text.match_indices('$').filter_map(|(at, _)| {
+        let rest = &text[at + 1..];
+        let whole_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == ','))
+            .unwrap_or(rest.len());
+        let whole = rest[..whole_len].trim_end_matches(',');
+        let after = &rest[whole.len()..];
+        let fraction = after
+            .strip_prefix('.')
+            .map(|f| &f[..f.find(|c: char| !c.is_ascii_digit()).unwrap_or(f.len())])
+            .filter(|f| !f.is_empty());
+        if whole.is_empty() && fraction.is_none() {
+            return None;
+        }
+        let len = 1 + whole.len() + fraction.map_or(0, |f| f.len() + 1);
+        let dollars = if whole.is_empty() { "0" } else { whole };
+        Some((
+            &text[at..at + len],
+            cents_of(dollars, fraction.unwrap_or("")),
+        ))
+    })
+}
+
+/// `whole` dollars (digits and thousands commas) and `fraction` (at most two digits) in cents.
+fn cents_of(whole: &str, fraction: &str) -> Option<i64> {
+    if fraction.len() > 2 {
+        return None;
+    }
+    let dollars: i64 = whole.replace(',', "").parse().ok()?;
+    let cents: i64 = match fraction.len() {
+        0 => 0,
+        1 => fraction.parse::<i64>().ok()? * 10,
+        _ => fraction.parse().ok()?,
+    };
+    dollars.checked_mul(100)?.checked_add(cents)
 }
 
 async fn system_prompt(
@@ -473,5 +515,27 @@ mod tests {
         assert!(check_amounts("Your estimate is $377.", "estimate is $377 (3/8 load)").is_ok());
         assert!(check_amounts("That'll be $99!", "estimate is $377").is_err());
         assert!(check_amounts("no money here", "").is_ok());
+    }
+
+    #[test]
+    fn a_prefix_of_a_grounded_amount_is_not_grounded() {
+        assert!(check_amounts("Only $15 today", "estimate is $150").is_err());
+        assert!(check_amounts("It's $1.", "estimate is $1,250 (full load)").is_err());
+        assert!(check_amounts("It's $1,25.", "estimate is $1,250").is_err());
+        assert!(check_amounts("That's $12.5", "fee $12.50").is_ok());
+        assert!(check_amounts("That's $12.5", "fee $12.05").is_err());
+    }
+
+    #[test]
+    fn amounts_are_compared_as_numbers() {
+        assert!(check_amounts("Total: $1,250.00.", "estimate is $1,250").is_ok());
+        assert!(check_amounts("Total: $1250", "estimate is $1,250").is_ok());
+        assert!(check_amounts("Total: $1,250", "estimate is $1,250.00").is_ok());
+        assert!(check_amounts("Total: $1,250.01", "estimate is $1,250").is_err());
+        assert!(check_amounts("$150 and $819, so $969.", "$150 + $819 = $969").is_ok());
+        assert!(check_amounts("A lone $ sign", "").is_ok());
+        assert!(check_amounts("just $.50", "fee $0.50").is_ok());
+        assert!(check_amounts("just $.50", "fee $50").is_err());
+        assert!(check_amounts("$99999999999999999999", "$99999999999999999999").is_err());
     }
 }

@@ -103,9 +103,12 @@ impl Database {
                 .fetch_one(&mut conn)
                 .await?;
         if !exists {
-            let created = sqlx::query(&format!("CREATE DATABASE \"{EMBEDDED_DATABASE}\""))
-                .execute(&mut conn)
-                .await;
+            let created = sqlx::query(&format!(
+                "CREATE DATABASE {}",
+                quote_ident(EMBEDDED_DATABASE)
+            ))
+            .execute(&mut conn)
+            .await;
             // Another process may have created it in the meantime.
             if let Err(e) = created
                 && e.as_database_error().and_then(|d| d.code()).as_deref() != Some("42P04")
@@ -165,19 +168,20 @@ impl Database {
     /// A new, empty database on the same server, for replaying migrations; dropped by
     /// [`Throwaway::drop_database`].
     pub async fn throwaway(&self) -> Result<Throwaway, DbError> {
-        // Named after the database it serves, so that its owner can tell it apart.
-        let base: String = self
-            .options
-            .get_database()
-            .unwrap_or("postgres")
-            .chars()
-            .take(40)
-            .collect();
+        // Named after the database it serves, so that its owner can tell it apart; cut to 40
+        // bytes (on a character boundary) so that the whole name stays within PostgreSQL's
+        // 63-byte identifiers, which it would otherwise truncate.
+        let served = self.options.get_database().unwrap_or("postgres");
+        let mut end = served.len().min(40);
+        while !served.is_char_boundary(end) {
+            end -= 1;
+        }
+        let base = &served[..end];
         let random = uuid::Uuid::new_v4().simple().to_string();
         let name = format!("{base}_scratch_{}", &random[..8]);
         let admin = self.options.clone().database("postgres");
         let mut conn = self.connect_to(admin.clone()).await?;
-        sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+        sqlx::query(&format!("CREATE DATABASE {}", quote_ident(&name)))
             .execute(&mut conn)
             .await?;
         conn.close().await?;
@@ -220,14 +224,21 @@ impl Throwaway {
     pub async fn drop_database(self) -> Result<(), DbError> {
         let mut conn = self.admin.connect().await?;
         sqlx::query(&format!(
-            "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-            self.name
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            quote_ident(&self.name)
         ))
         .execute(&mut conn)
         .await?;
         conn.close().await?;
         Ok(())
     }
+}
+
+/// `name` as a quoted SQL identifier, for the statements that take no bind parameters
+/// (`CREATE DATABASE`): inside double quotes a `"` is written twice, so a name taken from a URL
+/// cannot end the identifier early and run as SQL.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// The cause of a connection failure, without repeating the URL.
@@ -273,7 +284,19 @@ pub fn redact(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::redact;
+    use super::{quote_ident, redact};
+
+    #[test]
+    fn identifiers_are_quoted_with_their_double_quotes_doubled() {
+        assert_eq!(quote_ident("junkquote"), "\"junkquote\"");
+        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
+        assert_eq!(
+            quote_ident("x\"; DROP DATABASE y; --"),
+            "\"x\"\"; DROP DATABASE y; --\""
+        );
+        assert_eq!(quote_ident("\"\""), "\"\"\"\"\"\"");
+        assert_eq!(quote_ident("Zoë"), "\"Zoë\"");
+    }
 
     #[test]
     fn passwords_are_hidden() {

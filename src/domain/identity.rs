@@ -39,6 +39,25 @@ impl fmt::Display for Region {
     }
 }
 
+/// The E.164 form, as a PostgreSQL regular expression: the same rule as [`is_e164`], for the
+/// SQL that cannot call Rust (migration 14's `Customer_phone_e164_check`, the quality gates of
+/// `db check`, the pre-check of `tighten`). Bind it as a parameter; a test on PostgreSQL checks
+/// that it and [`is_e164`] agree.
+pub const E164_PATTERN: &str = r"^\+[1-9][0-9]{6,14}$";
+
+/// Whether `number` is written in E.164 form: `+`, then a country code (which never begins with
+/// 0), then the rest, 7 to 15 ASCII digits in all (15 is E.164's limit; 7 is the shortest number
+/// in use, e.g. Niue's `+683 4002`). Only the form: [`normalize_phone`] decides whether a number
+/// exists, and what it returns always has this form. The one definition: webhooks, storage and
+/// the SQL of [`E164_PATTERN`] use it.
+pub fn is_e164(number: &str) -> bool {
+    number.strip_prefix('+').is_some_and(|digits| {
+        (7..=15).contains(&digits.len())
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && !digits.starts_with('0')
+    })
+}
+
 /// A phone number in E.164 form (`+14045550123`), or `None` when `raw` is not a valid number
 /// (too short, no digits, a number no carrier can have).
 pub fn normalize_phone(raw: &str, region: Region) -> Option<String> {
@@ -261,7 +280,56 @@ mod tests {
         assert!(find_in_text("2 couches and 5 bags", Region::US).is_empty());
     }
 
+    /// Examples of the E.164 form, and whether each has it.
+    const E164_EXAMPLES: &[(&str, bool)] = &[
+        ("+14045550123", true),
+        ("+442079460018", true),
+        ("+6834002", true),
+        ("+123456789012345", true),
+        ("+0123456789", false),
+        ("+04045550123", false),
+        ("+123456", false),
+        ("+1234567890123456", false),
+        ("14045550123", false),
+        ("+1 404 555 0123", false),
+        ("+1-404-555-0123", false),
+        ("+1404555012a", false),
+        ("+１４０４５５５０１２３", false),
+        (" +14045550123", false),
+        ("+14045550123\n", false),
+        ("++14045550123", false),
+        ("+", false),
+        ("", false),
+    ];
+
+    #[test]
+    fn the_e164_form_is_a_plus_and_7_to_15_digits_not_starting_with_0() {
+        for (number, expected) in E164_EXAMPLES {
+            assert_eq!(is_e164(number), *expected, "{number:?}");
+        }
+    }
+
+    #[test]
+    fn the_shortest_numbers_in_use_have_the_e164_form() {
+        // Niue and Tokelau: a three-digit country code and four digits.
+        for number in ["+6834002", "+6907290"] {
+            assert_eq!(
+                normalize_phone(number, Region::US).as_deref(),
+                Some(number),
+                "{number}"
+            );
+            assert!(is_e164(number));
+        }
+    }
+
     proptest! {
+        #[test]
+        fn what_normalisation_returns_has_the_e164_form(raw in "\\+?[0-9 ()+.-]{0,20}") {
+            if let Some(e164) = normalize_phone(&raw, Region::US) {
+                prop_assert!(is_e164(&e164), "{raw:?} → {e164:?}");
+            }
+        }
+
         #[test]
         fn phone_normalisation_is_idempotent(raw in "[0-9 ()+.-]{0,20}") {
             if let Some(e164) = normalize_phone(&raw, Region::US) {

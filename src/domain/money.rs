@@ -22,9 +22,9 @@ impl Cents {
         Self(cents)
     }
 
-    /// Whole dollars.
+    /// Whole dollars; beyond what fits in cents it saturates, as the arithmetic does.
     pub const fn dollars(dollars: i64) -> Self {
-        Self(dollars * 100)
+        Self(dollars.saturating_mul(100))
     }
 
     /// The amount in cents.
@@ -32,9 +32,12 @@ impl Cents {
         self.0
     }
 
-    /// This amount scaled by `percent` (0–100), rounded to the nearest cent.
+    /// This amount scaled by `percent` (0–100), rounded to the nearest cent (halves up).
+    /// Computed in `i128`, where the product cannot overflow, so that rounding is exact even at
+    /// the extremes; a result beyond `i64` (only possible above 100 %) saturates.
     pub fn percent(self, percent: u32) -> Cents {
-        Cents((self.0 * i64::from(percent) + 50).div_euclid(100))
+        let scaled = (i128::from(self.0) * i128::from(percent) + 50).div_euclid(100);
+        Cents(i64::try_from(scaled).unwrap_or(if scaled < 0 { i64::MIN } else { i64::MAX }))
     }
 
     /// The larger of two amounts.
@@ -100,6 +103,8 @@ impl fmt::Display for Cents {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::Cents;
 
     #[test]
@@ -114,5 +119,50 @@ mod tests {
     fn percentages_round_to_the_nearest_cent() {
         assert_eq!(Cents::dollars(819).percent(90), Cents::new(73_710));
         assert_eq!(Cents::new(999).percent(25), Cents::new(250));
+    }
+
+    #[test]
+    fn dollars_saturate_at_the_extremes() {
+        assert_eq!(Cents::dollars(i64::MAX), Cents::new(i64::MAX));
+        assert_eq!(Cents::dollars(i64::MIN), Cents::new(i64::MIN));
+        assert_eq!(Cents::dollars(i64::MAX / 100 + 1), Cents::new(i64::MAX));
+        assert_eq!(
+            Cents::dollars(i64::MAX / 100),
+            Cents::new(i64::MAX / 100 * 100)
+        );
+    }
+
+    #[test]
+    fn percentages_saturate_at_the_extremes() {
+        assert_eq!(Cents::new(i64::MAX).percent(100), Cents::new(i64::MAX));
+        assert_eq!(Cents::new(i64::MIN).percent(100), Cents::new(i64::MIN));
+        assert_eq!(
+            Cents::new(i64::MAX).percent(90),
+            Cents::new(8_301_034_833_169_298_226)
+        );
+        assert_eq!(Cents::new(i64::MAX).percent(u32::MAX), Cents::new(i64::MAX));
+        assert_eq!(Cents::new(i64::MIN).percent(u32::MAX), Cents::new(i64::MIN));
+        assert_eq!(Cents::new(i64::MIN).percent(0), Cents::ZERO);
+    }
+
+    proptest! {
+        #[test]
+        fn dollars_are_a_hundred_cents_or_saturate(dollars in any::<i64>()) {
+            let expected = i64::try_from(i128::from(dollars) * 100)
+                .unwrap_or(if dollars < 0 { i64::MIN } else { i64::MAX });
+            prop_assert_eq!(Cents::dollars(dollars), Cents::new(expected));
+        }
+
+        #[test]
+        fn a_percentage_lies_between_zero_and_the_whole(cents in any::<i64>(), percent in 0u32..=100) {
+            let part = Cents::new(cents).percent(percent).get();
+            prop_assert!(part.min(0) >= cents.min(0) && part.max(0) <= cents.max(0));
+            prop_assert_eq!(Cents::new(cents).percent(100).get(), cents);
+        }
+
+        #[test]
+        fn a_percentage_never_panics(cents in any::<i64>(), percent in any::<u32>()) {
+            let _ = Cents::new(cents).percent(percent);
+        }
     }
 }

@@ -435,7 +435,7 @@ pub fn price(book: &Pricebook, job: &JobSpec) -> PriceQuote {
     // The load: whole trailers at the full price, the rest by the first tier at or above it.
     let volume = job.volume.get();
     let trailer = book.trailer_yards.max(EPSILON);
-    let mut full_loads = (volume / trailer + EPSILON).floor() as u32;
+    let full_loads = (volume / trailer + EPSILON).floor() as u32;
     let mut rest = volume - f64::from(full_loads) * trailer;
     if rest < EPSILON {
         rest = 0.0;
@@ -454,21 +454,23 @@ pub fn price(book: &Pricebook, job: &JobSpec) -> PriceQuote {
         load_price += amount;
     }
     if rest > 0.0 {
+        // The rest is at most a trailer, and a valid pricebook's last tier is a full trailer, so
+        // a tier covers it. A pricebook whose tiers stop short (`validate` refuses one, but a
+        // `Config` row edited by hand is read without it) prices it as a full load: still one
+        // load, counted once below.
         match book.tier_for(rest) {
             Some(tier) => {
                 line(format!("{} load ({:.1} yd³)", tier.label, rest), tier.price);
                 load_price += tier.price;
             }
             None => {
-                // A pricebook whose tiers stop short of a trailer: price the rest as a full load.
-                full_loads += 1;
                 line(format!("trailer load ({:.1} yd³)", rest), full_price);
                 load_price += full_price;
             }
         }
     }
     let loads = full_loads + u32::from(rest > 0.0);
-    if loads > 1 || (full_loads == 1 && rest > 0.0) {
+    if loads > 1 {
         reasons.push(format!("more than a full trailer ({})", job.volume));
     }
     if job.curbside && book.curbside_discount_percent > 0 && load_price > Cents::ZERO {
@@ -686,6 +688,78 @@ mod tests {
                 .iter()
                 .any(|r| r.contains("more than a full trailer"))
         );
+    }
+
+    #[test]
+    fn exactly_a_full_trailer_is_one_load() {
+        let quote = price(&Pricebook::default(), &job(16.6));
+        assert_eq!(quote.loads, 1);
+        assert_eq!(quote.total, Cents::dollars(819));
+        assert!(
+            !quote
+                .approval_reasons
+                .iter()
+                .any(|r| r.contains("more than a full trailer")),
+            "{:?}",
+            quote.approval_reasons
+        );
+    }
+
+    #[test]
+    fn between_one_and_two_trailers_is_a_full_load_and_a_tier() {
+        let book = Pricebook::default();
+        for (yards, dollars) in [(16.7, 819 + 150), (20.0, 819 + 259), (25.0, 819 + 567)] {
+            let quote = price(&book, &job(yards));
+            assert_eq!(quote.loads, 2, "{yards} yd³");
+            assert_eq!(quote.total, Cents::dollars(dollars), "{yards} yd³");
+            assert!(quote.needs_approval, "{yards} yd³");
+            assert_eq!(
+                quote
+                    .lines
+                    .iter()
+                    .filter(|l| l.label.contains("load"))
+                    .count(),
+                2,
+                "{}",
+                quote.explain()
+            );
+        }
+        let two = price(&book, &job(33.2));
+        assert_eq!((two.loads, two.total), (2, Cents::dollars(2 * 819)));
+        assert_eq!(price(&book, &job(33.3)).loads, 3);
+    }
+
+    /// A pricebook whose tiers stop short of the trailer (the API and console refuse one, but a
+    /// `Config` row edited by hand is read without validation) prices what no tier covers as a full
+    /// load (its largest tier's price): one load, not two.
+    #[test]
+    fn a_load_no_tier_covers_is_one_load_at_the_full_price() {
+        let mut book = Pricebook::default();
+        book.tiers.truncate(5); // up to the 1/2 tier: 8.3 yd³ for $495
+        assert!(!book.validate().is_empty());
+        let quote = price(&book, &job(10.0));
+        assert_eq!(quote.loads, 1, "{}", quote.explain());
+        assert_eq!(quote.total, Cents::dollars(495));
+        assert!(
+            quote.approval_reasons.is_empty(),
+            "{:?}",
+            quote.approval_reasons
+        );
+
+        let mut heavy = job(10.0);
+        heavy.weight_lbs = Some(2_500);
+        let quote = price(&book, &heavy);
+        assert!(
+            quote
+                .explain()
+                .contains("weight: 500 lb over the 2000 lb included"),
+            "one load includes one load's weight: {}",
+            quote.explain()
+        );
+
+        let quote = price(&book, &job(20.0));
+        assert_eq!(quote.loads, 2, "{}", quote.explain());
+        assert_eq!(quote.total, Cents::dollars(495 + 259));
     }
 
     #[test]

@@ -14,6 +14,7 @@ use super::error::ApiError;
 use crate::agent;
 use crate::channels::{messenger, signature, twilio};
 use crate::domain::Channel;
+use crate::domain::identity;
 use crate::store::inbox::{self, Inbound, Sender};
 
 /// `POST /api/twilio/sms`: an SMS from a customer, form-encoded and signed by Twilio.
@@ -57,7 +58,8 @@ pub async fn twilio_sms(
         ));
     };
     let from = from.trim();
-    if !is_e164(from) {
+    // The domain's rule, the one migration 14's CHECK and `db check` use too.
+    if !identity::is_e164(from) {
         return Err(ApiError::Invalid(
             "From is not a phone number in E.164 form".into(),
         ));
@@ -88,13 +90,6 @@ pub async fn twilio_sms(
         }
     }
     Ok(([(header::CONTENT_TYPE, "text/xml")], twilio::EMPTY_TWIML).into_response())
-}
-
-/// `+` and 8 to 15 digits.
-fn is_e164(phone: &str) -> bool {
-    phone.strip_prefix('+').is_some_and(|digits| {
-        (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
-    })
 }
 
 /// The query of Messenger's subscription handshake.

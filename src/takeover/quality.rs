@@ -5,6 +5,8 @@
 
 use sqlx::PgConnection;
 
+use crate::domain::identity::E164_PATTERN;
+
 /// One gate's outcome.
 #[derive(Debug, Clone)]
 pub struct Gate {
@@ -23,7 +25,8 @@ impl Gate {
     }
 }
 
-/// (name, required, query returning one bigint).
+/// (name, required, query returning one bigint). A query that takes `$1` gets the domain's
+/// E.164 pattern there, so that this gate and the Rust rule cannot drift apart.
 const GATES: &[(&str, bool, &str)] = &[
     (
         "leads without a customer",
@@ -76,7 +79,7 @@ const GATES: &[(&str, bool, &str)] = &[
         "customer phones not in E.164 or emails not normalised",
         true,
         r#"SELECT count(*) FROM "Customer"
-           WHERE phone !~ '^\+[1-9][0-9]{6,14}$' OR email <> lower(btrim(email))"#,
+           WHERE phone !~ $1 OR email <> lower(btrim(email))"#,
     ),
     (
         "customers without an identity (not flagged by the backfill)",
@@ -149,7 +152,11 @@ pub async fn check(conn: &mut PgConnection) -> sqlx::Result<Vec<Gate>> {
         } else {
             (*sql).to_owned()
         };
-        let count: i64 = sqlx::query_scalar(&sql).fetch_one(&mut *conn).await?;
+        let mut query = sqlx::query_scalar(&sql);
+        if sql.contains("$1") {
+            query = query.bind(E164_PATTERN);
+        }
+        let count: i64 = query.fetch_one(&mut *conn).await?;
         gates.push(Gate {
             name,
             count,

@@ -10,6 +10,8 @@
 
 use sqlx::PgConnection;
 
+use crate::domain::identity::E164_PATTERN;
+
 /// The pre-checks migrations may name.
 pub const CHECKS: &[&str] = &[
     "leads-and-jobs-linked",
@@ -64,7 +66,8 @@ pub async fn precheck(
     name: &str,
     limit: i64,
 ) -> sqlx::Result<Option<CheckOutcome>> {
-    // (what, count query, example query); each example query takes the limit as $1.
+    // (what, count query, example query); each example query takes the limit as $1. The
+    // domain's E.164 pattern is $1 of a count query and $2 of an example query that take it.
     let queries: &[(&str, &str, &str)] = match name {
         "leads-and-jobs-linked" => &[
             (
@@ -82,8 +85,8 @@ pub async fn precheck(
         "customer-phone-email-unique" => &[
             (
                 "customers whose phone is not E.164",
-                r#"SELECT count(*) FROM "Customer" WHERE phone !~ '^\+[1-9][0-9]{6,14}$'"#,
-                r#"SELECT 'customer ' || id FROM "Customer" WHERE phone !~ '^\+[1-9][0-9]{6,14}$'
+                r#"SELECT count(*) FROM "Customer" WHERE phone !~ $1"#,
+                r#"SELECT 'customer ' || id FROM "Customer" WHERE phone !~ $2
                    ORDER BY id LIMIT $1"#,
             ),
             (
@@ -143,15 +146,20 @@ pub async fn precheck(
     };
     let mut offences = Vec::new();
     for (what, count_sql, examples_sql) in queries {
-        let count: i64 = sqlx::query_scalar(count_sql).fetch_one(&mut *conn).await?;
+        let mut count_query = sqlx::query_scalar(count_sql);
+        if count_sql.contains("$1") {
+            count_query = count_query.bind(E164_PATTERN);
+        }
+        let count: i64 = count_query.fetch_one(&mut *conn).await?;
         if count == 0 {
             continue;
         }
         let examples = if limit > 0 {
-            sqlx::query_scalar(examples_sql)
-                .bind(limit)
-                .fetch_all(&mut *conn)
-                .await?
+            let mut examples_query = sqlx::query_scalar(examples_sql).bind(limit);
+            if examples_sql.contains("$2") {
+                examples_query = examples_query.bind(E164_PATTERN);
+            }
+            examples_query.fetch_all(&mut *conn).await?
         } else {
             Vec::new()
         };
