@@ -1456,6 +1456,8 @@ async fn an_unknown_channel_read_from_the_database_is_refused_not_taken_for_web_
     assert!(
         matches!(refused, sqlx::Error::ColumnDecode { .. }),
         "{refused}"
+    );
+}
 
 /// The webhook takes a sender exactly when the domain calls it E.164 (the rule migration 14's
 /// CHECK and `db check` use too): a leading 0 is no country code.
