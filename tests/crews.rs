@@ -94,7 +94,7 @@ async fn a_customer_told_the_schedule_is_full_hears_when_windows_open() {
         .await
         .expect("age");
     // (The server's own worker may get there first; either way the effect is the same.)
-    junkquote::agent::follow_up_one(&pool)
+    junkquote::jobs::fully_booked::follow_up_one(&pool)
         .await
         .expect("follow up");
     let looked: bool = sqlx::query_scalar(
@@ -107,7 +107,7 @@ async fn a_customer_told_the_schedule_is_full_hears_when_windows_open() {
     assert!(looked, "the schedule was looked at again");
     assert_eq!(texts_to(&db, phone).await.len(), 2, "nothing new to say");
     assert!(
-        !junkquote::agent::follow_up_one(&pool)
+        !junkquote::jobs::fully_booked::follow_up_one(&pool)
             .await
             .expect("follow up"),
         "not looked at again within the hour"
@@ -123,7 +123,7 @@ async fn a_customer_told_the_schedule_is_full_hears_when_windows_open() {
         .execute(&pool)
         .await
         .expect("age");
-    junkquote::agent::follow_up_one(&pool)
+    junkquote::jobs::fully_booked::follow_up_one(&pool)
         .await
         .expect("follow up");
     let texts = texts_to(&db, phone).await;
@@ -134,7 +134,7 @@ async fn a_customer_told_the_schedule_is_full_hears_when_windows_open() {
         texts[2]
     );
     assert!(
-        !junkquote::agent::follow_up_one(&pool)
+        !junkquote::jobs::fully_booked::follow_up_one(&pool)
             .await
             .expect("follow up")
     );

@@ -11,13 +11,9 @@ use uuid::Uuid;
 use crate::domain::Channel;
 use crate::domain::identity::{Region, find_in_text};
 use crate::domain::memory::{facts_in, name_in};
-use crate::domain::schedule::Window;
-use crate::domain::stages::Stage;
 use crate::store::challenges::{self, Attempt, Started};
 use crate::store::context::{self, Budget, Context};
-use crate::store::{
-    conversations, customers, inbox, jobs, leads, memory, outbox, quotes, settings,
-};
+use crate::store::{conversations, customers, inbox, leads, memory, outbox, quotes, settings};
 
 /// How the agent uses what it knows of customers.
 #[derive(Debug, Clone, Copy)]
@@ -382,82 +378,4 @@ pub async fn decide(
     leads::save_lead(&mut tx, &lead).await?;
     tx.commit().await?;
     Ok(Ok(()))
-}
-
-/// Sends one due pickup reminder on the customer's channel, if one is due; returns whether one
-/// was. Paused, nothing is sent (and nothing is marked sent, so it goes out once resumed).
-pub async fn remind_one(pool: &PgPool) -> sqlx::Result<bool> {
-    let mut tx = pool.begin().await?;
-    let settings = settings::load(&mut tx).await?;
-    if settings.paused {
-        tx.commit().await?;
-        return Ok(false);
-    }
-    let Some(candidate) = jobs::next_due_reminder(&mut tx, &settings.reminder_hours).await? else {
-        tx.commit().await?;
-        return Ok(false);
-    };
-    conversations::lock(&mut tx, candidate.conversation_id).await?;
-    // Another worker may have sent it meanwhile (or hold it): then there is nothing to do.
-    let Some(due) =
-        jobs::claim_due_reminder(&mut tx, &settings.reminder_hours, candidate.job_id).await?
-    else {
-        tx.commit().await?;
-        return Ok(false);
-    };
-    let mut lead = leads::lead_of_conversation(&mut tx, due.conversation_id).await?;
-    let window = Window {
-        start: due.window_start,
-        end: due.window_end,
-    };
-    let text = format!(
-        "Reminder: your junk pickup is {} at {}. Reply here if anything changes.",
-        window.describe(settings.hours.time_zone),
-        due.address.as_deref().unwrap_or("your address")
-    );
-    outbox::reply(&mut tx, due.conversation_id, None, &lead, &text).await?;
-    jobs::reminder_sent(&mut tx, due.job_id, due.hours).await?;
-    lead.stage = Stage::Reminding;
-    leads::save_lead(&mut tx, &lead).await?;
-    tx.commit().await?;
-    Ok(true)
-}
-
-/// How long after finding the schedule full it is looked at again for that customer.
-pub const FULL_RECHECK_MINUTES: i32 = 60;
-
-/// Looks again at one lead that was told the schedule was full, and texts the customer the
-/// windows that have opened since, once. Returns whether a lead was looked at. Any number of
-/// workers can run: leads are claimed with `SKIP LOCKED`.
-pub async fn follow_up_one(pool: &PgPool) -> sqlx::Result<bool> {
-    let mut tx = pool.begin().await?;
-    let settings = settings::load(&mut tx).await?;
-    if settings.paused {
-        tx.commit().await?;
-        return Ok(false);
-    }
-    let claimed = leads::claim_fully_booked(&mut tx, FULL_RECHECK_MINUTES).await?;
-    let Some(conversation_id) = claimed else {
-        tx.commit().await?;
-        return Ok(false);
-    };
-    let mut lead = leads::lead_of_conversation(&mut tx, conversation_id).await?;
-    let now = Utc::now();
-    let text = rules::offer_reply(
-        &mut tx,
-        &settings,
-        &mut lead,
-        now,
-        "Good news: pickup windows have opened up",
-    )
-    .await?;
-    if lead.state.offers.is_empty() {
-        // Still full: nothing is sent; the next look is an interval from now.
-        leads::found_full(&mut tx, lead.id).await?;
-    } else {
-        outbox::reply(&mut tx, conversation_id, None, &lead, &text).await?;
-        leads::save_lead(&mut tx, &lead).await?;
-    }
-    tx.commit().await?;
-    Ok(true)
 }
