@@ -1,14 +1,12 @@
 //! The schedule: more than one crew, and a schedule that is full and then opens up.
 
-mod common;
-
-use common::TestDb;
-use common::twilio::{sms, sms_server, texts_to};
+use crate::helpers::twilio::{sms, texts_to};
+use crate::helpers::{TestApp, config};
 
 #[tokio::test]
 async fn two_crews_take_the_same_window_and_a_third_customer_gets_another() {
-    let db = TestDb::migrated().await;
-    let server = sms_server(&db, &[]);
+    let server = TestApp::spawn(config::sms()).await;
+    let db = &server.db;
     // The first message seeds the settings; then the company has two crews.
     sms(&server, "SMk0", "+14045550100", "hello").await;
     sqlx::query(
@@ -61,8 +59,8 @@ async fn two_crews_take_the_same_window_and_a_third_customer_gets_another() {
 
 #[tokio::test]
 async fn a_customer_told_the_schedule_is_full_hears_when_windows_open() {
-    let db = TestDb::migrated().await;
-    let server = sms_server(&db, &[]);
+    let server = TestApp::spawn(config::sms()).await;
+    let db = &server.db;
     let phone = "+14045550111";
     // Another customer's job holds the only crew for the next ten days.
     sqlx::query(

@@ -1,17 +1,16 @@
 //! Quotes that change while the owner looks at them.
 
-mod common;
-
-use common::TestDb;
-use common::twilio::{owner_token, sms, sms_server, texts_to};
+use crate::helpers;
+use crate::helpers::twilio::{owner_token, sms, texts_to};
+use crate::helpers::{TestApp, config};
 use serde_json::json;
 
 const PHONE: &str = "+14045550123";
 
 #[tokio::test]
 async fn items_added_while_the_owner_decides_are_priced_and_the_old_request_stops_working() {
-    let db = TestDb::migrated().await;
-    let server = sms_server(&db, &[]);
+    let server = TestApp::spawn(config::sms()).await;
+    let db = &server.db;
     sms(
         &server,
         "SMq1",
@@ -63,7 +62,7 @@ async fn items_added_while_the_owner_decides_are_priced_and_the_old_request_stop
         409,
         "the superseded request no longer works"
     );
-    let token = common::twilio::api_token(&db);
+    let token = helpers::twilio::api_token(&db);
     let listed: serde_json::Value = reqwest::Client::new()
         .get(server.url("/api/v1/approvals"))
         .bearer_auth(&token)
@@ -89,8 +88,8 @@ async fn items_added_while_the_owner_decides_are_priced_and_the_old_request_stop
 
 #[tokio::test]
 async fn a_heavy_load_and_a_narrow_window_are_priced_when_mentioned() {
-    let db = TestDb::migrated().await;
-    let server = sms_server(&db, &[]);
+    let server = TestApp::spawn(config::sms()).await;
+    let db = &server.db;
     sms(&server, "SMw1", PHONE, "a couch").await;
     sms(
         &server,
@@ -117,8 +116,8 @@ async fn a_heavy_load_and_a_narrow_window_are_priced_when_mentioned() {
 
 #[tokio::test]
 async fn a_decision_on_a_conversation_an_operator_holds_is_left_to_the_operator() {
-    let db = TestDb::migrated().await;
-    let server = sms_server(&db, &[]);
+    let server = TestApp::spawn(config::sms()).await;
+    let db = &server.db;
     sms(
         &server,
         "SMt1",
