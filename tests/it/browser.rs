@@ -34,7 +34,7 @@ async fn an_operator_and_a_customer_use_the_console_and_the_chat_in_chromium() {
 
     let server = TestApp::spawn(config::sms()).await;
     let db = &server.db;
-    let out = helpers::create_user(&db, EMAIL, &format!("{PASSWORD}\n"));
+    let out = helpers::create_user(db, EMAIL, &format!("{PASSWORD}\n"));
     assert!(out.status.success(), "{}", helpers::stderr(&out));
 
     // A customer over SMS whose quote waits for the owner, who told the assistant a gate
@@ -71,7 +71,7 @@ async fn an_operator_and_a_customer_use_the_console_and_the_chat_in_chromium() {
     .execute(&mut conn)
     .await
     .expect("name the customer");
-    let texts_before = texts_to(&db, PHONE).await.len();
+    let texts_before = texts_to(db, PHONE).await.len();
 
     let shots = std::env::var("JUNKQUOTE_SCREENSHOTS")
         .map(PathBuf::from)
@@ -114,7 +114,7 @@ async fn an_operator_and_a_customer_use_the_console_and_the_chat_in_chromium() {
         ("approved", Some(actor.as_str()))
     );
     assert!(
-        texts_to(&db, PHONE).await.len() > texts_before,
+        texts_to(db, PHONE).await.len() > texts_before,
         "the customer was told of the approval"
     );
     let steps: Vec<(String, Option<String>)> = sqlx::query_as(

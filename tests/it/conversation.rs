@@ -16,7 +16,6 @@ async fn post_sms(url: String, sid: String, from: String, body: String) -> reqwe
     post_signed(url, &form(&sid, &from, &body)).await
 }
 
-
 async fn count(db: &TestDb, sql: &str) -> i64 {
     sqlx::query_scalar(sql)
         .fetch_one(&mut db.conn().await)
@@ -38,7 +37,7 @@ async fn the_reference_conversation_books_a_job() {
     .await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "text/xml");
-    let replies = replies_to(&db, PHONE).await;
+    let replies = replies_to(db, PHONE).await;
     assert_eq!(replies.len(), 1);
     assert!(
         replies[0].contains("$425"),
@@ -52,7 +51,7 @@ async fn the_reference_conversation_books_a_job() {
     );
 
     sms(&server, "SM0002", PHONE, "123 Main St, Canton GA 30114").await;
-    let replies = replies_to(&db, PHONE).await;
+    let replies = replies_to(db, PHONE).await;
     assert_eq!(replies.len(), 2);
     assert!(
         replies[1].contains("1) "),
@@ -62,7 +61,7 @@ async fn the_reference_conversation_books_a_job() {
     assert!(replies[1].contains("Reply 1"), "{}", replies[1]);
 
     sms(&server, "SM0003", PHONE, "1").await;
-    let replies = replies_to(&db, PHONE).await;
+    let replies = replies_to(db, PHONE).await;
     assert_eq!(replies.len(), 3);
     assert!(replies[2].starts_with("You're booked!"), "{}", replies[2]);
     // The confirmation names the window that was offered first.
@@ -105,7 +104,7 @@ async fn the_reference_conversation_books_a_job() {
             "assistant"
         ]
     );
-    assert_eq!(count(&db, "SELECT count(*) FROM \"Quote\"").await, 1);
+    assert_eq!(count(db, "SELECT count(*) FROM \"Quote\"").await, 1);
     let (status, customer): (String, Option<Uuid>) =
         sqlx::query_as("SELECT status::text, customer_id FROM \"Job\"")
             .fetch_one(&mut conn)
@@ -145,7 +144,7 @@ async fn the_reference_conversation_books_a_job() {
             .expect("lead");
     assert_eq!(stage, "booked");
     assert_eq!(address.as_deref(), Some("123 Main St, Canton GA 30114"));
-    assert_eq!(count(&db, "SELECT count(*) FROM \"Booking\"").await, 1);
+    assert_eq!(count(db, "SELECT count(*) FROM \"Booking\"").await, 1);
     server.shutdown().await.expect("stops cleanly");
 }
 
@@ -182,7 +181,7 @@ async fn a_forged_or_missing_signature_is_refused_and_nothing_is_stored() {
     assert_eq!(response.status(), 403);
     for table in ["Customer", "Conversation", "Message", "Lead", "Outbox"] {
         assert_eq!(
-            count(&db, &format!("SELECT count(*) FROM \"{table}\"")).await,
+            count(db, &format!("SELECT count(*) FROM \"{table}\"")).await,
             0,
             "{table}"
         );
@@ -232,11 +231,11 @@ async fn a_retried_delivery_is_stored_and_answered_once() {
         200
     );
     assert_eq!(
-        count(&db, "SELECT count(*) FROM \"Message\" WHERE role = 'user'").await,
+        count(db, "SELECT count(*) FROM \"Message\" WHERE role = 'user'").await,
         1
     );
-    assert_eq!(replies_to(&db, PHONE).await.len(), 1);
-    assert_eq!(count(&db, "SELECT count(*) FROM \"Customer\"").await, 1);
+    assert_eq!(replies_to(db, PHONE).await.len(), 1);
+    assert_eq!(count(db, "SELECT count(*) FROM \"Customer\"").await, 1);
 }
 
 #[tokio::test]
@@ -258,11 +257,11 @@ async fn ten_messages_at_once_are_all_stored_and_answered_in_order() {
         assert_eq!(handle.await.expect("join").status(), 200);
     }
     assert_eq!(
-        count(&db, "SELECT count(*) FROM \"Customer\"").await,
+        count(db, "SELECT count(*) FROM \"Customer\"").await,
         1,
         "one customer"
     );
-    assert_eq!(count(&db, "SELECT count(*) FROM \"Conversation\"").await, 1);
+    assert_eq!(count(db, "SELECT count(*) FROM \"Conversation\"").await, 1);
     let mut conn = db.conn().await;
     // Answered once each, in arrival order (a burst may be stored before the first answer).
     let arrival: Vec<Uuid> =
@@ -279,7 +278,7 @@ async fn ten_messages_at_once_are_all_stored_and_answered_in_order() {
     .expect("answers");
     assert_eq!(answered, arrival);
     let unprocessed = count(
-        &db,
+        db,
         "SELECT count(*) FROM \"InboundMessage\" WHERE processed_at IS NULL",
     )
     .await;
@@ -303,7 +302,7 @@ async fn odd_messages_get_a_polite_reply_never_a_500() {
         let from = format!("+1404555{:04}", 1000 + i);
         let response = sms(&server, &format!("SM05{i:02}"), &from, body).await;
         assert_eq!(response.status(), 200, "{body:?}");
-        let replies = replies_to(&db, &from).await;
+        let replies = replies_to(db, &from).await;
         assert_eq!(replies.len(), 1, "{body:?}");
         assert!(!replies[0].is_empty());
     }
@@ -333,8 +332,8 @@ async fn two_customers_picking_the_same_window_get_one_booking() {
     }
     // Both take A's first window at once (B's offers were computed a moment later and may
     // start one step further on: B picks the same window by its own number).
-    let offers_a = replies_to(&db, a).await;
-    let offers_b = replies_to(&db, b).await;
+    let offers_a = replies_to(db, a).await;
+    let offers_b = replies_to(db, b).await;
     let first_a = offers_a[1]
         .lines()
         .find_map(|l| l.strip_prefix("1) "))
@@ -352,12 +351,12 @@ async fn two_customers_picking_the_same_window_get_one_booking() {
     );
     assert_eq!((ra.status().as_u16(), rb.status().as_u16()), (200, 200));
     assert_eq!(
-        count(&db, "SELECT count(*) FROM \"Booking\"").await,
+        count(db, "SELECT count(*) FROM \"Booking\"").await,
         1,
         "one booking"
     );
-    let last_a = replies_to(&db, a).await.pop().expect("reply");
-    let last_b = replies_to(&db, b).await.pop().expect("reply");
+    let last_a = replies_to(db, a).await.pop().expect("reply");
+    let last_b = replies_to(db, b).await.pop().expect("reply");
     let booked = [&last_a, &last_b]
         .iter()
         .filter(|r| r.starts_with("You're booked!"))
@@ -436,11 +435,7 @@ async fn fake_twilio(
 async fn replies_are_sent_through_twilio_and_a_failed_send_is_retried_not_lost_or_doubled() {
     let db = TestDb::migrated().await;
     let (base, seen) = fake_twilio(1).await;
-    let server = TestApp::spawn_on(
-        &db,
-        config::sms_sending(&base, "AC123", "+14045550000"),
-    )
-    .await;
+    let server = TestApp::spawn_on(&db, config::sms_sending(&base, "AC123", "+14045550000")).await;
     sms(&server, "SM0800", PHONE, "a couch").await;
     let outbox = || async {
         sqlx::query_as::<_, (String, i32, Option<String>)>(
@@ -563,11 +558,11 @@ async fn web_chat_quotes_and_books_behind_a_session_token() {
         .expect("json");
     assert_eq!(thread["messages"].as_array().expect("messages").len(), 6);
     assert_eq!(
-        count(&db, "SELECT count(*) FROM \"Job\" WHERE status = 'booked'").await,
+        count(db, "SELECT count(*) FROM \"Job\" WHERE status = 'booked'").await,
         1
     );
     assert_eq!(
-        count(&db, "SELECT count(*) FROM \"Outbox\"").await,
+        count(db, "SELECT count(*) FROM \"Outbox\"").await,
         0,
         "web replies are read, not sent"
     );
@@ -618,7 +613,7 @@ async fn web_chat_quotes_and_books_behind_a_session_token() {
         .expect("get");
     assert_eq!(missing.status(), 404);
     assert_eq!(
-        count(&db, "SELECT count(*) FROM \"Message\" WHERE role = 'user'").await,
+        count(db, "SELECT count(*) FROM \"Message\" WHERE role = 'user'").await,
         3,
         "nothing bad was stored"
     );
@@ -636,7 +631,7 @@ async fn big_quotes_wait_for_the_owner_whose_token_works_once() {
         "a hot tub, a piano, 2 couches and 20 bags of trash",
     )
     .await;
-    let replies = replies_to(&db, PHONE).await;
+    let replies = replies_to(db, PHONE).await;
     assert!(
         replies[0].contains("The owner will confirm this price shortly"),
         "{}",
@@ -644,20 +639,20 @@ async fn big_quotes_wait_for_the_owner_whose_token_works_once() {
     );
     sms(&server, "SM1001", PHONE, "9 Elm St, Canton GA 30114").await;
     sms(&server, "SM1002", PHONE, "1").await;
-    let replies = replies_to(&db, PHONE).await;
+    let replies = replies_to(db, PHONE).await;
     assert!(
         replies[2].contains("with the owner"),
         "booking waits: {}",
         replies[2]
     );
     assert_eq!(
-        count(&db, "SELECT count(*) FROM \"Job\"").await,
+        count(db, "SELECT count(*) FROM \"Job\"").await,
         0,
         "an unapproved quote cannot be booked"
     );
 
     // The operator API needs a token.
-    let token = api_token(&db);
+    let token = api_token(db);
     let unauthenticated = client
         .get(server.url("/api/v1/approvals"))
         .send()
@@ -704,7 +699,7 @@ async fn big_quotes_wait_for_the_owner_whose_token_works_once() {
     );
 
     // The owner's link: an unknown token, a bad decision, then approve once.
-    let owner = owner_token(&db).await;
+    let owner = owner_token(db).await;
     let decide = |token: String, decision: &'static str| {
         client
             .post(server.url(&format!("/api/approvals/{token}")))
@@ -726,7 +721,7 @@ async fn big_quotes_wait_for_the_owner_whose_token_works_once() {
     assert_eq!(approved.status(), 200);
     let again = decide(owner.clone(), "deny").await.expect("post");
     assert_eq!(again.status(), 409, "the token works once");
-    let replies = replies_to(&db, PHONE).await;
+    let replies = replies_to(db, PHONE).await;
     let told = replies.last().expect("reply");
     assert!(
         told.starts_with("Good news: the owner confirmed your estimate"),
@@ -738,21 +733,21 @@ async fn big_quotes_wait_for_the_owner_whose_token_works_once() {
     );
     sms(&server, "SM1003", PHONE, "1").await;
     assert!(
-        replies_to(&db, PHONE)
+        replies_to(db, PHONE)
             .await
             .last()
             .expect("reply")
             .starts_with("You're booked!")
     );
     assert_eq!(
-        count(&db, "SELECT count(*) FROM \"Job\" WHERE status = 'booked'").await,
+        count(db, "SELECT count(*) FROM \"Job\" WHERE status = 'booked'").await,
         1
     );
 
     // An expired link is refused; the operator can still decide by id.
     let other = "+14045550999";
     sms(&server, "SM1010", other, "a hot tub, a piano and 3 couches").await;
-    let expired = owner_token(&db).await;
+    let expired = owner_token(db).await;
     sqlx::query(
         "UPDATE \"Approval\" SET expires_at = now() - interval '1 hour' WHERE status = 'pending'",
     )
@@ -781,7 +776,7 @@ async fn big_quotes_wait_for_the_owner_whose_token_works_once() {
         .expect("post");
     assert_eq!(denied.status(), 200);
     assert!(
-        replies_to(&db, other)
+        replies_to(db, other)
             .await
             .last()
             .expect("reply")
@@ -799,7 +794,7 @@ async fn big_quotes_wait_for_the_owner_whose_token_works_once() {
 async fn the_pause_switch_stops_every_automated_reply() {
     let server = TestApp::spawn(config::sms()).await;
     let db = &server.db;
-    let token = api_token(&db);
+    let token = api_token(db);
     let client = reqwest::Client::new();
     let pause = |paused: bool| {
         client
@@ -811,20 +806,20 @@ async fn the_pause_switch_stops_every_automated_reply() {
     assert_eq!(pause(true).await.expect("put").status(), 200);
     sms(&server, "SM1100", PHONE, "a couch").await;
     assert_eq!(
-        count(&db, "SELECT count(*) FROM \"Message\" WHERE role = 'user'").await,
+        count(db, "SELECT count(*) FROM \"Message\" WHERE role = 'user'").await,
         1,
         "kept"
     );
     assert!(
-        replies_to(&db, PHONE).await.is_empty(),
+        replies_to(db, PHONE).await.is_empty(),
         "not answered while paused"
     );
     // The leftovers job does not answer it either: it was read, just not answered.
     server.run_jobs_until_idle().await;
-    assert!(replies_to(&db, PHONE).await.is_empty());
+    assert!(replies_to(db, PHONE).await.is_empty());
     assert_eq!(pause(false).await.expect("put").status(), 200);
     sms(&server, "SM1101", PHONE, "and a fridge").await;
-    assert_eq!(replies_to(&db, PHONE).await.len(), 1, "answered again");
+    assert_eq!(replies_to(db, PHONE).await.len(), 1, "answered again");
 }
 
 /// Plays the reference conversation for `phone` through to a booking.
@@ -860,11 +855,11 @@ async fn a_reminder_goes_out_once_on_the_customers_channel() {
     .await
     .expect("move");
     server.run_jobs_until_idle().await;
-    let last = replies_to(&db, PHONE).await.pop().expect("reply");
+    let last = replies_to(db, PHONE).await.pop().expect("reply");
     assert!(last.starts_with("Reminder:"), "a reminder: {last}");
     // Another round finds nothing more to send.
     server.run_jobs_until_idle().await;
-    let reminders: Vec<String> = replies_to(&db, PHONE)
+    let reminders: Vec<String> = replies_to(db, PHONE)
         .await
         .into_iter()
         .filter(|r| r.starts_with("Reminder:"))
@@ -873,7 +868,7 @@ async fn a_reminder_goes_out_once_on_the_customers_channel() {
     assert!(reminders[0].contains("123 Main St"), "{}", reminders[0]);
     assert_eq!(
         count(
-            &db,
+            db,
             "SELECT count(*) FROM \"JobEvent\" WHERE event_type = 'reminder_sent'"
         )
         .await,
@@ -881,7 +876,7 @@ async fn a_reminder_goes_out_once_on_the_customers_channel() {
     );
     assert_eq!(
         count(
-            &db,
+            db,
             "SELECT count(*) FROM \"Lead\" WHERE stage = 'reminding'"
         )
         .await,
@@ -894,7 +889,7 @@ async fn the_calendar_feed_lists_booked_jobs_behind_a_token() {
     let server = TestApp::spawn(config::sms()).await;
     let db = &server.db;
     book(&server, PHONE, "SM130").await;
-    let token = api_token(&db);
+    let token = api_token(db);
     let client = reqwest::Client::new();
     let refused = client
         .get(server.url("/calendar.ics"))
@@ -938,13 +933,13 @@ async fn control_characters_and_huge_item_lists_do_not_lose_messages_or_replies(
     let db = &server.db;
     let response = sms(&server, "SM1400", PHONE, "a couch\u{0}and a fridge").await;
     assert_eq!(response.status(), 200);
-    assert_eq!(replies_to(&db, PHONE).await.len(), 1);
+    assert_eq!(replies_to(db, PHONE).await.len(), 1);
     let other = "+14045550777";
     let long = "a pc, a lamp, a desk, a tire, a box, a rug, a chair, a table, a grill, a bike, "
         .repeat(21);
     let response = sms(&server, "SM1401", other, &long[..1590]).await;
     assert_eq!(response.status(), 200);
-    let reply = replies_to(&db, other).await.pop().expect("reply");
+    let reply = replies_to(db, other).await.pop().expect("reply");
     assert!(
         reply.chars().count() <= 1600,
         "{} characters",
@@ -957,7 +952,7 @@ async fn control_characters_and_huge_item_lists_do_not_lose_messages_or_replies(
 async fn the_pricebook_is_editable_with_validation_and_used_for_the_next_quote() {
     let server = TestApp::spawn(config::sms()).await;
     let db = &server.db;
-    let token = api_token(&db);
+    let token = api_token(db);
     let client = reqwest::Client::new();
     let current: serde_json::Value = client
         .get(server.url("/api/v1/settings"))
@@ -1004,7 +999,7 @@ async fn the_pricebook_is_editable_with_validation_and_used_for_the_next_quote()
         .expect("put");
     assert_eq!(saved.status(), 200);
     sms(&server, "SM1500", PHONE, "a couch").await;
-    assert!(replies_to(&db, PHONE).await[0].contains("$300"));
+    assert!(replies_to(db, PHONE).await[0].contains("$300"));
 }
 
 #[tokio::test]
@@ -1033,7 +1028,7 @@ async fn a_message_that_cannot_be_answered_is_retried_then_set_aside_without_blo
     // Other customers are answered meanwhile.
     let other = "+14045550888";
     sms(&server, "SM1602", other, "a fridge").await;
-    assert_eq!(replies_to(&db, other).await.len(), 1);
+    assert_eq!(replies_to(db, other).await.len(), 1);
 
     // On its last try it is set aside and the owner is told.
     sqlx::query(
@@ -1084,7 +1079,7 @@ async fn photos_from_the_providers_host_are_kept_on_the_lead() {
         .await
         .expect("attachments");
     assert_eq!(urls, [media]);
-    assert!(replies_to(&db, PHONE).await[0].starts_with("Thanks for the photo!"));
+    assert!(replies_to(db, PHONE).await[0].starts_with("Thanks for the photo!"));
 }
 
 #[tokio::test]
@@ -1104,20 +1099,20 @@ async fn a_pickup_asked_for_today_carries_the_same_day_fee() {
         "tomorrow at 3pm"
     };
     sms(&server, "SM1802", PHONE, ask).await;
-    let booked = replies_to(&db, PHONE).await.pop().expect("booked");
+    let booked = replies_to(db, PHONE).await.pop().expect("booked");
     assert!(booked.starts_with("You're booked!"), "{booked}");
     if today {
         assert!(
             booked.contains("$309") && booked.contains("same-day fee"),
             "{booked}"
         );
-        assert_eq!(count(&db, "SELECT count(*) FROM \"Quote\"").await, 2);
+        assert_eq!(count(db, "SELECT count(*) FROM \"Quote\"").await, 2);
     } else {
         assert!(
             booked.contains("$259") && !booked.contains("same-day"),
             "{booked}"
         );
-        assert_eq!(count(&db, "SELECT count(*) FROM \"Quote\"").await, 1);
+        assert_eq!(count(db, "SELECT count(*) FROM \"Quote\"").await, 1);
     }
 }
 
@@ -1379,11 +1374,11 @@ async fn an_approval_superseded_by_a_newer_quote_is_not_renewed() {
     sms(&server, "SM2100", phone, "a hot tub, a piano and 3 couches").await;
     // More items: a new quote, a new request; the first one stops working.
     sms(&server, "SM2101", phone, "oh and also a fridge").await;
-    assert_eq!(count(&db, "SELECT count(*) FROM \"Approval\"").await, 2);
+    assert_eq!(count(db, "SELECT count(*) FROM \"Approval\"").await, 2);
     server.run_jobs_until_idle().await;
     let reminders = "SELECT count(*) FROM \"Outbox\" WHERE body LIKE 'Still waiting%'";
     assert_eq!(
-        count(&db, reminders).await,
+        count(db, reminders).await,
         0,
         "the owner is not asked about a price the customer has moved past"
     );
@@ -1394,11 +1389,11 @@ async fn an_approval_superseded_by_a_newer_quote_is_not_renewed() {
         .expect("expire");
     server.run_jobs_until_idle().await;
     assert_eq!(
-        count(&db, reminders).await,
+        count(db, reminders).await,
         1,
         "the current request is renewed"
     );
-    let token = renewed_tokens(&db, phone).await.pop().expect("renewed");
+    let token = renewed_tokens(db, phone).await.pop().expect("renewed");
     let newest: bool = sqlx::query_scalar(
         "SELECT a.quote_id = (SELECT id FROM \"Quote\" ORDER BY created_at DESC LIMIT 1)
          FROM \"Approval\" a WHERE a.token = $1",

@@ -28,7 +28,7 @@ async fn two_crews_take_the_same_window_and_a_third_customer_gets_another() {
             "123 Main St, Canton GA 30114",
         )
         .await;
-        let offer = texts_to(&db, phone).await.pop().expect("windows");
+        let offer = texts_to(db, phone).await.pop().expect("windows");
         first_offers.push(
             offer
                 .lines()
@@ -38,7 +38,7 @@ async fn two_crews_take_the_same_window_and_a_third_customer_gets_another() {
         );
         if n < 2 {
             sms(&server, &format!("SMk{n}c"), phone, "1").await;
-            let booked = texts_to(&db, phone).await.pop().expect("booked");
+            let booked = texts_to(db, phone).await.pop().expect("booked");
             assert!(booked.contains("You're booked"), "{booked}");
         }
     }
@@ -78,7 +78,7 @@ async fn a_customer_told_the_schedule_is_full_hears_when_windows_open() {
     .expect("a full schedule");
     sms(&server, "SMn1", phone, "a couch").await;
     sms(&server, "SMn2", phone, "123 Main St, Canton GA 30114").await;
-    let full = texts_to(&db, phone).await.pop().expect("reply");
+    let full = texts_to(db, phone).await.pop().expect("reply");
     assert!(full.contains("fully booked"), "{full}");
 
     let pool = db.pool().await;
@@ -103,7 +103,7 @@ async fn a_customer_told_the_schedule_is_full_hears_when_windows_open() {
     .await
     .expect("lead");
     assert!(looked, "the schedule was looked at again");
-    assert_eq!(texts_to(&db, phone).await.len(), 2, "nothing new to say");
+    assert_eq!(texts_to(db, phone).await.len(), 2, "nothing new to say");
     assert!(
         !junkquote::agent::follow_up_one(&pool)
             .await
@@ -124,7 +124,7 @@ async fn a_customer_told_the_schedule_is_full_hears_when_windows_open() {
     junkquote::agent::follow_up_one(&pool)
         .await
         .expect("follow up");
-    let texts = texts_to(&db, phone).await;
+    let texts = texts_to(db, phone).await;
     assert_eq!(texts.len(), 3, "{texts:?}");
     assert!(
         texts[2].starts_with("Good news: pickup windows have opened up"),
@@ -137,6 +137,6 @@ async fn a_customer_told_the_schedule_is_full_hears_when_windows_open() {
             .expect("follow up")
     );
     sms(&server, "SMn3", phone, "1").await;
-    let booked = texts_to(&db, phone).await.pop().expect("booked");
+    let booked = texts_to(db, phone).await.pop().expect("booked");
     assert!(booked.contains("You're booked"), "{booked}");
 }

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use crate::helpers::twilio::{sms, texts_to};
 use crate::helpers::{TestApp, TestDb, config};
-use junkquote::app::Config;
 use axum::Json;
 use axum::extract::State;
+use junkquote::app::Config;
 use serde_json::{Value, json};
 
 const PHONE: &str = "+14045550123";

@@ -132,8 +132,8 @@ async fn book_and_age(db: &TestDb, server: &TestApp) -> Uuid {
 async fn a_returning_customer_is_known_on_every_channel_and_erased_completely() {
     let server = TestApp::spawn(config::sms()).await;
     let db = &server.db;
-    let token = api_token(&db);
-    let customer = book_and_age(&db, &server).await;
+    let token = api_token(db);
+    let customer = book_and_age(db, &server).await;
     let mut conn = db.conn().await;
 
     // The notes reached the crew's job.
@@ -148,7 +148,7 @@ async fn a_returning_customer_is_known_on_every_channel_and_erased_completely() 
     assert!(crew_notes.contains("Gate code: 4321"), "{crew_notes}");
 
     // A week later the same number writes: a new conversation, and the address is asked about.
-    let first = return_a_week_later(&db, &server, "SMb1").await;
+    let first = return_a_week_later(db, &server, "SMb1").await;
     assert!(first.starts_with("Welcome back, Jane!"), "{first}");
     assert!(
         first.contains("Same address as last time — 123 Main St, Canton GA 30114?"),
@@ -164,7 +164,7 @@ async fn a_returning_customer_is_known_on_every_channel_and_erased_completely() 
         2
     );
     assert_eq!(sms(&server, "SMb2", PHONE, "yes").await.status(), 200);
-    let texts = texts_to(&db, PHONE).await;
+    let texts = texts_to(db, PHONE).await;
     let offer = texts.last().expect("windows");
     assert!(
         offer.contains("123 Main St") && offer.contains("1)"),
@@ -242,7 +242,7 @@ async fn a_returning_customer_is_known_on_every_channel_and_erased_completely() 
     for secret in ["Jane", "Main St", "4321"] {
         assert!(!reply.contains(secret), "{secret} leaked: {reply}");
     }
-    let code_text = texts_to(&db, PHONE)
+    let code_text = texts_to(db, PHONE)
         .await
         .into_iter()
         .rfind(|t| t.contains("verification code"))
@@ -393,7 +393,7 @@ async fn without_strict_confirmation_the_last_address_is_reused_and_said() {
 async fn phones_and_emails_in_any_format_find_one_customer_and_bad_ones_are_refused() {
     let server = TestApp::spawn(config::sms()).await;
     let db = &server.db;
-    let token = api_token(&db);
+    let token = api_token(db);
     sms(
         &server,
         "SMe1",
@@ -470,7 +470,7 @@ where
 async fn bad_memory_notes_are_refused_and_nothing_is_stored() {
     let server = TestApp::spawn(config::sms()).await;
     let db = &server.db;
-    let token = api_token(&db);
+    let token = api_token(db);
     sms(&server, "SMg1", PHONE, "a couch").await;
     let mut conn = db.conn().await;
     let customer: Uuid = sqlx::query_scalar("SELECT id FROM \"Customer\"")
@@ -554,7 +554,7 @@ async fn bad_memory_notes_are_refused_and_nothing_is_stored() {
 async fn past_messages_are_searchable_and_customers_merge_on_the_operators_word() {
     let server = TestApp::spawn(config::sms()).await;
     let db = &server.db;
-    let token = api_token(&db);
+    let token = api_token(db);
     sms(
         &server,
         "SMh1",
@@ -627,7 +627,7 @@ async fn past_messages_are_searchable_and_customers_merge_on_the_operators_word(
 async fn a_number_someone_typed_belongs_to_whoever_texts_from_it() {
     let server = TestApp::spawn(config::sms()).await;
     let db = &server.db;
-    let token = api_token(&db);
+    let token = api_token(db);
     // A web visitor types a number nobody has used yet: kept, unverified, on the visitor.
     let session = open_chat(&server).await;
     chat(
@@ -638,7 +638,7 @@ async fn a_number_someone_typed_belongs_to_whoever_texts_from_it() {
     .await;
     // Then that number texts in: it is the texter's, and sees nothing of the visitor's.
     sms(&server, "SMi1", "+14045550199", "hello").await;
-    let reply = texts_to(&db, "+14045550199").await;
+    let reply = texts_to(db, "+14045550199").await;
     assert!(!reply.concat().contains("piano"), "{reply:?}");
     let (_, found) = get_json(&server, &token, "/api/v1/customers?phone=4045550199").await;
     let texter = found["customer"]["id"].as_str().expect("id").to_owned();

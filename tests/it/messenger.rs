@@ -167,7 +167,11 @@ async fn messenger_messages_are_verified_answered_once_and_sent() {
 
     // The reply reaches the Send API once, addressed to the sender.
     assert!(server.run_jobs_until_idle().await > 0, "a send");
-    assert_eq!(server.run_jobs_until_idle().await, 0, "nothing left to send");
+    assert_eq!(
+        server.run_jobs_until_idle().await,
+        0,
+        "nothing left to send"
+    );
     let seen = seen.lock().expect("lock").clone();
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0].0, "access_token=page-token");

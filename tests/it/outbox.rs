@@ -14,6 +14,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use chrono::{DateTime, Utc};
 use serde_json::json;
+use sqlx::PgPool;
 
 const ACCOUNT: &str = "AC123";
 const FROM: &str = "+14045550000";
@@ -224,13 +225,13 @@ async fn queue(db: &TestDb, body: &str) -> uuid::Uuid {
 /// A row's status, attempts, provider id, last error, and whether `sent_at` is set.
 type Row = (String, i32, Option<String>, Option<String>, bool);
 
-async fn row(db: &TestDb, id: uuid::Uuid) -> Row {
+async fn row(pool: &PgPool, id: uuid::Uuid) -> Row {
     sqlx::query_as(
         "SELECT status, attempts, provider_message_id, last_error, sent_at IS NOT NULL
          FROM \"Outbox\" WHERE id = $1",
     )
     .bind(id)
-    .fetch_one(&mut db.conn().await)
+    .fetch_one(pool)
     .await
     .expect("outbox row")
 }
@@ -240,11 +241,11 @@ async fn row(db: &TestDb, id: uuid::Uuid) -> Row {
 async fn until_sent(server: &TestApp, id: uuid::Uuid) -> Row {
     helpers::eventually("the message is sent", || async {
         server.run_jobs_until_idle().await;
-        row(&server.db, id).await.0 == "sent"
+        row(&server.pool, id).await.0 == "sent"
     })
     .await;
     assert_eq!(server.run_jobs_until_idle().await, 0, "no second send");
-    row(&server.db, id).await
+    row(&server.pool, id).await
 }
 
 #[tokio::test]
@@ -284,7 +285,7 @@ async fn a_send_that_timed_out_but_reached_twilio_is_recorded_not_sent_again() {
     let id = queue(&db, body).await;
     // The timeout leaves the row uncertain: still pending, first attempt recorded.
     server.run_jobs_until_idle().await;
-    let (status, attempts, _, error, since) = row(&db, id).await;
+    let (status, attempts, _, error, since) = row(&server.pool, id).await;
     assert!(
         status == "pending"
             && attempts == 1
@@ -449,8 +450,11 @@ async fn a_connection_reset_after_the_request_was_sent_is_checked_not_sent_again
     let server = server(&db, &relay).await;
     let id = queue(&db, "You're booked! Thu Nov 26, 10:00–11:30 AM.").await;
     server.run_jobs_until_idle().await;
-    let error = row(&db, id).await.3.unwrap_or_default();
-    assert!(error.starts_with("uncertain:"), "the row is uncertain: {error}");
+    let error = row(&server.pool, id).await.3.unwrap_or_default();
+    assert!(
+        error.starts_with("uncertain:"),
+        "the row is uncertain: {error}"
+    );
     assert!(
         error.contains("closed") && !error.contains("timed out"),
         "a dropped connection, not a timeout: {error}"

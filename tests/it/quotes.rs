@@ -18,8 +18,8 @@ async fn items_added_while_the_owner_decides_are_priced_and_the_old_request_stop
         "a hot tub, a piano, 2 couches and 20 bags of trash",
     )
     .await;
-    let first_token = owner_token(&db).await;
-    let first_total = texts_to(&db, PHONE).await[0].clone();
+    let first_token = owner_token(db).await;
+    let first_total = texts_to(db, PHONE).await[0].clone();
     sms(
         &server,
         "SMq2",
@@ -27,7 +27,7 @@ async fn items_added_while_the_owner_decides_are_priced_and_the_old_request_stop
         "oh and also a fridge and a mattress",
     )
     .await;
-    let texts = texts_to(&db, PHONE).await;
+    let texts = texts_to(db, PHONE).await;
     let second = &texts[1];
     assert!(
         second.contains("refrigerator") && second.contains("mattress"),
@@ -38,7 +38,7 @@ async fn items_added_while_the_owner_decides_are_priced_and_the_old_request_stop
         "{second}"
     );
     assert_ne!(&first_total, second);
-    let second_token = owner_token(&db).await;
+    let second_token = owner_token(db).await;
     assert_ne!(
         first_token, second_token,
         "the owner was asked about the new estimate"
@@ -62,7 +62,7 @@ async fn items_added_while_the_owner_decides_are_priced_and_the_old_request_stop
         409,
         "the superseded request no longer works"
     );
-    let token = helpers::twilio::api_token(&db);
+    let token = helpers::twilio::api_token(db);
     let listed: serde_json::Value = reqwest::Client::new()
         .get(server.url("/api/v1/approvals"))
         .bearer_auth(&token)
@@ -98,7 +98,7 @@ async fn a_heavy_load_and_a_narrow_window_are_priced_when_mentioned() {
         "it's heavy, about 2600 lbs, and I need a one-hour window",
     )
     .await;
-    let texts = texts_to(&db, PHONE).await;
+    let texts = texts_to(db, PHONE).await;
     let second = &texts[1];
     assert!(second.contains("weight"), "{second}");
     assert!(second.contains("window"), "{second}");
@@ -131,7 +131,7 @@ async fn a_decision_on_a_conversation_an_operator_holds_is_left_to_the_operator(
     .execute(&mut db.conn().await)
     .await
     .expect("take over");
-    let token = owner_token(&db).await;
+    let token = owner_token(db).await;
     let status = reqwest::Client::new()
         .post(server.url(&format!("/api/approvals/{token}")))
         .json(&json!({"decision": "approve"}))
@@ -141,7 +141,7 @@ async fn a_decision_on_a_conversation_an_operator_holds_is_left_to_the_operator(
         .status();
     assert_eq!(status, 200);
     assert_eq!(
-        texts_to(&db, PHONE).await.len(),
+        texts_to(db, PHONE).await.len(),
         1,
         "the customer is not texted by the assistant"
     );

@@ -57,7 +57,8 @@ pub fn one_line_error(output: &Output, code: i32) -> String {
     lines[0].to_owned()
 }
 
-/// A running `junkquote serve` on a free port.
+/// A running `junkquote serve` process on a free port (for the tests of `serve` itself; the
+/// others start the application in-process: [`super::TestApp`]).
 pub struct Server {
     child: Child,
     /// `http://127.0.0.1:PORT`.
@@ -65,18 +66,9 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts `junkquote serve` with `args` and no channel configured.
+    /// Starts `junkquote serve` with `args` and no channel configured (whatever the
+    /// environment of the test run says).
     pub fn start(args: &[&str], database_url: Option<&str>, data_dir: Option<&Path>) -> Self {
-        Self::start_with(args, &[], database_url, data_dir)
-    }
-
-    /// Starts `junkquote serve` with `args` and the environment variables `env`.
-    pub fn start_with(
-        args: &[&str],
-        env: &[(&str, &str)],
-        database_url: Option<&str>,
-        data_dir: Option<&Path>,
-    ) -> Self {
         let mut all = vec!["serve", "--addr", "127.0.0.1:0"];
         all.extend_from_slice(args);
         let mut cmd = command(&all, database_url, data_dir);
@@ -108,7 +100,6 @@ impl Server {
         }
         // Quiet: stderr is a pipe nobody reads until the server fails.
         cmd.env("RUST_LOG", "warn");
-        cmd.envs(env.iter().copied());
         let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -178,4 +169,3 @@ pub fn create_user(db: &TestDb, email: &str, stdin: &str) -> Output {
         .expect("write stdin");
     child.wait_with_output().expect("create-user")
 }
-

@@ -294,4 +294,3 @@ pub fn versions() -> Vec<i64> {
         .map(|m| m.version)
         .collect()
 }
-
