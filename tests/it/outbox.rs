@@ -236,6 +236,18 @@ async fn row(pool: &PgPool, id: uuid::Uuid) -> Row {
     .expect("outbox row")
 }
 
+/// Makes an uncertain row due now instead of waiting out the settle time (10 s) before its
+/// check, as other tests age rows rather than wait.
+async fn settled(server: &TestApp, id: uuid::Uuid) {
+    let (status, ..) = row(&server.pool, id).await;
+    assert_eq!(status, "pending", "an uncertain row waits for its check");
+    sqlx::query("UPDATE \"Outbox\" SET next_attempt_at = now() WHERE id = $1")
+        .bind(id)
+        .execute(&server.pool)
+        .await
+        .expect("settle");
+}
+
 /// Runs the jobs until the row is sent (a retry waits for its backoff to pass), then once more
 /// to see that nothing is left to send.
 async fn until_sent(server: &TestApp, id: uuid::Uuid) -> Row {
@@ -295,6 +307,7 @@ async fn a_send_that_timed_out_but_reached_twilio_is_recorded_not_sent_again() {
                 .is_some_and(|e| e.starts_with("uncertain:") && e.contains("timed out")),
         "the row is uncertain: {status} {attempts} {since} {error:?}"
     );
+    settled(&server, id).await;
     let (status, _, sid, error, _) = until_sent(&server, id).await;
     let fake = fake.lock().expect("lock");
     assert_eq!(status, "sent");
@@ -332,6 +345,8 @@ async fn a_send_that_timed_out_before_reaching_twilio_is_sent_again_once() {
     let (base, fake) = fake_twilio(&[Answer::LostTooLate], 50).await;
     let server = server(&db, &base).await;
     let id = queue(&db, "Reply 1, 2 or 3 to pick a window.").await;
+    server.run_jobs_until_idle().await;
+    settled(&server, id).await;
     let (status, attempts, sid, _, _) = until_sent(&server, id).await;
     let fake = fake.lock().expect("lock");
     assert_eq!((status.as_str(), attempts), ("sent", 2));
@@ -383,6 +398,7 @@ async fn the_check_pages_through_the_list_and_skips_an_identical_earlier_message
         }
     };
     tokio::join!(server.run_jobs_until_idle(), more);
+    settled(&server, id).await;
     let (status, _, sid, _, _) = until_sent(&server, id).await;
     let fake = fake.lock().expect("lock");
     assert_eq!(status, "sent");
@@ -459,6 +475,7 @@ async fn a_connection_reset_after_the_request_was_sent_is_checked_not_sent_again
         error.contains("closed") && !error.contains("timed out"),
         "a dropped connection, not a timeout: {error}"
     );
+    settled(&server, id).await;
     let (status, _, sid, _, _) = until_sent(&server, id).await;
     let fake = fake.lock().expect("lock");
     assert_eq!(status, "sent");
