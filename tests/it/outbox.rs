@@ -1,7 +1,7 @@
-//! The outbox job against a local stand-in for Twilio's REST API: a failed
-//! send is retried with backoff and delivered once, and a send whose outcome is unknown (a
-//! timeout) is checked against Twilio's message list before it is sent again, so it is never
-//! delivered twice.
+//! The outbox job against a local stand-in for Twilio's REST API: a failed send is retried
+//! with backoff and delivered once, and a send whose outcome is unknown (a timeout) is checked
+//! against Twilio's message list before it is sent again, so it is never delivered twice. The
+//! tests run the job on demand; only the backoff test waits for real time to pass.
 
 use crate::helpers;
 use std::collections::VecDeque;
