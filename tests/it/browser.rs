@@ -4,10 +4,10 @@
 //! webhooks. The script fails on the first step that does not hold; this test then checks
 //! in the database that what the browser did was recorded.
 
-use crate::helpers;
 use std::path::{Path, PathBuf};
 use tokio::process::Command;
 
+use crate::helpers;
 use crate::helpers::twilio::{sms, texts_to};
 use crate::helpers::{TestApp, config};
 

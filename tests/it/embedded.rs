@@ -1,10 +1,10 @@
 //! The embedded PostgreSQL: started on demand, kept across restarts, shared by concurrent
 //! processes, stopped by the last one, and clear about what is wrong when it cannot start.
 
-use crate::helpers;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
+use crate::helpers;
 use crate::helpers::{junkquote, one_line_error, stdout};
 use junkquote::db::embedded::{Cluster, ClusterConfig};
 

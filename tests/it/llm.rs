@@ -3,10 +3,10 @@
 //! whenever the endpoint is down, slow, malformed, or reaching outside the conversation, the
 //! rule-based agent answers instead and nothing leaks.
 
-use crate::helpers;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::helpers;
 use crate::helpers::twilio::{sms, texts_to};
 use crate::helpers::{TestApp, TestDb, config};
 use axum::Json;

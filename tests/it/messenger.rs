@@ -1,9 +1,9 @@
 //! Messenger: the subscription handshake, signed page messages, redeliveries, echoes, and
 //! replies through a local stand-in for the Send API.
 
-use crate::helpers;
 use std::sync::{Arc, Mutex};
 
+use crate::helpers;
 use crate::helpers::{TestApp, TestDb, config};
 use junkquote::app::Config;
 use junkquote::channels::signature::messenger_signature;

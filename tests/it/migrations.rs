@@ -1,9 +1,9 @@
 //! Migrations against a real PostgreSQL: the schema they build, reverting, checksums, the
 //! advisory lock, failures, and the commands that drive them.
 
-use crate::helpers;
 use std::time::Duration;
 
+use crate::helpers;
 use crate::helpers::{
     TestDb, copy_of_builtin_migrations, junkquote, one_line_error, stdout, version,
 };

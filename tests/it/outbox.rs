@@ -3,11 +3,11 @@
 //! against Twilio's message list before it is sent again, so it is never delivered twice. The
 //! tests run the job on demand; only the backoff test waits for real time to pass.
 
-use crate::helpers;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::helpers;
 use crate::helpers::{TestApp, TestDb, config};
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};

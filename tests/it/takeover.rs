@@ -2,10 +2,10 @@
 //! states, the seeded rehearsal (seed → migrate → backfill → tighten → db check), bad input,
 //! crash-resume under SIGKILL, and tightening under a concurrent writer.
 
-use crate::helpers;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::helpers;
 use crate::helpers::{Server, TestDb, command, junkquote, stderr, stdout};
 use junkquote::db::migrate::{self, MigrationSet};
 use sqlx::{Connection, Executor, PgConnection};
