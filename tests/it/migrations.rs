@@ -1,11 +1,12 @@
 //! Migrations against a real PostgreSQL: the schema they build, reverting, checksums, the
 //! advisory lock, failures, and the commands that drive them.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{TestDb, copy_of_builtin_migrations, junkquote, one_line_error, stdout, version};
+use crate::helpers;
+use crate::helpers::{
+    TestDb, copy_of_builtin_migrations, junkquote, one_line_error, stdout, version,
+};
 use junkquote::db::migrate::{
     self, MigrateError, MigrateOptions, MigrationSet, Progress, catalog, verify,
 };
@@ -36,7 +37,7 @@ async fn public_tables(db: &TestDb) -> Vec<String> {
 async fn batch1_passes_the_founding_health_check_and_verifies() {
     let db = TestDb::empty().await;
     let out = junkquote(&["migrate", "up", "--to", "2"], Some(&db.url), None);
-    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert!(out.status.success(), "{}", helpers::stderr(&out));
 
     let mut conn = db.conn().await;
     let (total, new): (i64, i64) = sqlx::query_as(verify::HEALTH_CHECK)
@@ -201,11 +202,11 @@ async fn down_to_1_leaves_the_legacy_tables_and_up_again_is_identical() {
         db.schema_dump()
     };
     let out = junkquote(&["migrate", "up"], Some(&db.url), None);
-    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert!(out.status.success(), "{}", helpers::stderr(&out));
     let first = db.schema_dump();
 
     let out = junkquote(&["migrate", "down", "--to", "1"], Some(&db.url), None);
-    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert!(out.status.success(), "{}", helpers::stderr(&out));
     assert!(stdout(&out).contains("reverted    2 batch1_context_memory"));
     assert_eq!(public_tables(&db).await, LEGACY_TABLES);
     assert_eq!(
@@ -307,7 +308,7 @@ async fn down_to_a_version_that_does_not_exist_is_refused() {
         assert!(
             line.contains(&format!(
                 "known versions: 0 (empty), {}",
-                common::versions()
+                helpers::versions()
                     .iter()
                     .map(i64::to_string)
                     .collect::<Vec<_>>()
@@ -319,7 +320,7 @@ async fn down_to_a_version_that_does_not_exist_is_refused() {
     let out = junkquote(&["migrate", "up", "--to", "99"], Some(&db.url), None);
     one_line_error(&out, 1);
     assert_eq!(db.schema_dump(), before);
-    assert_eq!(version(&mut db.conn().await).await, common::latest());
+    assert_eq!(version(&mut db.conn().await).await, helpers::latest());
 }
 
 #[tokio::test]
@@ -487,7 +488,7 @@ async fn concurrent_migrators_take_turns() {
         .await
         .expect("release");
     let (done, events) = waiting.await.expect("join");
-    assert_eq!(done, common::versions());
+    assert_eq!(done, helpers::versions());
     assert_eq!(events[0], "Waiting");
 
     // Two at once: one applies everything, the other finds nothing left to do.
@@ -505,7 +506,7 @@ async fn concurrent_migrators_take_turns() {
     all.sort();
     assert_eq!(
         all,
-        common::versions(),
+        helpers::versions(),
         "each migration applied exactly once"
     );
 }
@@ -541,7 +542,7 @@ async fn a_lock_timeout_is_retried_instead_of_blocking_the_table() {
     })
     .await
     .expect("applied once the reader is done");
-    assert_eq!(done, common::versions()[1..]);
+    assert_eq!(done, helpers::versions()[1..]);
     assert!(retries >= 1, "the lock was waited for by retrying");
     release.await.expect("join");
 }
@@ -554,11 +555,11 @@ async fn lint_passes_on_the_builtin_migrations() {
         out.status.success(),
         "{}{}",
         stdout(&out),
-        common::stderr(&out)
+        helpers::stderr(&out)
     );
     assert!(stdout(&out).contains(&format!(
         "ok: {} migrations, no problems found",
-        common::versions().len()
+        helpers::versions().len()
     )));
 }
 

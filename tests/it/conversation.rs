@@ -1,12 +1,12 @@
 //! The quoting conversation over signed Twilio webhooks, against a running server and a real
 //! PostgreSQL: the reference conversation, and the faults the original service had.
 
-mod common;
-
-use common::twilio::{
+use crate::helpers;
+use crate::helpers::twilio::{
     TOKEN, api_token, form, owner_token, post_signed, sms, texts_to as replies_to,
 };
-use common::{Server, TestDb};
+use crate::helpers::{TestApp, TestDb, config};
+use junkquote::app::Config;
 use junkquote::channels::signature::twilio_signature;
 use uuid::Uuid;
 
@@ -14,10 +14,6 @@ const PHONE: &str = "+14045550123";
 
 async fn post_sms(url: String, sid: String, from: String, body: String) -> reqwest::Response {
     post_signed(url, &form(&sid, &from, &body)).await
-}
-
-fn sms_server(db: &TestDb) -> Server {
-    common::twilio::sms_server(db, &[])
 }
 
 async fn count(db: &TestDb, sql: &str) -> i64 {
@@ -29,8 +25,8 @@ async fn count(db: &TestDb, sql: &str) -> i64 {
 
 #[tokio::test]
 async fn the_reference_conversation_books_a_job() {
-    let db = TestDb::migrated().await;
-    let server = sms_server(&db);
+    let server = TestApp::spawn(config::sms()).await;
+    let db = &server.db;
 
     let response = sms(
         &server,
@@ -41,7 +37,7 @@ async fn the_reference_conversation_books_a_job() {
     .await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "text/xml");
-    let replies = replies_to(&db, PHONE).await;
+    let replies = replies_to(db, PHONE).await;
     assert_eq!(replies.len(), 1);
     assert!(
         replies[0].contains("$425"),
@@ -55,7 +51,7 @@ async fn the_reference_conversation_books_a_job() {
     );
 
     sms(&server, "SM0002", PHONE, "123 Main St, Canton GA 30114").await;
-    let replies = replies_to(&db, PHONE).await;
+    let replies = replies_to(db, PHONE).await;
     assert_eq!(replies.len(), 2);
     assert!(
         replies[1].contains("1) "),
@@ -65,7 +61,7 @@ async fn the_reference_conversation_books_a_job() {
     assert!(replies[1].contains("Reply 1"), "{}", replies[1]);
 
     sms(&server, "SM0003", PHONE, "1").await;
-    let replies = replies_to(&db, PHONE).await;
+    let replies = replies_to(db, PHONE).await;
     assert_eq!(replies.len(), 3);
     assert!(replies[2].starts_with("You're booked!"), "{}", replies[2]);
     // The confirmation names the window that was offered first.
@@ -108,7 +104,7 @@ async fn the_reference_conversation_books_a_job() {
             "assistant"
         ]
     );
-    assert_eq!(count(&db, "SELECT count(*) FROM \"Quote\"").await, 1);
+    assert_eq!(count(db, "SELECT count(*) FROM \"Quote\"").await, 1);
     let (status, customer): (String, Option<Uuid>) =
         sqlx::query_as("SELECT status::text, customer_id FROM \"Job\"")
             .fetch_one(&mut conn)
@@ -148,14 +144,14 @@ async fn the_reference_conversation_books_a_job() {
             .expect("lead");
     assert_eq!(stage, "booked");
     assert_eq!(address.as_deref(), Some("123 Main St, Canton GA 30114"));
-    assert_eq!(count(&db, "SELECT count(*) FROM \"Booking\"").await, 1);
-    assert_eq!(server.terminate(), Some(0));
+    assert_eq!(count(db, "SELECT count(*) FROM \"Booking\"").await, 1);
+    server.shutdown().await.expect("stops cleanly");
 }
 
 #[tokio::test]
 async fn a_forged_or_missing_signature_is_refused_and_nothing_is_stored() {
-    let db = TestDb::migrated().await;
-    let server = sms_server(&db);
+    let server = TestApp::spawn(config::sms()).await;
+    let db = &server.db;
     let params = form("SM0100", PHONE, "a couch");
     let client = reqwest::Client::new();
     let forged = twilio_signature(
@@ -185,7 +181,7 @@ async fn a_forged_or_missing_signature_is_refused_and_nothing_is_stored() {
     assert_eq!(response.status(), 403);
     for table in ["Customer", "Conversation", "Message", "Lead", "Outbox"] {
         assert_eq!(
-            count(&db, &format!("SELECT count(*) FROM \"{table}\"")).await,
+            count(db, &format!("SELECT count(*) FROM \"{table}\"")).await,
             0,
             "{table}"
         );
@@ -195,16 +191,16 @@ async fn a_forged_or_missing_signature_is_refused_and_nothing_is_stored() {
 #[tokio::test]
 async fn without_the_auth_token_the_server_refuses_to_start_or_the_webhook_is_off() {
     let db = TestDb::migrated().await;
-    let out = common::command(&["serve", "--addr", "127.0.0.1:0"], Some(&db.url), None)
+    let out = helpers::command(&["serve", "--addr", "127.0.0.1:0"], Some(&db.url), None)
         .env("TWILIO_WEBHOOK_URL", "https://junk.example/api/twilio/sms")
         .env_remove("TWILIO_AUTH_TOKEN")
         .output()
         .expect("run");
-    let line = common::one_line_error(&out, 1);
+    let line = helpers::one_line_error(&out, 1);
     assert!(line.contains("TWILIO_AUTH_TOKEN is not"), "{line}");
 
     // Neither set: the SMS channel is off, and its webhook accepts nothing.
-    let server = Server::start(&[], Some(&db.url), None);
+    let server = TestApp::spawn_on(&db, Config::default()).await;
     let response = reqwest::Client::new()
         .post(server.url("/api/twilio/sms"))
         .form(&form("SM0200", PHONE, "a couch"))
@@ -217,8 +213,8 @@ async fn without_the_auth_token_the_server_refuses_to_start_or_the_webhook_is_of
 
 #[tokio::test]
 async fn a_retried_delivery_is_stored_and_answered_once() {
-    let db = TestDb::migrated().await;
-    let server = sms_server(&db);
+    let server = TestApp::spawn(config::sms()).await;
+    let db = &server.db;
     // Three deliveries of one MessageSid, at the same time and then once more later.
     let (a, b, c) = tokio::join!(
         sms(&server, "SM0300", PHONE, "a couch please"),
@@ -235,17 +231,17 @@ async fn a_retried_delivery_is_stored_and_answered_once() {
         200
     );
     assert_eq!(
-        count(&db, "SELECT count(*) FROM \"Message\" WHERE role = 'user'").await,
+        count(db, "SELECT count(*) FROM \"Message\" WHERE role = 'user'").await,
         1
     );
-    assert_eq!(replies_to(&db, PHONE).await.len(), 1);
-    assert_eq!(count(&db, "SELECT count(*) FROM \"Customer\"").await, 1);
+    assert_eq!(replies_to(db, PHONE).await.len(), 1);
+    assert_eq!(count(db, "SELECT count(*) FROM \"Customer\"").await, 1);
 }
 
 #[tokio::test]
 async fn ten_messages_at_once_are_all_stored_and_answered_in_order() {
-    let db = TestDb::migrated().await;
-    let server = sms_server(&db);
+    let server = TestApp::spawn(config::sms()).await;
+    let db = &server.db;
     let handles: Vec<_> = (0..10)
         .map(|i| {
             let url = server.url("/api/twilio/sms");
@@ -261,11 +257,11 @@ async fn ten_messages_at_once_are_all_stored_and_answered_in_order() {
         assert_eq!(handle.await.expect("join").status(), 200);
     }
     assert_eq!(
-        count(&db, "SELECT count(*) FROM \"Customer\"").await,
+        count(db, "SELECT count(*) FROM \"Customer\"").await,
         1,
         "one customer"
     );
-    assert_eq!(count(&db, "SELECT count(*) FROM \"Conversation\"").await, 1);
+    assert_eq!(count(db, "SELECT count(*) FROM \"Conversation\"").await, 1);
     let mut conn = db.conn().await;
     // Answered once each, in arrival order (a burst may be stored before the first answer).
     let arrival: Vec<Uuid> =
@@ -282,7 +278,7 @@ async fn ten_messages_at_once_are_all_stored_and_answered_in_order() {
     .expect("answers");
     assert_eq!(answered, arrival);
     let unprocessed = count(
-        &db,
+        db,
         "SELECT count(*) FROM \"InboundMessage\" WHERE processed_at IS NULL",
     )
     .await;
@@ -291,8 +287,8 @@ async fn ten_messages_at_once_are_all_stored_and_answered_in_order() {
 
 #[tokio::test]
 async fn odd_messages_get_a_polite_reply_never_a_500() {
-    let db = TestDb::migrated().await;
-    let server = sms_server(&db);
+    let server = TestApp::spawn(config::sms()).await;
+    let db = &server.db;
     let long = "junk ".repeat(320);
     let bodies = [
         "",
@@ -306,7 +302,7 @@ async fn odd_messages_get_a_polite_reply_never_a_500() {
         let from = format!("+1404555{:04}", 1000 + i);
         let response = sms(&server, &format!("SM05{i:02}"), &from, body).await;
         assert_eq!(response.status(), 200, "{body:?}");
-        let replies = replies_to(&db, &from).await;
+        let replies = replies_to(db, &from).await;
         assert_eq!(replies.len(), 1, "{body:?}");
         assert!(!replies[0].is_empty());
     }
@@ -321,8 +317,8 @@ async fn odd_messages_get_a_polite_reply_never_a_500() {
 
 #[tokio::test]
 async fn two_customers_picking_the_same_window_get_one_booking() {
-    let db = TestDb::migrated().await;
-    let server = sms_server(&db);
+    let server = TestApp::spawn(config::sms()).await;
+    let db = &server.db;
     let (a, b) = ("+14045550201", "+14045550202");
     for (n, phone) in [a, b].iter().enumerate() {
         sms(&server, &format!("SM07{n}0"), phone, "a couch").await;
@@ -336,8 +332,8 @@ async fn two_customers_picking_the_same_window_get_one_booking() {
     }
     // Both take A's first window at once (B's offers were computed a moment later and may
     // start one step further on: B picks the same window by its own number).
-    let offers_a = replies_to(&db, a).await;
-    let offers_b = replies_to(&db, b).await;
+    let offers_a = replies_to(db, a).await;
+    let offers_b = replies_to(db, b).await;
     let first_a = offers_a[1]
         .lines()
         .find_map(|l| l.strip_prefix("1) "))
@@ -355,12 +351,12 @@ async fn two_customers_picking_the_same_window_get_one_booking() {
     );
     assert_eq!((ra.status().as_u16(), rb.status().as_u16()), (200, 200));
     assert_eq!(
-        count(&db, "SELECT count(*) FROM \"Booking\"").await,
+        count(db, "SELECT count(*) FROM \"Booking\"").await,
         1,
         "one booking"
     );
-    let last_a = replies_to(&db, a).await.pop().expect("reply");
-    let last_b = replies_to(&db, b).await.pop().expect("reply");
+    let last_a = replies_to(db, a).await.pop().expect("reply");
+    let last_b = replies_to(db, b).await.pop().expect("reply");
     let booked = [&last_a, &last_b]
         .iter()
         .filter(|r| r.starts_with("You're booked!"))
@@ -439,18 +435,7 @@ async fn fake_twilio(
 async fn replies_are_sent_through_twilio_and_a_failed_send_is_retried_not_lost_or_doubled() {
     let db = TestDb::migrated().await;
     let (base, seen) = fake_twilio(1).await;
-    let server = Server::start_with(
-        &[],
-        &[
-            ("TWILIO_AUTH_TOKEN", TOKEN),
-            ("TWILIO_WEBHOOK_URL", "https://junk.example/api/twilio/sms"),
-            ("TWILIO_ACCOUNT_SID", "AC123"),
-            ("TWILIO_FROM_NUMBER", "+14045550000"),
-            ("TWILIO_API_BASE", &base),
-        ],
-        Some(&db.url),
-        None,
-    );
+    let server = TestApp::spawn_on(&db, config::sms_sending(&base, "AC123", "+14045550000")).await;
     sms(&server, "SM0800", PHONE, "a couch").await;
     let outbox = || async {
         sqlx::query_as::<_, (String, i32, Option<String>)>(
@@ -460,7 +445,14 @@ async fn replies_are_sent_through_twilio_and_a_failed_send_is_retried_not_lost_o
         .await
         .expect("outbox")
     };
-    common::eventually("the reply is sent", || async { outbox().await.0 == "sent" }).await;
+    // The first try fails; the retry is due after a backoff, which the test skips.
+    server.run_jobs_until_idle().await;
+    assert_eq!(outbox().await.0, "pending", "kept for a retry");
+    sqlx::query("UPDATE \"Outbox\" SET next_attempt_at = now()")
+        .execute(&mut db.conn().await)
+        .await
+        .expect("due now");
+    server.run_jobs_until_idle().await;
     let (status, attempts, sid) = outbox().await;
     assert_eq!(
         (status.as_str(), attempts),
@@ -468,8 +460,8 @@ async fn replies_are_sent_through_twilio_and_a_failed_send_is_retried_not_lost_o
         "one failure, then sent"
     );
     assert_eq!(sid.as_deref(), Some("SMout2"));
-    // Give a would-be second send the time to happen, then count.
-    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    // Nothing is left to send: count.
+    assert_eq!(server.run_jobs_until_idle().await, 0);
     let seen = seen.lock().expect("lock").clone();
     assert_eq!(
         seen.len(),
@@ -494,23 +486,21 @@ async fn replies_are_sent_through_twilio_and_a_failed_send_is_retried_not_lost_o
 
 #[tokio::test]
 async fn without_sending_credentials_replies_are_kept_in_the_outbox() {
-    let db = TestDb::migrated().await;
-    let server = sms_server(&db);
+    let server = TestApp::spawn(config::sms()).await;
+    let db = &server.db;
     sms(&server, "SM0900", PHONE, "a couch").await;
-    common::eventually("the reply is held", || async {
-        let status: String = sqlx::query_scalar("SELECT status FROM \"Outbox\"")
-            .fetch_one(&mut db.conn().await)
-            .await
-            .expect("outbox");
-        status == "held"
-    })
-    .await;
+    server.run_jobs_until_idle().await;
+    let status: String = sqlx::query_scalar("SELECT status FROM \"Outbox\"")
+        .fetch_one(&mut db.conn().await)
+        .await
+        .expect("outbox");
+    assert_eq!(status, "held", "the reply is held");
 }
 
 #[tokio::test]
 async fn web_chat_quotes_and_books_behind_a_session_token() {
-    let db = TestDb::migrated().await;
-    let server = Server::start(&[], Some(&db.url), None);
+    let server = TestApp::spawn(Config::default()).await;
+    let db = &server.db;
     let client = reqwest::Client::new();
     let session: serde_json::Value = client
         .post(server.url("/api/chat/sessions"))
@@ -570,11 +560,11 @@ async fn web_chat_quotes_and_books_behind_a_session_token() {
         .expect("json");
     assert_eq!(thread["messages"].as_array().expect("messages").len(), 6);
     assert_eq!(
-        count(&db, "SELECT count(*) FROM \"Job\" WHERE status = 'booked'").await,
+        count(db, "SELECT count(*) FROM \"Job\" WHERE status = 'booked'").await,
         1
     );
     assert_eq!(
-        count(&db, "SELECT count(*) FROM \"Outbox\"").await,
+        count(db, "SELECT count(*) FROM \"Outbox\"").await,
         0,
         "web replies are read, not sent"
     );
@@ -625,7 +615,7 @@ async fn web_chat_quotes_and_books_behind_a_session_token() {
         .expect("get");
     assert_eq!(missing.status(), 404);
     assert_eq!(
-        count(&db, "SELECT count(*) FROM \"Message\" WHERE role = 'user'").await,
+        count(db, "SELECT count(*) FROM \"Message\" WHERE role = 'user'").await,
         3,
         "nothing bad was stored"
     );
@@ -633,8 +623,8 @@ async fn web_chat_quotes_and_books_behind_a_session_token() {
 
 #[tokio::test]
 async fn big_quotes_wait_for_the_owner_whose_token_works_once() {
-    let db = TestDb::migrated().await;
-    let server = sms_server(&db);
+    let server = TestApp::spawn(config::sms()).await;
+    let db = &server.db;
     let client = reqwest::Client::new();
     sms(
         &server,
@@ -643,7 +633,7 @@ async fn big_quotes_wait_for_the_owner_whose_token_works_once() {
         "a hot tub, a piano, 2 couches and 20 bags of trash",
     )
     .await;
-    let replies = replies_to(&db, PHONE).await;
+    let replies = replies_to(db, PHONE).await;
     assert!(
         replies[0].contains("The owner will confirm this price shortly"),
         "{}",
@@ -651,20 +641,20 @@ async fn big_quotes_wait_for_the_owner_whose_token_works_once() {
     );
     sms(&server, "SM1001", PHONE, "9 Elm St, Canton GA 30114").await;
     sms(&server, "SM1002", PHONE, "1").await;
-    let replies = replies_to(&db, PHONE).await;
+    let replies = replies_to(db, PHONE).await;
     assert!(
         replies[2].contains("with the owner"),
         "booking waits: {}",
         replies[2]
     );
     assert_eq!(
-        count(&db, "SELECT count(*) FROM \"Job\"").await,
+        count(db, "SELECT count(*) FROM \"Job\"").await,
         0,
         "an unapproved quote cannot be booked"
     );
 
     // The operator API needs a token.
-    let token = api_token(&db);
+    let token = api_token(db);
     let unauthenticated = client
         .get(server.url("/api/v1/approvals"))
         .send()
@@ -711,7 +701,7 @@ async fn big_quotes_wait_for_the_owner_whose_token_works_once() {
     );
 
     // The owner's link: an unknown token, a bad decision, then approve once.
-    let owner = owner_token(&db).await;
+    let owner = owner_token(db).await;
     let decide = |token: String, decision: &'static str| {
         client
             .post(server.url(&format!("/api/approvals/{token}")))
@@ -733,7 +723,7 @@ async fn big_quotes_wait_for_the_owner_whose_token_works_once() {
     assert_eq!(approved.status(), 200);
     let again = decide(owner.clone(), "deny").await.expect("post");
     assert_eq!(again.status(), 409, "the token works once");
-    let replies = replies_to(&db, PHONE).await;
+    let replies = replies_to(db, PHONE).await;
     let told = replies.last().expect("reply");
     assert!(
         told.starts_with("Good news: the owner confirmed your estimate"),
@@ -745,21 +735,21 @@ async fn big_quotes_wait_for_the_owner_whose_token_works_once() {
     );
     sms(&server, "SM1003", PHONE, "1").await;
     assert!(
-        replies_to(&db, PHONE)
+        replies_to(db, PHONE)
             .await
             .last()
             .expect("reply")
             .starts_with("You're booked!")
     );
     assert_eq!(
-        count(&db, "SELECT count(*) FROM \"Job\" WHERE status = 'booked'").await,
+        count(db, "SELECT count(*) FROM \"Job\" WHERE status = 'booked'").await,
         1
     );
 
     // An expired link is refused; the operator can still decide by id.
     let other = "+14045550999";
     sms(&server, "SM1010", other, "a hot tub, a piano and 3 couches").await;
-    let expired = owner_token(&db).await;
+    let expired = owner_token(db).await;
     sqlx::query(
         "UPDATE \"Approval\" SET expires_at = now() - interval '1 hour' WHERE status = 'pending'",
     )
@@ -788,7 +778,7 @@ async fn big_quotes_wait_for_the_owner_whose_token_works_once() {
         .expect("post");
     assert_eq!(denied.status(), 200);
     assert!(
-        replies_to(&db, other)
+        replies_to(db, other)
             .await
             .last()
             .expect("reply")
@@ -804,9 +794,9 @@ async fn big_quotes_wait_for_the_owner_whose_token_works_once() {
 
 #[tokio::test]
 async fn the_pause_switch_stops_every_automated_reply() {
-    let db = TestDb::migrated().await;
-    let server = sms_server(&db);
-    let token = api_token(&db);
+    let server = TestApp::spawn(config::sms()).await;
+    let db = &server.db;
+    let token = api_token(db);
     let client = reqwest::Client::new();
     let pause = |paused: bool| {
         client
@@ -818,24 +808,24 @@ async fn the_pause_switch_stops_every_automated_reply() {
     assert_eq!(pause(true).await.expect("put").status(), 200);
     sms(&server, "SM1100", PHONE, "a couch").await;
     assert_eq!(
-        count(&db, "SELECT count(*) FROM \"Message\" WHERE role = 'user'").await,
+        count(db, "SELECT count(*) FROM \"Message\" WHERE role = 'user'").await,
         1,
         "kept"
     );
     assert!(
-        replies_to(&db, PHONE).await.is_empty(),
+        replies_to(db, PHONE).await.is_empty(),
         "not answered while paused"
     );
-    // The leftovers worker does not answer it either: it was read, just not answered.
-    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
-    assert!(replies_to(&db, PHONE).await.is_empty());
+    // The leftovers job does not answer it either: it was read, just not answered.
+    server.run_jobs_until_idle().await;
+    assert!(replies_to(db, PHONE).await.is_empty());
     assert_eq!(pause(false).await.expect("put").status(), 200);
     sms(&server, "SM1101", PHONE, "and a fridge").await;
-    assert_eq!(replies_to(&db, PHONE).await.len(), 1, "answered again");
+    assert_eq!(replies_to(db, PHONE).await.len(), 1, "answered again");
 }
 
 /// Plays the reference conversation for `phone` through to a booking.
-async fn book(server: &Server, phone: &str, prefix: &str) {
+async fn book(server: &TestApp, phone: &str, prefix: &str) {
     sms(
         server,
         &format!("{prefix}1"),
@@ -855,8 +845,8 @@ async fn book(server: &Server, phone: &str, prefix: &str) {
 
 #[tokio::test]
 async fn a_reminder_goes_out_once_on_the_customers_channel() {
-    let db = TestDb::migrated().await;
-    let server = sms_server(&db);
+    let server = TestApp::spawn(config::sms()).await;
+    let db = &server.db;
     book(&server, PHONE, "SM120").await;
     // Move the pickup to an hour from now: both the 24 h and the 2 h reminders are due, and
     // the customer should get one reminder, not two.
@@ -866,16 +856,12 @@ async fn a_reminder_goes_out_once_on_the_customers_channel() {
     .execute(&mut db.conn().await)
     .await
     .expect("move");
-    common::eventually("a reminder", || async {
-        replies_to(&db, PHONE)
-            .await
-            .last()
-            .expect("reply")
-            .starts_with("Reminder:")
-    })
-    .await;
-    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
-    let reminders: Vec<String> = replies_to(&db, PHONE)
+    server.run_jobs_until_idle().await;
+    let last = replies_to(db, PHONE).await.pop().expect("reply");
+    assert!(last.starts_with("Reminder:"), "a reminder: {last}");
+    // Another round finds nothing more to send.
+    server.run_jobs_until_idle().await;
+    let reminders: Vec<String> = replies_to(db, PHONE)
         .await
         .into_iter()
         .filter(|r| r.starts_with("Reminder:"))
@@ -884,7 +870,7 @@ async fn a_reminder_goes_out_once_on_the_customers_channel() {
     assert!(reminders[0].contains("123 Main St"), "{}", reminders[0]);
     assert_eq!(
         count(
-            &db,
+            db,
             "SELECT count(*) FROM \"JobEvent\" WHERE event_type = 'reminder_sent'"
         )
         .await,
@@ -892,7 +878,7 @@ async fn a_reminder_goes_out_once_on_the_customers_channel() {
     );
     assert_eq!(
         count(
-            &db,
+            db,
             "SELECT count(*) FROM \"Lead\" WHERE stage = 'reminding'"
         )
         .await,
@@ -902,10 +888,10 @@ async fn a_reminder_goes_out_once_on_the_customers_channel() {
 
 #[tokio::test]
 async fn the_calendar_feed_lists_booked_jobs_behind_a_token() {
-    let db = TestDb::migrated().await;
-    let server = sms_server(&db);
+    let server = TestApp::spawn(config::sms()).await;
+    let db = &server.db;
     book(&server, PHONE, "SM130").await;
-    let token = api_token(&db);
+    let token = api_token(db);
     let client = reqwest::Client::new();
     let refused = client
         .get(server.url("/calendar.ics"))
@@ -945,17 +931,17 @@ async fn the_calendar_feed_lists_booked_jobs_behind_a_token() {
 
 #[tokio::test]
 async fn control_characters_and_huge_item_lists_do_not_lose_messages_or_replies() {
-    let db = TestDb::migrated().await;
-    let server = sms_server(&db);
+    let server = TestApp::spawn(config::sms()).await;
+    let db = &server.db;
     let response = sms(&server, "SM1400", PHONE, "a couch\u{0}and a fridge").await;
     assert_eq!(response.status(), 200);
-    assert_eq!(replies_to(&db, PHONE).await.len(), 1);
+    assert_eq!(replies_to(db, PHONE).await.len(), 1);
     let other = "+14045550777";
     let long = "a pc, a lamp, a desk, a tire, a box, a rug, a chair, a table, a grill, a bike, "
         .repeat(21);
     let response = sms(&server, "SM1401", other, &long[..1590]).await;
     assert_eq!(response.status(), 200);
-    let reply = replies_to(&db, other).await.pop().expect("reply");
+    let reply = replies_to(db, other).await.pop().expect("reply");
     assert!(
         reply.chars().count() <= 1600,
         "{} characters",
@@ -966,9 +952,9 @@ async fn control_characters_and_huge_item_lists_do_not_lose_messages_or_replies(
 
 #[tokio::test]
 async fn the_pricebook_is_editable_with_validation_and_used_for_the_next_quote() {
-    let db = TestDb::migrated().await;
-    let server = sms_server(&db);
-    let token = api_token(&db);
+    let server = TestApp::spawn(config::sms()).await;
+    let db = &server.db;
+    let token = api_token(db);
     let client = reqwest::Client::new();
     let current: serde_json::Value = client
         .get(server.url("/api/v1/settings"))
@@ -1015,13 +1001,13 @@ async fn the_pricebook_is_editable_with_validation_and_used_for_the_next_quote()
         .expect("put");
     assert_eq!(saved.status(), 200);
     sms(&server, "SM1500", PHONE, "a couch").await;
-    assert!(replies_to(&db, PHONE).await[0].contains("$300"));
+    assert!(replies_to(db, PHONE).await[0].contains("$300"));
 }
 
 #[tokio::test]
 async fn a_message_that_cannot_be_answered_is_retried_then_set_aside_without_blocking_others() {
-    let db = TestDb::migrated().await;
-    let server = sms_server(&db);
+    let server = TestApp::spawn(config::sms()).await;
+    let db = &server.db;
     sms(&server, "SM1600", PHONE, "a couch").await;
     // Break this conversation: its lead is gone.
     sqlx::query("DELETE FROM \"Lead\"")
@@ -1044,7 +1030,7 @@ async fn a_message_that_cannot_be_answered_is_retried_then_set_aside_without_blo
     // Other customers are answered meanwhile.
     let other = "+14045550888";
     sms(&server, "SM1602", other, "a fridge").await;
-    assert_eq!(replies_to(&db, other).await.len(), 1);
+    assert_eq!(replies_to(db, other).await.len(), 1);
 
     // On its last try it is set aside and the owner is told.
     sqlx::query(
@@ -1055,16 +1041,14 @@ async fn a_message_that_cannot_be_answered_is_retried_then_set_aside_without_blo
     .execute(&mut db.conn().await)
     .await
     .expect("age");
-    common::eventually("the message is set aside", || async {
-        let processed: Option<chrono::DateTime<chrono::Utc>> = sqlx::query_scalar(
-            "SELECT processed_at FROM \"InboundMessage\" WHERE provider_message_id = 'SM1601'",
-        )
-        .fetch_one(&mut db.conn().await)
-        .await
-        .expect("inbound");
-        processed.is_some()
-    })
-    .await;
+    server.run_jobs_until_idle().await;
+    let processed: Option<chrono::DateTime<chrono::Utc>> = sqlx::query_scalar(
+        "SELECT processed_at FROM \"InboundMessage\" WHERE provider_message_id = 'SM1601'",
+    )
+    .fetch_one(&mut db.conn().await)
+    .await
+    .expect("inbound");
+    assert!(processed.is_some(), "the message is set aside");
     let told: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM \"Outbox\" WHERE channel = 'owner' AND body LIKE '%could not be answered%'",
     )
@@ -1076,8 +1060,8 @@ async fn a_message_that_cannot_be_answered_is_retried_then_set_aside_without_blo
 
 #[tokio::test]
 async fn photos_from_the_providers_host_are_kept_on_the_lead() {
-    let db = TestDb::migrated().await;
-    let server = sms_server(&db);
+    let server = TestApp::spawn(config::sms()).await;
+    let db = &server.db;
     let media = "https://api.twilio.com/2010-04-01/Accounts/AC1/Messages/MM1/Media/ME1";
     let params: Vec<(String, String)> = [
         ("MessageSid", "SM1700"),
@@ -1097,13 +1081,13 @@ async fn photos_from_the_providers_host_are_kept_on_the_lead() {
         .await
         .expect("attachments");
     assert_eq!(urls, [media]);
-    assert!(replies_to(&db, PHONE).await[0].starts_with("Thanks for the photo!"));
+    assert!(replies_to(db, PHONE).await[0].starts_with("Thanks for the photo!"));
 }
 
 #[tokio::test]
 async fn a_pickup_asked_for_today_carries_the_same_day_fee() {
-    let db = TestDb::migrated().await;
-    let server = sms_server(&db);
+    let server = TestApp::spawn(config::sms()).await;
+    let db = &server.db;
     sms(&server, "SM1800", PHONE, "a couch").await;
     sms(&server, "SM1801", PHONE, "12 Oak St, Canton GA 30114").await;
     // Today at 3 pm, in the company's time zone (New York by default), if that is still ahead
@@ -1117,20 +1101,20 @@ async fn a_pickup_asked_for_today_carries_the_same_day_fee() {
         "tomorrow at 3pm"
     };
     sms(&server, "SM1802", PHONE, ask).await;
-    let booked = replies_to(&db, PHONE).await.pop().expect("booked");
+    let booked = replies_to(db, PHONE).await.pop().expect("booked");
     assert!(booked.starts_with("You're booked!"), "{booked}");
     if today {
         assert!(
             booked.contains("$309") && booked.contains("same-day fee"),
             "{booked}"
         );
-        assert_eq!(count(&db, "SELECT count(*) FROM \"Quote\"").await, 2);
+        assert_eq!(count(db, "SELECT count(*) FROM \"Quote\"").await, 2);
     } else {
         assert!(
             booked.contains("$259") && !booked.contains("same-day"),
             "{booked}"
         );
-        assert_eq!(count(&db, "SELECT count(*) FROM \"Quote\"").await, 1);
+        assert_eq!(count(db, "SELECT count(*) FROM \"Quote\"").await, 1);
     }
 }
 
@@ -1170,9 +1154,9 @@ async fn renewed_tokens(db: &TestDb, phone: &str) -> Vec<String> {
 #[tokio::test]
 async fn an_expired_approval_is_renewed_once_with_a_new_link_for_the_owner() {
     let db = TestDb::migrated().await;
-    // Two servers: their expiry loops race for the same approvals.
-    let server = sms_server(&db);
-    let _other = sms_server(&db);
+    // Two servers: their expiry jobs race for the same approvals.
+    let server = TestApp::spawn_on(&db, config::sms()).await;
+    let other = TestApp::spawn_on(&db, config::sms()).await;
     let client = reqwest::Client::new();
     let (x, y) = ("+14045550401", "+14045550402");
     sms(
@@ -1196,15 +1180,16 @@ async fn an_expired_approval_is_renewed_once_with_a_new_link_for_the_owner() {
         .execute(&mut db.conn().await)
         .await
         .expect("expire");
-    common::eventually("the owner is asked again about both quotes", || async {
+    tokio::join!(server.run_jobs_until_idle(), other.run_jobs_until_idle());
+    assert_eq!(
         count(
             &db,
             "SELECT count(*) FROM \"Outbox\" WHERE channel = 'owner' AND body LIKE 'Still waiting%'",
         )
-        .await
-            == 2
-    })
-    .await;
+        .await,
+        2,
+        "the owner is asked again about both quotes"
+    );
     let renewed_x = renewed_tokens(&db, x).await;
     assert_eq!(renewed_x.len(), 1, "one reminder per quote");
     assert_ne!(renewed_x[0], first_x, "a new link");
@@ -1246,7 +1231,7 @@ async fn an_expired_approval_is_renewed_once_with_a_new_link_for_the_owner() {
     .execute(&mut db.conn().await)
     .await
     .expect("expire the renewal");
-    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    tokio::join!(server.run_jobs_until_idle(), other.run_jobs_until_idle());
     assert_eq!(
         count(
             &db,
@@ -1327,7 +1312,7 @@ async fn two_customers_picking_the_same_last_window_get_one_booking_and_the_trut
     .execute(&mut db.conn().await)
     .await
     .expect("fill the schedule");
-    let server = sms_server(&db);
+    let server = TestApp::spawn_on(&db, config::sms()).await;
     let (a, b) = ("+14045550501", "+14045550502");
     let mut offered = Vec::new();
     for (n, phone) in [a, b].iter().enumerate() {
@@ -1385,17 +1370,17 @@ async fn two_customers_picking_the_same_last_window_get_one_booking_and_the_trut
 
 #[tokio::test]
 async fn an_approval_superseded_by_a_newer_quote_is_not_renewed() {
-    let db = TestDb::migrated().await;
-    let server = sms_server(&db);
+    let server = TestApp::spawn(config::sms()).await;
+    let db = &server.db;
     let phone = "+14045550601";
     sms(&server, "SM2100", phone, "a hot tub, a piano and 3 couches").await;
     // More items: a new quote, a new request; the first one stops working.
     sms(&server, "SM2101", phone, "oh and also a fridge").await;
-    assert_eq!(count(&db, "SELECT count(*) FROM \"Approval\"").await, 2);
-    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    assert_eq!(count(db, "SELECT count(*) FROM \"Approval\"").await, 2);
+    server.run_jobs_until_idle().await;
     let reminders = "SELECT count(*) FROM \"Outbox\" WHERE body LIKE 'Still waiting%'";
     assert_eq!(
-        count(&db, reminders).await,
+        count(db, reminders).await,
         0,
         "the owner is not asked about a price the customer has moved past"
     );
@@ -1404,11 +1389,13 @@ async fn an_approval_superseded_by_a_newer_quote_is_not_renewed() {
         .execute(&mut db.conn().await)
         .await
         .expect("expire");
-    common::eventually("the current request is renewed", || async {
-        count(&db, reminders).await == 1
-    })
-    .await;
-    let token = renewed_tokens(&db, phone).await.pop().expect("renewed");
+    server.run_jobs_until_idle().await;
+    assert_eq!(
+        count(db, reminders).await,
+        1,
+        "the current request is renewed"
+    );
+    let token = renewed_tokens(db, phone).await.pop().expect("renewed");
     let newest: bool = sqlx::query_scalar(
         "SELECT a.quote_id = (SELECT id FROM \"Quote\" ORDER BY created_at DESC LIMIT 1)
          FROM \"Approval\" a WHERE a.token = $1",

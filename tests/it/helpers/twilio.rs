@@ -1,22 +1,13 @@
-//! Talking to the server as Twilio does (signed webhooks), and reading what it queued back.
+//! Talking to the application as Twilio does (signed webhooks), and reading what it queued
+//! back.
 
-use super::{Server, TestDb};
+use super::{TestApp, TestDb};
 use junkquote::channels::signature::twilio_signature;
 
 /// The auth token the test servers verify webhook signatures with.
 pub const TOKEN: &str = "test-auth-token";
 /// The public webhook URL the signatures are computed over.
 pub const WEBHOOK_URL: &str = "https://junk.example/api/twilio/sms";
-
-/// A server with the SMS webhook enabled (replies stay in the outbox) and `env` set.
-pub fn sms_server(db: &TestDb, env: &[(&str, &str)]) -> Server {
-    let mut all = vec![
-        ("TWILIO_AUTH_TOKEN", TOKEN),
-        ("TWILIO_WEBHOOK_URL", WEBHOOK_URL),
-    ];
-    all.extend_from_slice(env);
-    Server::start_with(&[], &all, Some(&db.url), None)
-}
 
 /// Twilio's webhook form for one text message.
 pub fn form(sid: &str, from: &str, body: &str) -> Vec<(String, String)> {
@@ -33,7 +24,7 @@ pub fn form(sid: &str, from: &str, body: &str) -> Vec<(String, String)> {
 }
 
 /// Posts an SMS webhook signed as Twilio would sign it.
-pub async fn sms(server: &Server, sid: &str, from: &str, body: &str) -> reqwest::Response {
+pub async fn sms(server: &TestApp, sid: &str, from: &str, body: &str) -> reqwest::Response {
     post_signed(server.url("/api/twilio/sms"), &form(sid, from, body)).await
 }
 

@@ -1,12 +1,11 @@
 //! The embedded PostgreSQL: started on demand, kept across restarts, shared by concurrent
 //! processes, stopped by the last one, and clear about what is wrong when it cannot start.
 
-mod common;
-
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use common::{junkquote, one_line_error, stdout};
+use crate::helpers;
+use crate::helpers::{junkquote, one_line_error, stdout};
 use junkquote::db::embedded::{Cluster, ClusterConfig};
 
 /// A data directory under the system's temporary directory, which the `postgres` user can reach.
@@ -92,13 +91,13 @@ fn a_long_data_dir_path_puts_the_socket_in_a_short_one() {
 fn the_cli_keeps_data_across_restarts_and_stops_the_cluster_on_exit() {
     let dir = data_dir();
     let out = junkquote(&["migrate", "up", "--to", "2"], None, Some(dir.path()));
-    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert!(out.status.success(), "{}", helpers::stderr(&out));
     assert!(!running(dir.path()), "stopped when the command exits");
 
     let out = junkquote(&["migrate", "status"], None, Some(dir.path()));
-    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert!(out.status.success(), "{}", helpers::stderr(&out));
     assert!(
-        stdout(&out).contains(&format!("database at migration 2 of {}", common::latest())),
+        stdout(&out).contains(&format!("database at migration 2 of {}", helpers::latest())),
         "{}",
         stdout(&out)
     );
@@ -156,7 +155,7 @@ fn a_data_dir_owned_by_someone_else_is_refused() {
 #[test]
 fn missing_postgresql_binaries_are_reported_with_how_to_install_them() {
     let dir = data_dir();
-    let out = common::command(&["migrate", "status"], None, Some(dir.path()))
+    let out = helpers::command(&["migrate", "status"], None, Some(dir.path()))
         .env("JUNKQUOTE_PG_BIN", dir.path())
         .output()
         .expect("run");
@@ -220,7 +219,7 @@ fn a_server_that_cannot_start_is_one_line_and_does_not_hang() {
     // Mended, it starts again: the failed attempt left no lock behind.
     std::fs::write(&conf, original).expect("mend conf");
     let out = junkquote(&["migrate", "status"], None, Some(dir.path()));
-    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert!(out.status.success(), "{}", helpers::stderr(&out));
 }
 
 #[test]
@@ -290,7 +289,7 @@ async fn sigterm_while_waiting_leaves_nothing_running() {
         .await
         .expect("lock");
 
-    let child = common::command(&["migrate", "up"], None, Some(dir.path()))
+    let child = helpers::command(&["migrate", "up"], None, Some(dir.path()))
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn");
@@ -303,11 +302,11 @@ async fn sigterm_while_waiting_leaves_nothing_running() {
     )
     .expect("SIGTERM");
     let out = child.wait_with_output().expect("wait");
-    assert_eq!(out.status.code(), Some(1), "{}", common::stderr(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", helpers::stderr(&out));
     assert!(
-        common::stderr(&out).contains("interrupted"),
+        helpers::stderr(&out).contains("interrupted"),
         "{}",
-        common::stderr(&out)
+        helpers::stderr(&out)
     );
     assert!(
         !running(dir.path()),

@@ -1,20 +1,20 @@
-//! The outbox against a running server and a local stand-in for Twilio's REST API: a failed
-//! send is retried with backoff and delivered once, and a send whose outcome is unknown (a
-//! timeout) is checked against Twilio's message list before it is sent again, so it is never
-//! delivered twice.
-
-mod common;
+//! The outbox job against a local stand-in for Twilio's REST API: a failed send is retried
+//! with backoff and delivered once, and a send whose outcome is unknown (a timeout) is checked
+//! against Twilio's message list before it is sent again, so it is never delivered twice. The
+//! tests run the job on demand; only the backoff test waits for real time to pass.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::helpers;
+use crate::helpers::{TestApp, TestDb, config};
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use chrono::{DateTime, Utc};
-use common::{Server, TestDb};
 use serde_json::json;
+use sqlx::PgPool;
 
 const ACCOUNT: &str = "AC123";
 const FROM: &str = "+14045550000";
@@ -203,17 +203,11 @@ async fn list(
     }))
 }
 
-fn server(db: &TestDb, base: &str) -> Server {
-    let timeout = TIMEOUT_MS.to_string();
-    common::twilio::sms_server(
-        db,
-        &[
-            ("TWILIO_ACCOUNT_SID", ACCOUNT),
-            ("TWILIO_FROM_NUMBER", FROM),
-            ("TWILIO_API_BASE", base),
-            ("TWILIO_TIMEOUT_MS", &timeout),
-        ],
-    )
+/// The application sending through the fake Twilio at `base`.
+async fn server(db: &TestDb, base: &str) -> TestApp {
+    let mut config = config::sms_sending(base, ACCOUNT, FROM);
+    config.twilio_timeout = Duration::from_millis(TIMEOUT_MS);
+    TestApp::spawn_on(db, config).await
 }
 
 /// Queues `body` for `PHONE`; returns the row's id.
@@ -231,34 +225,48 @@ async fn queue(db: &TestDb, body: &str) -> uuid::Uuid {
 /// A row's status, attempts, provider id, last error, and whether `sent_at` is set.
 type Row = (String, i32, Option<String>, Option<String>, bool);
 
-async fn row(db: &TestDb, id: uuid::Uuid) -> Row {
+async fn row(pool: &PgPool, id: uuid::Uuid) -> Row {
     sqlx::query_as(
         "SELECT status, attempts, provider_message_id, last_error, sent_at IS NOT NULL
          FROM \"Outbox\" WHERE id = $1",
     )
     .bind(id)
-    .fetch_one(&mut db.conn().await)
+    .fetch_one(pool)
     .await
     .expect("outbox row")
 }
 
-async fn until_sent(db: &TestDb, id: uuid::Uuid) -> Row {
-    common::eventually("the message is sent", || async {
-        row(db, id).await.0 == "sent"
+/// Makes an uncertain row due now instead of waiting out the settle time (10 s) before its
+/// check, as other tests age rows rather than wait.
+async fn settled(server: &TestApp, id: uuid::Uuid) {
+    let (status, ..) = row(&server.pool, id).await;
+    assert_eq!(status, "pending", "an uncertain row waits for its check");
+    sqlx::query("UPDATE \"Outbox\" SET next_attempt_at = now() WHERE id = $1")
+        .bind(id)
+        .execute(&server.pool)
+        .await
+        .expect("settle");
+}
+
+/// Runs the jobs until the row is sent (a retry waits for its backoff to pass), then once more
+/// to see that nothing is left to send.
+async fn until_sent(server: &TestApp, id: uuid::Uuid) -> Row {
+    helpers::eventually("the message is sent", || async {
+        server.run_jobs_until_idle().await;
+        row(&server.pool, id).await.0 == "sent"
     })
     .await;
-    // Give a would-be second send the time to happen.
-    tokio::time::sleep(Duration::from_millis(TIMEOUT_MS * 3)).await;
-    row(db, id).await
+    assert_eq!(server.run_jobs_until_idle().await, 0, "no second send");
+    row(&server.pool, id).await
 }
 
 #[tokio::test]
 async fn a_provider_error_is_retried_with_backoff_and_delivered_once() {
     let db = TestDb::migrated().await;
     let (base, fake) = fake_twilio(&[Answer::ServerError, Answer::ServerError], 50).await;
-    let _server = server(&db, &base);
+    let server = server(&db, &base).await;
     let id = queue(&db, "Your estimate is $259.").await;
-    let (status, attempts, sid, error, _) = until_sent(&db, id).await;
+    let (status, attempts, sid, error, _) = until_sent(&server, id).await;
     let fake = fake.lock().expect("lock");
     assert_eq!((status.as_str(), attempts), ("sent", 3));
     assert_eq!(fake.posts.len(), 3, "two errors, then one send");
@@ -284,19 +292,23 @@ async fn a_provider_error_is_retried_with_backoff_and_delivered_once() {
 async fn a_send_that_timed_out_but_reached_twilio_is_recorded_not_sent_again() {
     let db = TestDb::migrated().await;
     let (base, fake) = fake_twilio(&[Answer::CreatedTooLate], 50).await;
-    let _server = server(&db, &base);
+    let server = server(&db, &base).await;
     let body = "For a couch your estimate is $259.";
     let id = queue(&db, body).await;
     // The timeout leaves the row uncertain: still pending, first attempt recorded.
-    common::eventually("the row is uncertain", || async {
-        let (status, attempts, _, error, since) = row(&db, id).await;
+    server.run_jobs_until_idle().await;
+    let (status, attempts, _, error, since) = row(&server.pool, id).await;
+    assert!(
         status == "pending"
             && attempts == 1
             && since
-            && error.is_some_and(|e| e.starts_with("uncertain:") && e.contains("timed out"))
-    })
-    .await;
-    let (status, _, sid, error, _) = until_sent(&db, id).await;
+            && error
+                .as_deref()
+                .is_some_and(|e| e.starts_with("uncertain:") && e.contains("timed out")),
+        "the row is uncertain: {status} {attempts} {since} {error:?}"
+    );
+    settled(&server, id).await;
+    let (status, _, sid, error, _) = until_sent(&server, id).await;
     let fake = fake.lock().expect("lock");
     assert_eq!(status, "sent");
     assert_eq!(fake.posts.len(), 1, "sent once, never twice");
@@ -331,9 +343,11 @@ async fn a_send_that_timed_out_but_reached_twilio_is_recorded_not_sent_again() {
 async fn a_send_that_timed_out_before_reaching_twilio_is_sent_again_once() {
     let db = TestDb::migrated().await;
     let (base, fake) = fake_twilio(&[Answer::LostTooLate], 50).await;
-    let _server = server(&db, &base);
+    let server = server(&db, &base).await;
     let id = queue(&db, "Reply 1, 2 or 3 to pick a window.").await;
-    let (status, attempts, sid, _, _) = until_sent(&db, id).await;
+    server.run_jobs_until_idle().await;
+    settled(&server, id).await;
+    let (status, attempts, sid, _, _) = until_sent(&server, id).await;
     let fake = fake.lock().expect("lock");
     assert_eq!((status.as_str(), attempts), ("sent", 2));
     assert_eq!(fake.posts.len(), 2, "the lost try, then one send");
@@ -365,23 +379,27 @@ async fn the_check_pages_through_the_list_and_skips_an_identical_earlier_message
     .execute(&mut db.conn().await)
     .await
     .expect("earlier row");
-    let _server = server(&db, &base);
+    let server = server(&db, &base).await;
     let id = queue(&db, body).await;
     // While the send hangs, more messages to the customer push it onto a later page.
-    common::eventually("the send reached Twilio", || async {
-        !fake.lock().expect("lock").posts.is_empty()
-    })
-    .await;
-    for n in 0..5 {
-        fake.lock().expect("lock").messages.push(Held {
-            sid: format!("SMother{n}"),
-            to: PHONE.into(),
-            from: FROM.into(),
-            body: format!("Reminder number {n}"),
-            created: Utc::now() + chrono::TimeDelta::seconds(1),
-        });
-    }
-    let (status, _, sid, _, _) = until_sent(&db, id).await;
+    let more = async {
+        helpers::eventually("the send reached Twilio", || async {
+            !fake.lock().expect("lock").posts.is_empty()
+        })
+        .await;
+        for n in 0..5 {
+            fake.lock().expect("lock").messages.push(Held {
+                sid: format!("SMother{n}"),
+                to: PHONE.into(),
+                from: FROM.into(),
+                body: format!("Reminder number {n}"),
+                created: Utc::now() + chrono::TimeDelta::seconds(1),
+            });
+        }
+    };
+    tokio::join!(server.run_jobs_until_idle(), more);
+    settled(&server, id).await;
+    let (status, _, sid, _, _) = until_sent(&server, id).await;
     let fake = fake.lock().expect("lock");
     assert_eq!(status, "sent");
     assert_eq!(fake.posts.len(), 1, "sent once, never twice");
@@ -445,21 +463,20 @@ async fn a_connection_reset_after_the_request_was_sent_is_checked_not_sent_again
     let db = TestDb::migrated().await;
     let (base, fake) = fake_twilio(&[], 50).await;
     let relay = resetting_relay(base).await;
-    let _server = server(&db, &relay);
+    let server = server(&db, &relay).await;
     let id = queue(&db, "You're booked! Thu Nov 26, 10:00–11:30 AM.").await;
-    common::eventually("the row is uncertain", || async {
-        row(&db, id)
-            .await
-            .3
-            .is_some_and(|e| e.starts_with("uncertain:"))
-    })
-    .await;
-    let error = row(&db, id).await.3.unwrap_or_default();
+    server.run_jobs_until_idle().await;
+    let error = row(&server.pool, id).await.3.unwrap_or_default();
+    assert!(
+        error.starts_with("uncertain:"),
+        "the row is uncertain: {error}"
+    );
     assert!(
         error.contains("closed") && !error.contains("timed out"),
         "a dropped connection, not a timeout: {error}"
     );
-    let (status, _, sid, _, _) = until_sent(&db, id).await;
+    settled(&server, id).await;
+    let (status, _, sid, _, _) = until_sent(&server, id).await;
     let fake = fake.lock().expect("lock");
     assert_eq!(status, "sent");
     assert_eq!(fake.posts.len(), 1, "sent once, never twice");

@@ -1,8 +1,7 @@
 //! The command line's bad input: one line saying what is wrong and what to do, a non-zero exit.
 
-mod common;
-
-use common::{TestDb, junkquote, one_line_error};
+use crate::helpers;
+use crate::helpers::{TestDb, junkquote, one_line_error};
 
 #[test]
 fn an_unknown_subcommand_or_flag_is_a_usage_error() {
@@ -56,11 +55,11 @@ async fn status_lists_applied_and_pending_migrations() {
     );
     let out = junkquote(&["migrate", "status"], Some(&db.url), None);
     assert!(out.status.success());
-    let text = common::stdout(&out);
+    let text = helpers::stdout(&out);
     assert!(
         text.starts_with(&format!(
             "database at migration 1 of {}\n",
-            common::latest()
+            helpers::latest()
         )),
         "{text}"
     );

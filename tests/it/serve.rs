@@ -1,8 +1,7 @@
 //! `junkquote serve`: migrations first, health and readiness, JSON errors, graceful shutdown.
 
-mod common;
-
-use common::{Server, TestDb, version};
+use crate::helpers;
+use crate::helpers::{Server, TestDb, version};
 
 #[tokio::test]
 async fn serve_migrates_answers_health_and_readiness_and_stops_on_sigterm() {
@@ -10,7 +9,7 @@ async fn serve_migrates_answers_health_and_readiness_and_stops_on_sigterm() {
     let server = Server::start(&[], Some(&db.url), None);
     assert_eq!(
         version(&mut db.conn().await).await,
-        common::latest(),
+        helpers::latest(),
         "pending migrations applied at start"
     );
 
@@ -25,7 +24,7 @@ async fn serve_migrates_answers_health_and_readiness_and_stops_on_sigterm() {
     assert_eq!(ready.status(), 200);
     assert_eq!(
         ready.json::<serde_json::Value>().await.expect("json"),
-        serde_json::json!({"status": "ready", "migration": common::latest()})
+        serde_json::json!({"status": "ready", "migration": helpers::latest()})
     );
 
     let missing = reqwest::get(server.url("/no/such/page"))
@@ -52,7 +51,7 @@ async fn readiness_fails_while_migrations_are_pending() {
     assert!(
         message.contains(&format!(
             "schema is at migration 0, this server needs {}",
-            common::latest()
+            helpers::latest()
         )),
         "{message}"
     );
@@ -70,11 +69,11 @@ async fn serve_on_the_embedded_cluster_shares_it_and_stops_it_on_exit() {
     assert_eq!(ready.status(), 200);
 
     // A second process on the same data directory joins the running cluster…
-    let out = common::junkquote(&["migrate", "status"], None, Some(dir.path()));
-    assert!(out.status.success(), "{}", common::stderr(&out));
-    assert!(common::stdout(&out).contains(&format!(
+    let out = helpers::junkquote(&["migrate", "status"], None, Some(dir.path()));
+    assert!(out.status.success(), "{}", helpers::stderr(&out));
+    assert!(helpers::stdout(&out).contains(&format!(
         "database at migration {0} of {0}",
-        common::latest()
+        helpers::latest()
     )));
     // …and leaving does not stop it under the server.
     let ready = reqwest::get(server.url("/readyz")).await.expect("readyz");

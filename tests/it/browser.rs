@@ -4,13 +4,12 @@
 //! webhooks. The script fails on the first step that does not hold; this test then checks
 //! in the database that what the browser did was recorded.
 
-mod common;
-
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use tokio::process::Command;
 
-use common::TestDb;
-use common::twilio::{sms, sms_server, texts_to};
+use crate::helpers;
+use crate::helpers::twilio::{sms, texts_to};
+use crate::helpers::{TestApp, config};
 
 const PHONE: &str = "+14045550123";
 const EMAIL: &str = "owner@junk.example";
@@ -33,10 +32,10 @@ async fn an_operator_and_a_customer_use_the_console_and_the_chat_in_chromium() {
         "{chromium} is missing: run ./scripts/setup --tests"
     );
 
-    let db = TestDb::migrated().await;
-    let server = sms_server(&db, &[]);
-    let out = common::create_user(&db, EMAIL, &format!("{PASSWORD}\n"));
-    assert!(out.status.success(), "{}", common::stderr(&out));
+    let server = TestApp::spawn(config::sms()).await;
+    let db = &server.db;
+    let out = helpers::create_user(db, EMAIL, &format!("{PASSWORD}\n"));
+    assert!(out.status.success(), "{}", helpers::stderr(&out));
 
     // A customer over SMS whose quote waits for the owner, who told the assistant a gate
     // code, and who wrote markup that must stay text.
@@ -72,12 +71,13 @@ async fn an_operator_and_a_customer_use_the_console_and_the_chat_in_chromium() {
     .execute(&mut conn)
     .await
     .expect("name the customer");
-    let texts_before = texts_to(&db, PHONE).await.len();
+    let texts_before = texts_to(db, PHONE).await.len();
 
     let shots = std::env::var("JUNKQUOTE_SCREENSHOTS")
         .map(PathBuf::from)
         .unwrap_or_else(|_| std::env::temp_dir().join(format!("jq-shots-{}", db.name)));
     let started = std::time::Instant::now();
+    // Awaited, not blocking: the server answering the browser runs on this test's runtime.
     let out = Command::new("node")
         .arg(dir.join("console.mjs"))
         .current_dir(&dir)
@@ -90,9 +90,10 @@ async fn an_operator_and_a_customer_use_the_console_and_the_chat_in_chromium() {
         .env("JQ_SCREENSHOTS", &shots)
         .env("CHROMIUM", &chromium)
         .output()
+        .await
         .expect("run node");
-    let stdout = common::stdout(&out);
-    let stderr = common::stderr(&out);
+    let stdout = helpers::stdout(&out);
+    let stderr = helpers::stderr(&out);
     assert!(
         out.status.success(),
         "the browser test failed after {:?}:\n{stdout}\n{stderr}",
@@ -113,7 +114,7 @@ async fn an_operator_and_a_customer_use_the_console_and_the_chat_in_chromium() {
         ("approved", Some(actor.as_str()))
     );
     assert!(
-        texts_to(&db, PHONE).await.len() > texts_before,
+        texts_to(db, PHONE).await.len() > texts_before,
         "the customer was told of the approval"
     );
     let steps: Vec<(String, Option<String>)> = sqlx::query_as(

@@ -1,14 +1,12 @@
 //! The schedule: more than one crew, and a schedule that is full and then opens up.
 
-mod common;
-
-use common::TestDb;
-use common::twilio::{sms, sms_server, texts_to};
+use crate::helpers::twilio::{sms, texts_to};
+use crate::helpers::{TestApp, config};
 
 #[tokio::test]
 async fn two_crews_take_the_same_window_and_a_third_customer_gets_another() {
-    let db = TestDb::migrated().await;
-    let server = sms_server(&db, &[]);
+    let server = TestApp::spawn(config::sms()).await;
+    let db = &server.db;
     // The first message seeds the settings; then the company has two crews.
     sms(&server, "SMk0", "+14045550100", "hello").await;
     sqlx::query(
@@ -30,7 +28,7 @@ async fn two_crews_take_the_same_window_and_a_third_customer_gets_another() {
             "123 Main St, Canton GA 30114",
         )
         .await;
-        let offer = texts_to(&db, phone).await.pop().expect("windows");
+        let offer = texts_to(db, phone).await.pop().expect("windows");
         first_offers.push(
             offer
                 .lines()
@@ -40,7 +38,7 @@ async fn two_crews_take_the_same_window_and_a_third_customer_gets_another() {
         );
         if n < 2 {
             sms(&server, &format!("SMk{n}c"), phone, "1").await;
-            let booked = texts_to(&db, phone).await.pop().expect("booked");
+            let booked = texts_to(db, phone).await.pop().expect("booked");
             assert!(booked.contains("You're booked"), "{booked}");
         }
     }
@@ -61,8 +59,8 @@ async fn two_crews_take_the_same_window_and_a_third_customer_gets_another() {
 
 #[tokio::test]
 async fn a_customer_told_the_schedule_is_full_hears_when_windows_open() {
-    let db = TestDb::migrated().await;
-    let server = sms_server(&db, &[]);
+    let server = TestApp::spawn(config::sms()).await;
+    let db = &server.db;
     let phone = "+14045550111";
     // Another customer's job holds the only crew for the next ten days.
     sqlx::query(
@@ -80,7 +78,7 @@ async fn a_customer_told_the_schedule_is_full_hears_when_windows_open() {
     .expect("a full schedule");
     sms(&server, "SMn1", phone, "a couch").await;
     sms(&server, "SMn2", phone, "123 Main St, Canton GA 30114").await;
-    let full = texts_to(&db, phone).await.pop().expect("reply");
+    let full = texts_to(db, phone).await.pop().expect("reply");
     assert!(full.contains("fully booked"), "{full}");
 
     let pool = db.pool().await;
@@ -105,7 +103,7 @@ async fn a_customer_told_the_schedule_is_full_hears_when_windows_open() {
     .await
     .expect("lead");
     assert!(looked, "the schedule was looked at again");
-    assert_eq!(texts_to(&db, phone).await.len(), 2, "nothing new to say");
+    assert_eq!(texts_to(db, phone).await.len(), 2, "nothing new to say");
     assert!(
         !junkquote::jobs::fully_booked::follow_up_one(&pool)
             .await
@@ -126,7 +124,7 @@ async fn a_customer_told_the_schedule_is_full_hears_when_windows_open() {
     junkquote::jobs::fully_booked::follow_up_one(&pool)
         .await
         .expect("follow up");
-    let texts = texts_to(&db, phone).await;
+    let texts = texts_to(db, phone).await;
     assert_eq!(texts.len(), 3, "{texts:?}");
     assert!(
         texts[2].starts_with("Good news: pickup windows have opened up"),
@@ -139,6 +137,6 @@ async fn a_customer_told_the_schedule_is_full_hears_when_windows_open() {
             .expect("follow up")
     );
     sms(&server, "SMn3", phone, "1").await;
-    let booked = texts_to(&db, phone).await.pop().expect("booked");
+    let booked = texts_to(db, phone).await.pop().expect("booked");
     assert!(booked.contains("You're booked"), "{booked}");
 }

@@ -2,10 +2,9 @@
 //! recognised on every channel, their notes, the one-time code that links a web visitor, expired
 //! notes, and erasure.
 
-mod common;
-
-use common::twilio::{api_token, sms, sms_server, texts_to};
-use common::{Server, TestDb};
+use crate::helpers;
+use crate::helpers::twilio::{api_token, sms, texts_to};
+use crate::helpers::{TestApp, TestDb, config};
 use serde_json::{Value, json};
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -21,7 +20,7 @@ async fn scalar_i64(conn: &mut PgConnection, sql: &str, id: Uuid) -> i64 {
 }
 
 async fn api(
-    server: &Server,
+    server: &TestApp,
     token: &str,
     method: reqwest::Method,
     path: &str,
@@ -34,13 +33,13 @@ async fn api(
         .expect("api")
 }
 
-async fn get_json(server: &Server, token: &str, path: &str) -> (u16, Value) {
+async fn get_json(server: &TestApp, token: &str, path: &str) -> (u16, Value) {
     let response = api(server, token, reqwest::Method::GET, path).await;
     let status = response.status().as_u16();
     (status, response.json().await.expect("json"))
 }
 
-async fn open_chat(server: &Server) -> (String, String) {
+async fn open_chat(server: &TestApp) -> (String, String) {
     let session: Value = reqwest::Client::new()
         .post(server.url("/api/chat/sessions"))
         .send()
@@ -55,7 +54,7 @@ async fn open_chat(server: &Server) -> (String, String) {
     )
 }
 
-async fn chat(server: &Server, session: &(String, String), text: &str) -> String {
+async fn chat(server: &TestApp, session: &(String, String), text: &str) -> String {
     let response = reqwest::Client::new()
         .post(server.url(&format!("/api/chat/sessions/{}/messages", session.0)))
         .bearer_auth(&session.1)
@@ -75,7 +74,7 @@ async fn chat(server: &Server, session: &(String, String), text: &str) -> String
 }
 
 /// Texts "I have an old mattress to get rid of" a week later; returns the reply.
-async fn return_a_week_later(db: &TestDb, server: &Server, sid: &str) -> String {
+async fn return_a_week_later(db: &TestDb, server: &TestApp, sid: &str) -> String {
     assert_eq!(
         sms(server, sid, PHONE, "I have an old mattress to get rid of")
             .await
@@ -87,7 +86,7 @@ async fn return_a_week_later(db: &TestDb, server: &Server, sid: &str) -> String 
 
 /// Books a couch over SMS for Jane at 123 Main St with the gate code, then moves the clock a
 /// week on (everything of hers happened eight days ago, the pickup included).
-async fn book_and_age(db: &TestDb, server: &Server) -> Uuid {
+async fn book_and_age(db: &TestDb, server: &TestApp) -> Uuid {
     for (sid, text) in [
         (
             "SMa1",
@@ -131,10 +130,10 @@ async fn book_and_age(db: &TestDb, server: &Server) -> Uuid {
 
 #[tokio::test]
 async fn a_returning_customer_is_known_on_every_channel_and_erased_completely() {
-    let db = TestDb::migrated().await;
-    let server = sms_server(&db, &[]);
-    let token = api_token(&db);
-    let customer = book_and_age(&db, &server).await;
+    let server = TestApp::spawn(config::sms()).await;
+    let db = &server.db;
+    let token = api_token(db);
+    let customer = book_and_age(db, &server).await;
     let mut conn = db.conn().await;
 
     // The notes reached the crew's job.
@@ -149,7 +148,7 @@ async fn a_returning_customer_is_known_on_every_channel_and_erased_completely() 
     assert!(crew_notes.contains("Gate code: 4321"), "{crew_notes}");
 
     // A week later the same number writes: a new conversation, and the address is asked about.
-    let first = return_a_week_later(&db, &server, "SMb1").await;
+    let first = return_a_week_later(db, &server, "SMb1").await;
     assert!(first.starts_with("Welcome back, Jane!"), "{first}");
     assert!(
         first.contains("Same address as last time — 123 Main St, Canton GA 30114?"),
@@ -165,7 +164,7 @@ async fn a_returning_customer_is_known_on_every_channel_and_erased_completely() 
         2
     );
     assert_eq!(sms(&server, "SMb2", PHONE, "yes").await.status(), 200);
-    let texts = texts_to(&db, PHONE).await;
+    let texts = texts_to(db, PHONE).await;
     let offer = texts.last().expect("windows");
     assert!(
         offer.contains("123 Main St") && offer.contains("1)"),
@@ -243,7 +242,7 @@ async fn a_returning_customer_is_known_on_every_channel_and_erased_completely() 
     for secret in ["Jane", "Main St", "4321"] {
         assert!(!reply.contains(secret), "{secret} leaked: {reply}");
     }
-    let code_text = texts_to(&db, PHONE)
+    let code_text = texts_to(db, PHONE)
         .await
         .into_iter()
         .rfind(|t| t.contains("verification code"))
@@ -356,7 +355,9 @@ async fn a_returning_customer_is_known_on_every_channel_and_erased_completely() 
 #[tokio::test]
 async fn with_memory_off_nothing_is_read_but_records_are_written() {
     let db = TestDb::migrated().await;
-    let server = sms_server(&db, &[("CONTEXT_MEMORY_ENABLED", "off")]);
+    let mut memory_off = config::sms();
+    memory_off.agent.options.memory = false;
+    let server = TestApp::spawn_on(&db, memory_off).await;
     let customer = book_and_age(&db, &server).await;
     let first = return_a_week_later(&db, &server, "SMc1").await;
     assert!(
@@ -377,7 +378,9 @@ async fn with_memory_off_nothing_is_read_but_records_are_written() {
 #[tokio::test]
 async fn without_strict_confirmation_the_last_address_is_reused_and_said() {
     let db = TestDb::migrated().await;
-    let server = sms_server(&db, &[("CONTEXT_STRICT_ADDRESS_CONFIRMATION", "0")]);
+    let mut not_strict = config::sms();
+    not_strict.agent.options.strict_address = false;
+    let server = TestApp::spawn_on(&db, not_strict).await;
     book_and_age(&db, &server).await;
     let first = return_a_week_later(&db, &server, "SMd1").await;
     assert!(
@@ -388,9 +391,9 @@ async fn without_strict_confirmation_the_last_address_is_reused_and_said() {
 
 #[tokio::test]
 async fn phones_and_emails_in_any_format_find_one_customer_and_bad_ones_are_refused() {
-    let db = TestDb::migrated().await;
-    let server = sms_server(&db, &[]);
-    let token = api_token(&db);
+    let server = TestApp::spawn(config::sms()).await;
+    let db = &server.db;
+    let token = api_token(db);
     sms(
         &server,
         "SMe1",
@@ -428,12 +431,12 @@ async fn phones_and_emails_in_any_format_find_one_customer_and_bad_ones_are_refu
 
 #[tokio::test]
 async fn ten_first_messages_at_once_from_a_new_number_make_one_customer() {
-    let db = TestDb::migrated().await;
-    let server = sms_server(&db, &[]);
+    let server = TestApp::spawn(config::sms()).await;
+    let db = &server.db;
     let sends = (0..10).map(|i| {
         let url = server.url("/api/twilio/sms");
-        let params = common::twilio::form(&format!("SMf{i}"), "+14045550177", "a couch");
-        async move { common::twilio::post_signed(url, &params).await.status() }
+        let params = helpers::twilio::form(&format!("SMf{i}"), "+14045550177", "a couch");
+        async move { helpers::twilio::post_signed(url, &params).await.status() }
     });
     for status in futures_join_all(sends).await {
         assert_eq!(status, 200);
@@ -465,9 +468,9 @@ where
 
 #[tokio::test]
 async fn bad_memory_notes_are_refused_and_nothing_is_stored() {
-    let db = TestDb::migrated().await;
-    let server = sms_server(&db, &[]);
-    let token = api_token(&db);
+    let server = TestApp::spawn(config::sms()).await;
+    let db = &server.db;
+    let token = api_token(db);
     sms(&server, "SMg1", PHONE, "a couch").await;
     let mut conn = db.conn().await;
     let customer: Uuid = sqlx::query_scalar("SELECT id FROM \"Customer\"")
@@ -549,9 +552,9 @@ async fn bad_memory_notes_are_refused_and_nothing_is_stored() {
 
 #[tokio::test]
 async fn past_messages_are_searchable_and_customers_merge_on_the_operators_word() {
-    let db = TestDb::migrated().await;
-    let server = sms_server(&db, &[]);
-    let token = api_token(&db);
+    let server = TestApp::spawn(config::sms()).await;
+    let db = &server.db;
+    let token = api_token(db);
     sms(
         &server,
         "SMh1",
@@ -622,9 +625,9 @@ async fn past_messages_are_searchable_and_customers_merge_on_the_operators_word(
 
 #[tokio::test]
 async fn a_number_someone_typed_belongs_to_whoever_texts_from_it() {
-    let db = TestDb::migrated().await;
-    let server = sms_server(&db, &[]);
-    let token = api_token(&db);
+    let server = TestApp::spawn(config::sms()).await;
+    let db = &server.db;
+    let token = api_token(db);
     // A web visitor types a number nobody has used yet: kept, unverified, on the visitor.
     let session = open_chat(&server).await;
     chat(
@@ -635,7 +638,7 @@ async fn a_number_someone_typed_belongs_to_whoever_texts_from_it() {
     .await;
     // Then that number texts in: it is the texter's, and sees nothing of the visitor's.
     sms(&server, "SMi1", "+14045550199", "hello").await;
-    let reply = texts_to(&db, "+14045550199").await;
+    let reply = texts_to(db, "+14045550199").await;
     assert!(!reply.concat().contains("piano"), "{reply:?}");
     let (_, found) = get_json(&server, &token, "/api/v1/customers?phone=4045550199").await;
     let texter = found["customer"]["id"].as_str().expect("id").to_owned();
@@ -656,13 +659,11 @@ async fn a_number_someone_typed_belongs_to_whoever_texts_from_it() {
 async fn a_messenger_user_who_texted_before_becomes_one_customer_after_the_code() {
     use junkquote::channels::signature::messenger_signature;
     let db = TestDb::migrated().await;
-    let server = sms_server(
+    let server = TestApp::spawn_on(
         &db,
-        &[
-            ("FB_VERIFY_TOKEN", "verify-me"),
-            ("FB_APP_SECRET", "app-secret"),
-        ],
-    );
+        config::with_messenger(config::sms(), "app-secret", None),
+    )
+    .await;
     let token = api_token(&db);
     sms(&server, "SMj1", PHONE, "Hi, this is Jane. A couch please").await;
     let messenger = |mid: &str, text: &str| {

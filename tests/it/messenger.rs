@@ -1,11 +1,11 @@
 //! Messenger: the subscription handshake, signed page messages, redeliveries, echoes, and
 //! replies through a local stand-in for the Send API.
 
-mod common;
-
 use std::sync::{Arc, Mutex};
 
-use common::{Server, TestDb};
+use crate::helpers;
+use crate::helpers::{TestApp, TestDb, config};
+use junkquote::app::Config;
 use junkquote::channels::signature::messenger_signature;
 
 const SECRET: &str = "app-secret";
@@ -22,7 +22,7 @@ fn payload(mid: &str, text: &str) -> String {
     .to_string()
 }
 
-async fn post(server: &Server, body: &str, signature: Option<String>) -> reqwest::Response {
+async fn post(server: &TestApp, body: &str, signature: Option<String>) -> reqwest::Response {
     let mut request = reqwest::Client::new()
         .post(server.url("/api/messenger"))
         .header("content-type", "application/json")
@@ -71,17 +71,11 @@ async fn fake_graph() -> (String, Arc<Mutex<Vec<(String, serde_json::Value)>>>) 
 async fn messenger_messages_are_verified_answered_once_and_sent() {
     let db = TestDb::migrated().await;
     let (graph, seen) = fake_graph().await;
-    let server = Server::start_with(
-        &[],
-        &[
-            ("FB_VERIFY_TOKEN", "verify-me"),
-            ("FB_APP_SECRET", SECRET),
-            ("FB_PAGE_ACCESS_TOKEN", "page-token"),
-            ("FB_GRAPH_API_BASE", &graph),
-        ],
-        Some(&db.url),
-        None,
-    );
+    let server = TestApp::spawn_on(
+        &db,
+        config::with_messenger(Config::default(), SECRET, Some(&graph)),
+    )
+    .await;
     let client = reqwest::Client::new();
     let ok = client
         .get(server.url(
@@ -172,11 +166,12 @@ async fn messenger_messages_are_verified_answered_once_and_sent() {
     );
 
     // The reply reaches the Send API once, addressed to the sender.
-    common::eventually("a send", || async {
-        !seen.lock().expect("lock").is_empty()
-    })
-    .await;
-    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    assert!(server.run_jobs_until_idle().await > 0, "a send");
+    assert_eq!(
+        server.run_jobs_until_idle().await,
+        0,
+        "nothing left to send"
+    );
     let seen = seen.lock().expect("lock").clone();
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0].0, "access_token=page-token");
@@ -192,11 +187,11 @@ async fn messenger_messages_are_verified_answered_once_and_sent() {
 #[tokio::test]
 async fn half_a_messenger_configuration_refuses_to_start() {
     let db = TestDb::migrated().await;
-    let out = common::command(&["serve", "--addr", "127.0.0.1:0"], Some(&db.url), None)
+    let out = helpers::command(&["serve", "--addr", "127.0.0.1:0"], Some(&db.url), None)
         .env("FB_VERIFY_TOKEN", "verify-me")
         .env_remove("FB_APP_SECRET")
         .output()
         .expect("run");
-    let line = common::one_line_error(&out, 1);
+    let line = helpers::one_line_error(&out, 1);
     assert!(line.contains("FB_APP_SECRET is not"), "{line}");
 }

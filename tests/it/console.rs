@@ -3,10 +3,10 @@
 //! message next to the field, escaping, merge and erase. (The browser test drives the same
 //! pages in Chromium.)
 
-mod common;
-
-use common::twilio::{sms, sms_server};
-use common::{Server, TestDb};
+use crate::helpers;
+use crate::helpers::twilio::sms;
+use crate::helpers::{TestApp, TestDb, config};
+use junkquote::app::Config;
 use reqwest::StatusCode;
 use reqwest::redirect::Policy;
 use uuid::Uuid;
@@ -14,12 +14,12 @@ use uuid::Uuid;
 const EMAIL: &str = "owner@junk.example";
 const PASSWORD: &str = "correct horse battery staple";
 
-use common::create_user;
+use crate::helpers::create_user;
 
 /// Creates the console user every test signs in as.
 fn create_owner(db: &TestDb) {
     let out = create_user(db, EMAIL, &format!("{PASSWORD}\n"));
-    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert!(out.status.success(), "{}", helpers::stderr(&out));
 }
 
 /// The value of cookie `name` among a response's Set-Cookie headers, with its attributes.
@@ -67,7 +67,7 @@ fn client() -> reqwest::Client {
 }
 
 /// The login page's CSRF cookie and token.
-async fn login_form(server: &Server) -> (String, String) {
+async fn login_form(server: &TestApp) -> (String, String) {
     let page = client()
         .get(server.url("/admin/login"))
         .send()
@@ -80,13 +80,13 @@ async fn login_form(server: &Server) -> (String, String) {
     (cookie, token)
 }
 
-async fn try_login(server: &Server, email: &str, password: &str) -> reqwest::Response {
+async fn try_login(server: &TestApp, email: &str, password: &str) -> reqwest::Response {
     try_login_from(server, email, password, "203.0.113.1").await
 }
 
 /// A login attempt through a proxy that says the client is `address`.
 async fn try_login_from(
-    server: &Server,
+    server: &TestApp,
     email: &str,
     password: &str,
     address: &str,
@@ -106,7 +106,7 @@ async fn try_login_from(
         .expect("login")
 }
 
-async fn sign_in(server: &Server) -> Console {
+async fn sign_in(server: &TestApp) -> Console {
     let response = try_login(server, EMAIL, PASSWORD).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     let session = cookie_value(&set_cookie(&response, "jq_session").expect("session cookie"));
@@ -172,7 +172,7 @@ async fn customer_of(db: &TestDb, phone: &str) -> Uuid {
 async fn create_user_hashes_the_password_from_stdin_and_refuses_bad_input() {
     let db = TestDb::migrated().await;
     let out = create_user(&db, "Owner@Junk.Example", &format!("{PASSWORD}\n"));
-    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert!(out.status.success(), "{}", helpers::stderr(&out));
     let (email, hash): (String, String) =
         sqlx::query_as("SELECT email, password_hash FROM \"ConsoleUser\"")
             .fetch_one(&mut db.conn().await)
@@ -183,11 +183,11 @@ async fn create_user_hashes_the_password_from_stdin_and_refuses_bad_input() {
     assert!(!hash.contains(PASSWORD));
 
     let again = create_user(&db, EMAIL, "another long password\n");
-    assert!(common::one_line_error(&again, 1).contains("already exists"));
+    assert!(helpers::one_line_error(&again, 1).contains("already exists"));
     let short = create_user(&db, "b@junk.example", "short\n");
-    assert!(common::one_line_error(&short, 1).contains("at least 10 characters"));
+    assert!(helpers::one_line_error(&short, 1).contains("at least 10 characters"));
     let bad = create_user(&db, "not an email", &format!("{PASSWORD}\n"));
-    assert!(common::one_line_error(&bad, 1).contains("not an email address"));
+    assert!(helpers::one_line_error(&bad, 1).contains("not an email address"));
     let users: i64 = sqlx::query_scalar("SELECT count(*) FROM \"ConsoleUser\"")
         .fetch_one(&mut db.conn().await)
         .await
@@ -199,7 +199,7 @@ async fn create_user_hashes_the_password_from_stdin_and_refuses_bad_input() {
 async fn sessions_use_hardened_cookies_and_every_form_needs_the_sessions_csrf_token() {
     let db = TestDb::migrated().await;
     create_owner(&db);
-    let server = sms_server(&db, &[]);
+    let server = TestApp::spawn_on(&db, config::sms()).await;
     sms(&server, "SMc1", "+14045550123", "a couch").await;
     let customer = customer_of(&db, "+14045550123").await;
 
@@ -301,7 +301,9 @@ async fn sessions_use_hardened_cookies_and_every_form_needs_the_sessions_csrf_to
 async fn cookies_are_secure_when_the_server_is_told_it_is_behind_https() {
     let db = TestDb::migrated().await;
     create_owner(&db);
-    let server = Server::start(&["--secure-cookies", "true"], Some(&db.url), None);
+    let mut secure_cookies = Config::default();
+    secure_cookies.console.secure_cookies = true;
+    let server = TestApp::spawn_on(&db, secure_cookies).await;
     let (cookie, _) = login_form(&server).await;
     assert!(cookie.contains("Secure"), "{cookie}");
     let response = try_login(&server, EMAIL, PASSWORD).await;
@@ -313,7 +315,7 @@ async fn cookies_are_secure_when_the_server_is_told_it_is_behind_https() {
 async fn failed_sign_ins_are_rate_limited_per_email() {
     let db = TestDb::migrated().await;
     create_owner(&db);
-    let server = Server::start(&[], Some(&db.url), None);
+    let server = TestApp::spawn_on(&db, Config::default()).await;
     for _ in 0..5 {
         let response = try_login(&server, EMAIL, "wrong password!").await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
@@ -345,7 +347,7 @@ async fn failed_sign_ins_are_rate_limited_per_email() {
 async fn missing_records_get_the_404_page_and_bad_input_a_message_next_to_the_field() {
     let db = TestDb::migrated().await;
     create_owner(&db);
-    let server = sms_server(&db, &[]);
+    let server = TestApp::spawn_on(&db, config::sms()).await;
     sms(&server, "SMv1", "+14045550123", "a couch").await;
     let customer = customer_of(&db, "+14045550123").await;
     let console = sign_in(&server).await;
@@ -438,7 +440,7 @@ async fn missing_records_get_the_404_page_and_bad_input_a_message_next_to_the_fi
 async fn customer_text_is_escaped_and_pages_forbid_inline_script() {
     let db = TestDb::migrated().await;
     create_owner(&db);
-    let server = sms_server(&db, &[]);
+    let server = TestApp::spawn_on(&db, config::sms()).await;
     let injected = "<script>alert(1)</script><img src=x onerror=alert(2)>";
     sms(
         &server,
@@ -487,7 +489,7 @@ async fn customer_text_is_escaped_and_pages_forbid_inline_script() {
 async fn the_operator_finds_by_any_phone_format_merges_and_erases() {
     let db = TestDb::migrated().await;
     create_owner(&db);
-    let server = sms_server(&db, &[]);
+    let server = TestApp::spawn_on(&db, config::sms()).await;
     sms(&server, "SMm1", "+14045550123", "a couch").await;
     sms(&server, "SMm2", "+14045550199", "a fridge").await;
     let (a, b) = (
@@ -553,7 +555,7 @@ async fn the_operator_finds_by_any_phone_format_merges_and_erases() {
 async fn a_job_moves_one_step_at_a_time_with_the_operator_as_actor() {
     let db = TestDb::migrated().await;
     create_owner(&db);
-    let server = sms_server(&db, &[]);
+    let server = TestApp::spawn_on(&db, config::sms()).await;
     let phone = "+14045550123";
     sms(&server, "SMj1", phone, "2 mattresses and a dresser").await;
     sms(&server, "SMj2", phone, "45 Oak Avenue, Marietta GA 30060").await;
@@ -662,7 +664,7 @@ fn urlencode(text: &str) -> String {
 async fn an_operator_takes_a_conversation_over_replies_through_the_outbox_and_hands_it_back() {
     let db = TestDb::migrated().await;
     create_owner(&db);
-    let server = sms_server(&db, &[]);
+    let server = TestApp::spawn_on(&db, config::sms()).await;
     let phone = "+14045550123";
     sms(&server, "SMi1", phone, "a couch").await;
     let conversation: Uuid = sqlx::query_scalar("SELECT id FROM \"Conversation\"")
@@ -682,10 +684,10 @@ async fn an_operator_takes_a_conversation_over_replies_through_the_outbox_and_ha
         .post(&format!("{page}/takeover"), &[("action", "take")])
         .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
-    let texts = common::twilio::texts_to(&db, phone).await.len();
+    let texts = helpers::twilio::texts_to(&db, phone).await.len();
     sms(&server, "SMi2", phone, "is 3pm ok?").await;
     assert_eq!(
-        common::twilio::texts_to(&db, phone).await.len(),
+        helpers::twilio::texts_to(&db, phone).await.len(),
         texts,
         "taken over: the assistant does not answer"
     );
@@ -712,7 +714,7 @@ async fn an_operator_takes_a_conversation_over_replies_through_the_outbox_and_ha
         .post(&format!("{page}/reply"), &[("text", "Yes, 3pm works.")])
         .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
-    let texts_now = common::twilio::texts_to(&db, phone).await;
+    let texts_now = helpers::twilio::texts_to(&db, phone).await;
     assert_eq!(
         texts_now.last().map(String::as_str),
         Some("Yes, 3pm works.")
@@ -724,7 +726,7 @@ async fn an_operator_takes_a_conversation_over_replies_through_the_outbox_and_ha
     assert_eq!(status, StatusCode::SEE_OTHER);
     sms(&server, "SMi3", phone, "and a fridge too").await;
     assert_eq!(
-        common::twilio::texts_to(&db, phone).await.len(),
+        helpers::twilio::texts_to(&db, phone).await.len(),
         texts_now.len() + 1,
         "handed back: the assistant answers again"
     );
@@ -744,7 +746,7 @@ async fn an_operator_takes_a_conversation_over_replies_through_the_outbox_and_ha
 async fn settings_pause_hours_and_the_pricebook_are_validated_and_saved() {
     let db = TestDb::migrated().await;
     create_owner(&db);
-    let server = sms_server(&db, &[]);
+    let server = TestApp::spawn_on(&db, config::sms()).await;
     let console = sign_in(&server).await;
     let (status, body) = console.get("/admin/settings").await;
     assert_eq!(status, StatusCode::OK);
@@ -755,7 +757,7 @@ async fn settings_pause_hours_and_the_pricebook_are_validated_and_saved() {
     assert!(body.contains(
         "Messenger webhook (verify token and app secret): <span class=\"muted\">not set</span>"
     ));
-    assert!(!body.contains(common::twilio::TOKEN), "never the values");
+    assert!(!body.contains(helpers::twilio::TOKEN), "never the values");
 
     // Paused, a customer is not answered.
     let (status, _) = console
@@ -764,7 +766,7 @@ async fn settings_pause_hours_and_the_pricebook_are_validated_and_saved() {
     assert_eq!(status, StatusCode::SEE_OTHER);
     sms(&server, "SMs1", "+14045550123", "a couch").await;
     assert!(
-        common::twilio::texts_to(&db, "+14045550123")
+        helpers::twilio::texts_to(&db, "+14045550123")
             .await
             .is_empty()
     );
@@ -914,7 +916,7 @@ async fn settings_pause_hours_and_the_pricebook_are_validated_and_saved() {
 async fn the_system_page_shows_migrations_the_schema_check_and_the_outbox() {
     let db = TestDb::migrated().await;
     create_owner(&db);
-    let server = sms_server(&db, &[]);
+    let server = TestApp::spawn_on(&db, config::sms()).await;
     sms(&server, "SMy1", "+14045550123", "a couch").await;
     let console = sign_in(&server).await;
     let (status, body) = console.get("/admin/system").await;
@@ -927,7 +929,7 @@ async fn the_system_page_shows_migrations_the_schema_check_and_the_outbox() {
     assert!(
         body.contains(&format!(
             "The schema is what migration {} promises",
-            common::latest()
+            helpers::latest()
         )),
         "{body}"
     );
@@ -942,7 +944,7 @@ async fn the_system_page_shows_migrations_the_schema_check_and_the_outbox() {
 async fn the_pipeline_pages_through_leads_by_stage_and_finds_them_by_phone_name_or_address() {
     let db = TestDb::migrated().await;
     create_owner(&db);
-    let server = sms_server(&db, &[]);
+    let server = TestApp::spawn_on(&db, config::sms()).await;
     sms(&server, "SMp1", "+14045550123", "a couch").await;
     sms(
         &server,
@@ -1015,7 +1017,7 @@ async fn the_pipeline_pages_through_leads_by_stage_and_finds_them_by_phone_name_
 async fn the_dashboard_counts_todays_leads_waiting_approvals_and_charts_quotes() {
     let db = TestDb::migrated().await;
     create_owner(&db);
-    let server = sms_server(&db, &[]);
+    let server = TestApp::spawn_on(&db, config::sms()).await;
     sms(
         &server,
         "SMd1",
@@ -1049,7 +1051,7 @@ async fn failed_sign_ins_are_limited_per_address_and_a_trusted_proxy_names_the_c
     let db = TestDb::migrated().await;
     create_owner(&db);
     // Behind a proxy: each client is counted by the address the proxy appended.
-    let proxied = Server::start(&["--trusted-proxy-hops", "1"], Some(&db.url), None);
+    let proxied = TestApp::spawn_on(&db, config::with_proxy_hops(Config::default(), 1)).await;
     for n in 0..20 {
         let email = format!("guess{n}@junk.example");
         let response = try_login_from(&proxied, &email, "wrong password!", "192.0.2.10").await;
@@ -1075,7 +1077,7 @@ async fn failed_sign_ins_are_limited_per_address_and_a_trusted_proxy_names_the_c
     assert_eq!(addresses, ["192.0.2.10", "192.0.2.11"]);
 
     // Not told to trust the header, the server counts the peer, whatever a client claims.
-    let direct = Server::start(&[], Some(&db.url), None);
+    let direct = TestApp::spawn_on(&db, Config::default()).await;
     let response = try_login_from(&direct, EMAIL, PASSWORD, "192.0.2.10").await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     let peer: i64 = sqlx::query_scalar(
@@ -1091,10 +1093,10 @@ async fn failed_sign_ins_are_limited_per_address_and_a_trusted_proxy_names_the_c
 async fn approvals_show_the_explanation_and_photos_and_the_decision_reaches_the_customer() {
     let db = TestDb::migrated().await;
     create_owner(&db);
-    let server = sms_server(&db, &[]);
+    let server = TestApp::spawn_on(&db, config::sms()).await;
     let phone = "+14045550123";
     let photo = "https://api.twilio.com/2010-04-01/Accounts/AC1/Messages/MM1/Media/ME1";
-    let mut form = common::twilio::form(
+    let mut form = helpers::twilio::form(
         "SMa1",
         phone,
         "a hot tub, a piano, 2 couches and 20 bags of trash",
@@ -1103,7 +1105,7 @@ async fn approvals_show_the_explanation_and_photos_and_the_decision_reaches_the_
     form.push(("NumMedia".into(), "1".into()));
     form.push(("MediaUrl0".into(), photo.into()));
     form.push(("MediaContentType0".into(), "image/jpeg".into()));
-    let response = common::twilio::post_signed(server.url("/api/twilio/sms"), &form).await;
+    let response = helpers::twilio::post_signed(server.url("/api/twilio/sms"), &form).await;
     assert!(response.status().is_success());
     let approval: Uuid = sqlx::query_scalar("SELECT id FROM \"Approval\"")
         .fetch_one(&mut db.conn().await)
@@ -1119,14 +1121,14 @@ async fn approvals_show_the_explanation_and_photos_and_the_decision_reaches_the_
     assert!(body.contains("Needs the owner"), "the explanation: {body}");
     assert!(body.contains("is over $600"), "why it waits: {body}");
 
-    let texts = common::twilio::texts_to(&db, phone).await.len();
+    let texts = helpers::twilio::texts_to(&db, phone).await.len();
     let path = format!("/admin/approvals/{approval}");
     let (status, _) = console.post(&path, &[("decision", "maybe")]).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     let (status, _) = console.post(&path, &[("decision", "approve")]).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert_eq!(
-        common::twilio::texts_to(&db, phone).await.len(),
+        helpers::twilio::texts_to(&db, phone).await.len(),
         texts + 1,
         "the customer is told"
     );

@@ -2,16 +2,37 @@
 //! past the limit the server answers 429 with `Retry-After` and the JSON error body, and
 //! `X-Forwarded-For` counts only when the proxy in front is trusted.
 
-mod common;
+use std::num::NonZeroU32;
+use std::time::Duration;
 
-use common::{Server, TestDb};
+use crate::helpers::{TestApp, TestDb, config};
+use junkquote::app::Config;
+use junkquote::http::SessionLimits;
 
-fn server(db: &TestDb, env: &[(&str, &str)]) -> Server {
-    Server::start_with(&[], env, Some(&db.url), None)
+/// The application with chat sessions limited to `per_client` per address and `global` in
+/// all per `window`, with `trusted_proxy_hops` proxies in front.
+async fn server(
+    db: &TestDb,
+    per_client: u32,
+    global: Option<u32>,
+    window: Option<Duration>,
+    trusted_proxy_hops: usize,
+) -> TestApp {
+    let defaults = SessionLimits::default();
+    let config = Config {
+        sessions: SessionLimits {
+            per_client: NonZeroU32::new(per_client).expect("a limit"),
+            global: global.and_then(NonZeroU32::new).unwrap_or(defaults.global),
+            window: window.unwrap_or(defaults.window),
+            ..defaults
+        },
+        ..Config::default()
+    };
+    TestApp::spawn_on(db, config::with_proxy_hops(config, trusted_proxy_hops)).await
 }
 
 /// Opens a session, claiming to come from `forwarded_for` when given.
-async fn open(server: &Server, forwarded_for: Option<&str>) -> reqwest::Response {
+async fn open(server: &TestApp, forwarded_for: Option<&str>) -> reqwest::Response {
     let mut request = reqwest::Client::new().post(server.url("/api/chat/sessions"));
     if let Some(address) = forwarded_for {
         request = request.header("X-Forwarded-For", address);
@@ -29,14 +50,8 @@ async fn sessions(db: &TestDb) -> i64 {
 #[tokio::test]
 async fn a_burst_of_session_openings_is_refused_with_retry_after_then_allowed_again() {
     let db = TestDb::migrated().await;
-    let server = server(
-        &db,
-        &[
-            // 3 at once, then one every 2 s: the burst is over long before the next is due.
-            ("JUNKQUOTE_CHAT_SESSION_LIMIT", "3"),
-            ("JUNKQUOTE_CHAT_SESSION_WINDOW_SECS", "6"),
-        ],
-    );
+    // 3 at once, then one every 2 s: the burst is over long before the next is due.
+    let server = server(&db, 3, None, Some(Duration::from_secs(6)), 0).await;
     let url = server.url("/api/chat/sessions");
     let burst: Vec<_> = (0..8)
         .map(|_| {
@@ -70,7 +85,7 @@ async fn a_burst_of_session_openings_is_refused_with_retry_after_then_allowed_ag
         assert!(body["error"]["message"].is_string());
     }
     // After the wait it names, a client is let in again.
-    tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+    tokio::time::sleep(Duration::from_secs(wait)).await;
     let again = open(&server, None).await;
     assert_eq!(again.status(), 200);
     let body: serde_json::Value = again.json().await.expect("session");
@@ -80,12 +95,9 @@ async fn a_burst_of_session_openings_is_refused_with_retry_after_then_allowed_ag
 #[tokio::test]
 async fn forwarded_addresses_count_only_behind_a_trusted_proxy() {
     let db = TestDb::migrated().await;
-    let limits = [
-        ("JUNKQUOTE_CHAT_SESSION_LIMIT", "2"),
-        ("JUNKQUOTE_CHAT_SESSION_GLOBAL_LIMIT", "5"),
-    ];
+    // 2 per address, 5 in all.
     // Untrusted, the header is the client's to write: changing it does not help.
-    let direct = server(&db, &limits);
+    let direct = server(&db, 2, Some(5), None, 0).await;
     for n in 0..2 {
         let status = open(&direct, Some(&format!("203.0.113.{n}")))
             .await
@@ -97,9 +109,7 @@ async fn forwarded_addresses_count_only_behind_a_trusted_proxy() {
     drop(direct);
 
     // Behind one trusted proxy, each forwarded address has its own limit...
-    let mut env = limits.to_vec();
-    env.push(("JUNKQUOTE_TRUSTED_PROXY_HOPS", "1"));
-    let proxied = server(&db, &env);
+    let proxied = server(&db, 2, Some(5), None, 1).await;
     let a = "198.51.100.1";
     assert_eq!(open(&proxied, Some(a)).await.status(), 200);
     assert_eq!(open(&proxied, Some(a)).await.status(), 200);

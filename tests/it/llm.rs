@@ -3,15 +3,15 @@
 //! whenever the endpoint is down, slow, malformed, or reaching outside the conversation, the
 //! rule-based agent answers instead and nothing leaks.
 
-mod common;
-
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::helpers;
+use crate::helpers::twilio::{sms, texts_to};
+use crate::helpers::{TestApp, TestDb, config};
 use axum::Json;
 use axum::extract::State;
-use common::TestDb;
-use common::twilio::{sms, sms_server, texts_to};
+use junkquote::app::Config;
 use serde_json::{Value, json};
 
 const PHONE: &str = "+14045550123";
@@ -111,19 +111,16 @@ async fn fake_model(mode: Mode) -> (String, Arc<Mutex<Vec<Value>>>) {
     (format!("http://{addr}/v1"), requests)
 }
 
-fn llm_env(base: &str) -> [(&str, &str); 3] {
-    [
-        ("JUNKQUOTE_LLM_BASE_URL", base),
-        ("JUNKQUOTE_LLM_MODEL", "fake-1"),
-        ("JUNKQUOTE_LLM_TIMEOUT_MS", "800"),
-    ]
+/// The SMS channel answered by the model at `base`, given 800 ms.
+fn with_llm(base: &str) -> Config {
+    config::with_llm(config::sms(), base, Duration::from_millis(800))
 }
 
 #[tokio::test]
 async fn the_model_prices_through_the_tools_with_the_customers_memory_in_view() {
     let db = TestDb::migrated().await;
     let (base, requests) = fake_model(Mode::Honest).await;
-    let server = sms_server(&db, &llm_env(&base));
+    let server = TestApp::spawn_on(&db, with_llm(&base)).await;
     sms(&server, "SMl1", PHONE, "hello, the gate code is 4321").await;
     sms(&server, "SMl2", PHONE, "I need a couch picked up").await;
     let texts = texts_to(&db, PHONE).await;
@@ -183,7 +180,7 @@ async fn rules_answer_when(mode: Option<Mode>) {
         // Nothing listens on port 9 (discard) here.
         None => ("http://127.0.0.1:9/v1".to_owned(), Arc::default()),
     };
-    let server = sms_server(&db, &llm_env(&base));
+    let server = TestApp::spawn_on(&db, with_llm(&base)).await;
     assert_eq!(
         sms(&server, "SMm1", PHONE, "I need a couch picked up")
             .await
@@ -241,13 +238,13 @@ async fn an_invented_price_is_never_sent() {
 #[test]
 fn half_an_llm_configuration_is_refused_at_start() {
     let db_url = "postgres://unused";
-    let out = common::command(&["serve", "--addr", "127.0.0.1:0"], Some(db_url), None)
+    let out = helpers::command(&["serve", "--addr", "127.0.0.1:0"], Some(db_url), None)
         .env("JUNKQUOTE_LLM_BASE_URL", "http://127.0.0.1:9/v1")
         .env_remove("JUNKQUOTE_LLM_MODEL")
         .output()
         .expect("run");
     assert!(!out.status.success());
-    let err = common::stderr(&out);
+    let err = helpers::stderr(&out);
     assert!(err.contains("JUNKQUOTE_LLM_MODEL"), "{err}");
 }
 
@@ -255,7 +252,7 @@ fn half_an_llm_configuration_is_refused_at_start() {
 async fn the_model_searches_the_customers_history_for_older_facts() {
     let db = TestDb::migrated().await;
     let (base, _) = fake_model(Mode::Honest).await;
-    let server = sms_server(&db, &llm_env(&base));
+    let server = TestApp::spawn_on(&db, with_llm(&base)).await;
     sms(
         &server,
         "SMs1",

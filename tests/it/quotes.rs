@@ -1,17 +1,16 @@
 //! Quotes that change while the owner looks at them.
 
-mod common;
-
-use common::TestDb;
-use common::twilio::{owner_token, sms, sms_server, texts_to};
+use crate::helpers;
+use crate::helpers::twilio::{owner_token, sms, texts_to};
+use crate::helpers::{TestApp, config};
 use serde_json::json;
 
 const PHONE: &str = "+14045550123";
 
 #[tokio::test]
 async fn items_added_while_the_owner_decides_are_priced_and_the_old_request_stops_working() {
-    let db = TestDb::migrated().await;
-    let server = sms_server(&db, &[]);
+    let server = TestApp::spawn(config::sms()).await;
+    let db = &server.db;
     sms(
         &server,
         "SMq1",
@@ -19,8 +18,8 @@ async fn items_added_while_the_owner_decides_are_priced_and_the_old_request_stop
         "a hot tub, a piano, 2 couches and 20 bags of trash",
     )
     .await;
-    let first_token = owner_token(&db).await;
-    let first_total = texts_to(&db, PHONE).await[0].clone();
+    let first_token = owner_token(db).await;
+    let first_total = texts_to(db, PHONE).await[0].clone();
     sms(
         &server,
         "SMq2",
@@ -28,7 +27,7 @@ async fn items_added_while_the_owner_decides_are_priced_and_the_old_request_stop
         "oh and also a fridge and a mattress",
     )
     .await;
-    let texts = texts_to(&db, PHONE).await;
+    let texts = texts_to(db, PHONE).await;
     let second = &texts[1];
     assert!(
         second.contains("refrigerator") && second.contains("mattress"),
@@ -39,7 +38,7 @@ async fn items_added_while_the_owner_decides_are_priced_and_the_old_request_stop
         "{second}"
     );
     assert_ne!(&first_total, second);
-    let second_token = owner_token(&db).await;
+    let second_token = owner_token(db).await;
     assert_ne!(
         first_token, second_token,
         "the owner was asked about the new estimate"
@@ -63,7 +62,7 @@ async fn items_added_while_the_owner_decides_are_priced_and_the_old_request_stop
         409,
         "the superseded request no longer works"
     );
-    let token = common::twilio::api_token(&db);
+    let token = helpers::twilio::api_token(db);
     let listed: serde_json::Value = reqwest::Client::new()
         .get(server.url("/api/v1/approvals"))
         .bearer_auth(&token)
@@ -89,8 +88,8 @@ async fn items_added_while_the_owner_decides_are_priced_and_the_old_request_stop
 
 #[tokio::test]
 async fn a_heavy_load_and_a_narrow_window_are_priced_when_mentioned() {
-    let db = TestDb::migrated().await;
-    let server = sms_server(&db, &[]);
+    let server = TestApp::spawn(config::sms()).await;
+    let db = &server.db;
     sms(&server, "SMw1", PHONE, "a couch").await;
     sms(
         &server,
@@ -99,7 +98,7 @@ async fn a_heavy_load_and_a_narrow_window_are_priced_when_mentioned() {
         "it's heavy, about 2600 lbs, and I need a one-hour window",
     )
     .await;
-    let texts = texts_to(&db, PHONE).await;
+    let texts = texts_to(db, PHONE).await;
     let second = &texts[1];
     assert!(second.contains("weight"), "{second}");
     assert!(second.contains("window"), "{second}");
@@ -117,8 +116,8 @@ async fn a_heavy_load_and_a_narrow_window_are_priced_when_mentioned() {
 
 #[tokio::test]
 async fn a_decision_on_a_conversation_an_operator_holds_is_left_to_the_operator() {
-    let db = TestDb::migrated().await;
-    let server = sms_server(&db, &[]);
+    let server = TestApp::spawn(config::sms()).await;
+    let db = &server.db;
     sms(
         &server,
         "SMt1",
@@ -132,7 +131,7 @@ async fn a_decision_on_a_conversation_an_operator_holds_is_left_to_the_operator(
     .execute(&mut db.conn().await)
     .await
     .expect("take over");
-    let token = owner_token(&db).await;
+    let token = owner_token(db).await;
     let status = reqwest::Client::new()
         .post(server.url(&format!("/api/approvals/{token}")))
         .json(&json!({"decision": "approve"}))
@@ -142,7 +141,7 @@ async fn a_decision_on_a_conversation_an_operator_holds_is_left_to_the_operator(
         .status();
     assert_eq!(status, 200);
     assert_eq!(
-        texts_to(&db, PHONE).await.len(),
+        texts_to(db, PHONE).await.len(),
         1,
         "the customer is not texted by the assistant"
     );

@@ -2,12 +2,11 @@
 //! states, the seeded rehearsal (seed → migrate → backfill → tighten → db check), bad input,
 //! crash-resume under SIGKILL, and tightening under a concurrent writer.
 
-mod common;
-
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Server, TestDb, command, junkquote, stderr, stdout};
+use crate::helpers;
+use crate::helpers::{Server, TestDb, command, junkquote, stderr, stdout};
 use junkquote::db::migrate::{self, MigrationSet};
 use sqlx::{Connection, Executor, PgConnection};
 
@@ -160,14 +159,14 @@ async fn adopt_and_rehearse(batch1: bool) {
     assert!(
         tightened.contains(&format!(
             "the database is at migration {}",
-            common::latest()
+            helpers::latest()
         )),
         "{tightened}"
     );
     assert!(ok(&["db", "check"], &db).contains("all required gates pass"));
     assert!(
         ok(&["db", "verify"], &db)
-            .contains(&format!("schema matches migration {}", common::latest()))
+            .contains(&format!("schema matches migration {}", helpers::latest()))
     );
     let (total, new): (i64, i64) = sqlx::query_as(migrate::verify::HEALTH_CHECK)
         .fetch_one(&mut conn)
@@ -247,7 +246,7 @@ async fn a_fresh_database_is_fully_migrated_by_serve() {
     assert_eq!(ready.status(), 200);
     assert_eq!(server.terminate(), Some(0));
     let mut conn = db.conn().await;
-    assert_eq!(version(&mut conn).await, common::latest());
+    assert_eq!(version(&mut conn).await, helpers::latest());
 }
 
 /// Legacy rows written by hand, one per kind of input the backfill must cope with.
@@ -712,7 +711,7 @@ async fn tighten_under_a_concurrent_writer_fails_no_write() {
         "a write waited {slowest:?} behind the tightening"
     );
     let mut conn = db.conn().await;
-    assert_eq!(version(&mut conn).await, common::latest());
+    assert_eq!(version(&mut conn).await, helpers::latest());
     assert!(ok(&["db", "check"], &db).contains("all required gates pass"));
 }
 
