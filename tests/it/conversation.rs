@@ -1450,8 +1450,8 @@ async fn an_unknown_channel_read_from_the_database_is_refused_not_taken_for_web_
 /// CHECK and `db check` use too): a leading 0 is no country code.
 #[tokio::test]
 async fn the_webhook_takes_the_senders_the_domain_calls_e164() {
-    let db = TestDb::migrated().await;
-    let server = sms_server(&db);
+    let server = TestApp::spawn(config::sms()).await;
+    let db = &server.db;
     let senders = [
         ("+14045550123", true),
         ("+442079460018", true),
@@ -1481,7 +1481,7 @@ async fn the_webhook_takes_the_senders_the_domain_calls_e164() {
         assert_eq!(response.status(), expected, "From {from:?}");
     }
     assert_eq!(
-        count(&db, "SELECT count(*) FROM \"Message\" WHERE role = 'user'").await,
+        count(db, "SELECT count(*) FROM \"Message\" WHERE role = 'user'").await,
         4
     );
 }

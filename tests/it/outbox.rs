@@ -482,3 +482,48 @@ async fn a_connection_reset_after_the_request_was_sent_is_checked_not_sent_again
     assert_eq!(fake.posts.len(), 1, "sent once, never twice");
     assert_eq!(sid.as_deref(), Some(fake.messages[0].sid.as_str()));
 }
+
+/// Messages held while no credentials were configured go out once they are, even when the
+/// first attempt to put them back in the queue fails: the outbox job reports the failure and
+/// tries again, instead of dropping the error and leaving them held for good.
+#[tokio::test]
+async fn held_messages_are_released_even_when_the_first_release_fails() {
+    let db = TestDb::migrated().await;
+    let id = queue(&db, "Your pickup is booked").await;
+    let mut conn = db.conn().await;
+    sqlx::query("UPDATE \"Outbox\" SET status = 'held' WHERE id = $1")
+        .bind(id)
+        .execute(&mut conn)
+        .await
+        .expect("hold");
+    // The database refuses the release for a while (a lock timeout, a failover).
+    sqlx::query(
+        "CREATE FUNCTION refuse_release() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN RAISE EXCEPTION 'release refused'; END $$",
+    )
+    .execute(&mut conn)
+    .await
+    .expect("function");
+    sqlx::query(
+        "CREATE TRIGGER refuse_release BEFORE UPDATE ON \"Outbox\"
+         FOR EACH ROW WHEN (OLD.status = 'held') EXECUTE FUNCTION refuse_release()",
+    )
+    .execute(&mut conn)
+    .await
+    .expect("trigger");
+    let (base, fake) = fake_twilio(&[], 50).await;
+    let server = server(&db, &base).await;
+    let refused = server
+        .try_run_jobs_until_idle()
+        .await
+        .expect_err("the failed release is reported");
+    assert!(refused.to_string().contains("release refused"), "{refused}");
+    assert_eq!(row(&server.pool, id).await.0, "held");
+    sqlx::query("DROP TRIGGER refuse_release ON \"Outbox\"")
+        .execute(&mut conn)
+        .await
+        .expect("drop trigger");
+    let (status, ..) = until_sent(&server, id).await;
+    assert_eq!(status, "sent");
+    assert_eq!(fake.lock().expect("lock").posts.len(), 1, "sent once");
+}

@@ -73,10 +73,14 @@ impl TestApp {
     /// Runs every background job's steps until none has work left; returns how many steps
     /// worked. A failing step fails the test.
     pub async fn run_jobs_until_idle(&self) -> usize {
-        self.app
-            .run_jobs_until_idle()
+        self.try_run_jobs_until_idle()
             .await
             .unwrap_or_else(|e| panic!("background jobs: {e}"))
+    }
+
+    /// [`Self::run_jobs_until_idle`] for a test that expects a step to fail.
+    pub async fn try_run_jobs_until_idle(&self) -> Result<usize, junkquote::jobs::JobError> {
+        self.app.run_jobs_until_idle().await
     }
 }
 
