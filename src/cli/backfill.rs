@@ -187,9 +187,9 @@ pub fn run_tighten(
         require_service_schema(&mut conn).await?;
         let applied = migrate::applied(&mut conn).await?;
         let current = migrate::current_version(&applied);
-        let pending: Vec<_> = set
-            .iter()
-            .filter(|m| m.version > current && m.requires_check().is_some())
+        let pending: Vec<_> = migrate::pending(&set, &applied)
+            .into_iter()
+            .filter(|m| m.requires_check().is_some())
             .collect();
         if pending.is_empty() {
             println!("nothing to tighten: the database is at migration {current}");

@@ -139,6 +139,10 @@ pub fn run(
                         (None, Some(at)) => {
                             format!("applied {}", at.format("%Y-%m-%d %H:%M:%S UTC"))
                         }
+                        (None, None) if row.waits_for_check => "pending: held until its data \
+                            pre-check passes (run `junkquote backfill`, then `junkquote tighten`); \
+                            the migrations after it apply without it"
+                            .to_owned(),
                         (None, None) => "pending".to_owned(),
                     };
                     println!("{:>5}  {:<32} {state}", row.version, row.name);
@@ -222,7 +226,10 @@ pub fn print_progress(progress: Progress) {
             name,
             reason,
         } => {
-            eprintln!("stopped before migration {version} ({name}): {reason}");
+            eprintln!(
+                "held migration {version} ({name}) and the tightening after it: {reason}; the \
+                 service's own migrations go on without them"
+            );
         }
         Progress::Adopted {
             version,

@@ -95,7 +95,7 @@ async fn adopt_and_rehearse(batch1: bool) {
         stdout(&out)
     );
     assert!(
-        stderr(&out).contains("stopped before migration 12")
+        stderr(&out).contains("held migration 12")
             && stderr(&out).contains("300 leads without a customer")
             && stderr(&out).contains("run `junkquote backfill`, then `junkquote tighten`"),
         "{}",
@@ -104,7 +104,16 @@ async fn adopt_and_rehearse(batch1: bool) {
     let mut conn = db.conn().await;
     let set = MigrationSet::builtin().expect("migrations");
     let applied = migrate::applied(&mut conn).await.expect("applied");
-    assert_eq!(migrate::current_version(&applied), 11);
+    // Everything but the tightening block is applied; the block waits for the backfill.
+    let held: Vec<i64> = migrate::pending(&set, &applied)
+        .iter()
+        .map(|m| m.version)
+        .collect();
+    assert_eq!(held, [12, 13, 14, 15]);
+    assert_eq!(
+        migrate::current_version(&applied),
+        latest_service_migration(&set)
+    );
     migrate::check_applied(&set, &applied).expect("adopted versions carry our checksums");
     let adopted: Vec<i64> = applied
         .iter()
@@ -121,7 +130,10 @@ async fn adopt_and_rehearse(batch1: bool) {
         .await,
         1
     );
-    assert!(ok(&["db", "verify"], &db).contains("schema matches migration 11"));
+    assert!(ok(&["db", "verify"], &db).contains(&format!(
+        "schema matches migration {}",
+        latest_service_migration(&set)
+    )));
 
     // The service starts and is ready on the adopted, not yet backfilled, database.
     let server = Server::start(&[], Some(&db.url), None);
@@ -178,6 +190,16 @@ async fn adopt_and_rehearse(batch1: bool) {
         .tables
         .len() as i64;
     assert_eq!((total, new), (tables, 7), "Prisma's table is out of public");
+}
+
+/// The newest migration that needs no data pre-check: where an adopted database not yet
+/// backfilled stands (the tightening block waits below it).
+fn latest_service_migration(set: &MigrationSet) -> i64 {
+    set.iter()
+        .filter(|m| m.requires_check().is_none())
+        .map(|m| m.version)
+        .max()
+        .unwrap_or(0)
 }
 
 async fn version(conn: &mut PgConnection) -> i64 {
@@ -907,4 +929,87 @@ async fn the_e164_pattern_agrees_with_the_domain_rule_on_postgresql() {
         .expect("the E.164 offence");
     assert_eq!(offence.count, refused);
     assert_eq!(offence.examples.len() as i64, refused);
+}
+
+/// The service's own migrations after the tightening block apply while the block waits for the
+/// backfill (an adopted database keeps getting the service's schema), `migrate status` says
+/// what is held and why, `db verify` checks what is applied, and `down` reverts them.
+#[tokio::test]
+async fn a_later_migration_applies_while_the_tightening_waits_for_the_backfill() {
+    let dir = helpers::copy_of_builtin_migrations();
+    let write = |name: &str, text: &str| {
+        std::fs::write(dir.path().join(name), text).expect("write a migration file")
+    };
+    write(
+        "0099_probe.up.sql",
+        "SET lock_timeout = '5s';\nALTER TABLE \"Config\" ADD COLUMN probe text;\n",
+    );
+    write(
+        "0099_probe.down.sql",
+        "SET lock_timeout = '5s';\nALTER TABLE \"Config\" DROP COLUMN probe;\n",
+    );
+    write(
+        "0099_probe.manifest.toml",
+        "[tables.Config]\nprobe = \"text\"\n",
+    );
+    let dir_arg = dir.path().to_str().expect("a UTF-8 path");
+    let (db, mut conn) = with_legacy_rows().await;
+    drop(conn.close().await);
+
+    let out = junkquote(&["migrate", "up", "--source", dir_arg], Some(&db.url), None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("held migration 12") && stdout(&out).contains("applied    99 probe"),
+        "{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let status = junkquote(
+        &["migrate", "status", "--source", dir_arg],
+        Some(&db.url),
+        None,
+    );
+    let status = stdout(&status);
+    for held in 12..=15 {
+        assert!(
+            status
+                .lines()
+                .any(|l| l.trim_start().starts_with(&held.to_string())
+                    && l.contains("held until its data pre-check passes")),
+            "{status}"
+        );
+    }
+    assert!(
+        status
+            .lines()
+            .any(|l| l.trim_start().starts_with("99") && l.contains("applied")),
+        "{status}"
+    );
+    let set = MigrationSet::from_dir(dir.path()).expect("the copied migrations");
+    let mut conn = db.conn().await;
+    let report = migrate::verify::verify(&mut conn, &set)
+        .await
+        .expect("verify");
+    assert_eq!(report.version, 99);
+    assert!(report.differences.is_empty(), "{:?}", report.differences);
+    let applied = migrate::applied(&mut conn).await.expect("applied");
+    assert_eq!(migrate::service_schema_problem(&set, &applied), None);
+
+    // Reverting goes through what is applied, the held block untouched.
+    let out = junkquote(
+        &["migrate", "down", "--to", "11", "--source", dir_arg],
+        Some(&db.url),
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let applied = migrate::applied(&mut conn).await.expect("applied");
+    assert_eq!(migrate::current_version(&applied), 11);
+    let column: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM information_schema.columns
+         WHERE table_name = 'Config' AND column_name = 'probe'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .expect("columns");
+    assert_eq!(column, 0);
 }

@@ -183,41 +183,37 @@ pub async fn applied(conn: &mut PgConnection) -> Result<Vec<Applied>, MigrateErr
     .await?)
 }
 
-/// The highest applied version, or 0.
+/// The highest applied version, or 0. Migrations are applied as a set: a tightening migration
+/// held for its pre-check may be missing below it.
 pub fn current_version(applied: &[Applied]) -> i64 {
     applied.last().map_or(0, |a| a.version)
+}
+
+/// The migrations of `set` not applied yet, in order.
+pub fn pending<'a>(set: &'a MigrationSet, applied: &[Applied]) -> Vec<&'a Migration> {
+    set.iter()
+        .filter(|m| !applied.iter().any(|a| a.version == m.version))
+        .collect()
 }
 
 /// Why a server cannot use this database yet, if it cannot: an applied migration is unknown or
 /// changed, or a migration the code needs is pending. Pending migrations that wait for their
 /// data pre-check (the tightening after a backfill) do not count: the service runs without
-/// them, but a migration queued behind one does count.
+/// them, and the migrations after them apply without waiting (so none may depend on them).
 pub fn service_schema_problem(set: &MigrationSet, applied: &[Applied]) -> Option<String> {
     if let Err(e) = check_applied(set, applied) {
         return Some(e.to_string());
     }
-    let current = current_version(applied);
-    let mut held_by = None;
-    for m in set.iter().filter(|m| m.version > current) {
-        if m.requires_check().is_some() {
-            held_by.get_or_insert(m.version);
-            continue;
-        }
-        let latest = set.latest();
-        return Some(match held_by {
-            None => format!(
-                "database schema is at migration {current}, this server needs {latest}; run \
-                 `junkquote migrate up`"
-            ),
-            Some(held) => format!(
-                "database schema is at migration {current}, this server needs {latest}: \
-                 migration {} waits behind migration {held}; run `junkquote backfill`, then \
-                 `junkquote tighten`",
-                m.version
-            ),
-        });
-    }
-    None
+    let needed = pending(set, applied)
+        .into_iter()
+        .find(|m| m.requires_check().is_none())?;
+    Some(format!(
+        "database schema is at migration {}, this server needs {} (migration {} is not \
+         applied); run `junkquote migrate up`",
+        current_version(applied),
+        set.latest(),
+        needed.version
+    ))
 }
 
 /// Checks that every applied migration is known and unchanged.
@@ -306,13 +302,20 @@ async fn up_locked(
     if current > target {
         return Err(MigrateError::TargetBehind { target, current });
     }
-    let pending: Vec<&Migration> = set
-        .iter()
-        .filter(|m| m.version > current && m.version <= target)
+    let pending: Vec<&Migration> = pending(set, &applied)
+        .into_iter()
+        .filter(|m| m.version <= target)
         .collect();
     let mut done = Vec::new();
+    // The tightening migrations are one block, applied in order: once one waits for its
+    // pre-check, the later ones wait with it. The service's own migrations after the block go
+    // on without it.
+    let mut held = false;
     for m in pending {
         if let Some(check) = m.requires_check() {
+            if held {
+                continue;
+            }
             let outcome = crate::takeover::tighten::precheck(conn, check, 0)
                 .await?
                 .ok_or_else(|| MigrateError::Source {
@@ -328,7 +331,8 @@ async fn up_locked(
                         outcome.summary()
                     ),
                 });
-                break;
+                held = true;
+                continue;
             }
         }
         let started = Instant::now();
@@ -694,6 +698,8 @@ pub struct StatusRow {
     pub applied_at: Option<DateTime<Utc>>,
     /// What is wrong with it, if anything (changed file, unknown to this binary).
     pub problem: Option<String>,
+    /// Pending and waiting for its data pre-check (the tightening after a backfill).
+    pub waits_for_check: bool,
 }
 
 /// The status of every known and every applied migration.
@@ -716,6 +722,7 @@ pub fn status(set: &MigrationSet, applied: &[Applied]) -> Vec<StatusRow> {
                 name: m.name.clone(),
                 applied_at: a.map(|a| a.applied_at),
                 problem,
+                waits_for_check: a.is_none() && m.requires_check().is_some(),
             }
         })
         .collect();
@@ -725,6 +732,7 @@ pub fn status(set: &MigrationSet, applied: &[Applied]) -> Vec<StatusRow> {
             name: a.name.clone(),
             applied_at: Some(a.applied_at),
             problem: Some("applied, but unknown to this junkquote".to_owned()),
+            waits_for_check: false,
         });
     }
     rows.sort_by_key(|r| r.version);

@@ -219,8 +219,24 @@ impl MigrationSet {
 
     /// The schema the migrations up to `version` promise, from their manifests.
     pub fn manifest_at(&self, version: i64) -> Result<Schema, MigrateError> {
+        let versions: Vec<i64> = self
+            .migrations
+            .iter()
+            .map(|m| m.version)
+            .take_while(|v| *v <= version)
+            .collect();
+        self.manifest_of(&versions)
+    }
+
+    /// The schema the migrations `versions` promise together, applied in order (a set: the
+    /// tightening may be missing below later migrations).
+    pub fn manifest_of(&self, versions: &[i64]) -> Result<Schema, MigrateError> {
         let mut schema = Schema::default();
-        for m in self.migrations.iter().take_while(|m| m.version <= version) {
+        for m in self
+            .migrations
+            .iter()
+            .filter(|m| versions.contains(&m.version))
+        {
             let delta = m.manifest.as_ref().ok_or_else(|| MigrateError::Source {
                 path: m.file_stem(),
                 message: "has no .manifest.toml, so the schema cannot be verified".into(),

@@ -37,7 +37,11 @@ pub async fn verify(conn: &mut PgConnection, set: &MigrationSet) -> Result<Repor
             ))
         })
         .collect();
-    for m in set.iter().filter(|m| m.version < version) {
+    // A tightening migration held for its pre-check may be missing below applied ones.
+    for m in set
+        .iter()
+        .filter(|m| m.version < version && m.requires_check().is_none())
+    {
         if !applied.iter().any(|a| a.version == m.version) {
             differences.push(format!(
                 "migration {} ({}) was skipped: later migrations are applied but it is not",
@@ -46,7 +50,8 @@ pub async fn verify(conn: &mut PgConnection, set: &MigrationSet) -> Result<Repor
         }
     }
     if set.get(version).is_some() || version == 0 {
-        let mut expected = set.manifest_at(version)?;
+        let versions: Vec<i64> = applied.iter().map(|a| a.version).collect();
+        let mut expected = set.manifest_of(&versions)?;
         let found = catalog::snapshot(conn).await?;
         // Manifests do not state column defaults.
         expected.defaults = found.defaults.clone();
