@@ -953,7 +953,7 @@ async fn a_later_migration_applies_while_the_tightening_waits_for_the_backfill()
         "[tables.Config]\nprobe = \"text\"\n",
     );
     let dir_arg = dir.path().to_str().expect("a UTF-8 path");
-    let (db, mut conn) = with_legacy_rows().await;
+    let (db, conn) = with_legacy_rows().await;
     drop(conn.close().await);
 
     let out = junkquote(&["migrate", "up", "--source", dir_arg], Some(&db.url), None);
