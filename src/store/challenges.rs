@@ -2,12 +2,14 @@
 //! after they enter the code sent there (see `customers::prove`).
 //!
 //! Limits are per identity, across conversations and chat sessions, so that a new session
-//! resets nothing: at most [`MAX_CODES_PER_DAY`] codes are sent to one phone or email a day, and
-//! after [`MAX_WRONG_PER_DAY`] wrong codes against one identity it is locked for a day (no code
-//! sent, none accepted, the right one included) and the owner is told, once. Each code also has
-//! [`MAX_TRIES`], and a conversation at most [`MAX_PER_HOUR`] codes an hour. The counters live in
-//! `"IdentityLimit"`, keyed by a hash of the identity; its row lock makes concurrent requests
-//! and guesses count one at a time.
+//! resets nothing: at most [`MAX_CODES_PER_DAY`] codes are sent to one phone or email in a day,
+//! and after [`MAX_WRONG_PER_DAY`] wrong codes against one identity in a day it is locked (no
+//! code sent, none accepted, the right one included) until the day since those guesses is over,
+//! and the owner is told, once. Each code also has [`MAX_TRIES`], and a conversation at most
+//! [`MAX_PER_HOUR`] codes an hour. The counts are read from the last day's challenges (kept
+//! [`KEPT_DAYS`] days, then deleted by [`sweep`]) under the identity's advisory lock, so
+//! concurrent requests and guesses count one at a time. No table of its own: the schema stays
+//! as migration 5 made it.
 //!
 //! A code's text is redacted in the outbox once sent ([`CODE_TEXT_KEY`] marks it) or expired
 //! ([`sweep`]), so that the database keeps no usable code.
@@ -16,7 +18,7 @@ use sqlx::PgConnection;
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
-use super::outbox;
+use super::{customers, outbox};
 use crate::domain::identity::{Identity, IdentityKind};
 use crate::domain::token::hash_token;
 
@@ -30,6 +32,8 @@ pub const MAX_PER_HOUR: i64 = 3;
 pub const MAX_CODES_PER_DAY: i32 = 5;
 /// Wrong codes against one identity per day before it is locked for a day.
 pub const MAX_WRONG_PER_DAY: i32 = 10;
+/// How long a challenge is kept: the daily limits count the last day's.
+pub const KEPT_DAYS: i32 = 2;
 /// What a code text's body becomes once it is sent or its code expired.
 pub const REDACTED: &str = "[one-time code]";
 /// The start of a code text's `"Outbox".dedupe_key` (the challenge id follows): how the outbox
@@ -46,46 +50,37 @@ fn code_hash(challenge_id: Uuid, code: &str) -> String {
     hash_token(&format!("{challenge_id}:{code}"))
 }
 
-/// The key of an identity's limits: a hash, so that the table holds no number or address.
-fn limit_key(identity: &Identity) -> String {
-    hash_token(&identity.lock_key())
-}
-
-/// An identity's counters for its current day.
-#[derive(Debug, Clone, Copy)]
-struct Limit {
-    codes: i32,
-    locked: bool,
-}
-
-/// Locks the identity's limits row until the transaction ends (made, or started afresh when
-/// its day is over) and returns it.
-async fn limit(conn: &mut PgConnection, identity: &Identity) -> sqlx::Result<Limit> {
-    let (codes, locked): (i32, bool) = sqlx::query_as(
-        "INSERT INTO \"IdentityLimit\" AS l (identity_hash) VALUES ($1)
-         ON CONFLICT (identity_hash) DO UPDATE SET
-             codes = CASE WHEN l.window_start <= now() - interval '1 day' THEN 0 ELSE l.codes END,
-             wrong = CASE WHEN l.window_start <= now() - interval '1 day' THEN 0 ELSE l.wrong END,
-             window_start = CASE WHEN l.window_start <= now() - interval '1 day' THEN now()
-                                 ELSE l.window_start END
-         RETURNING codes, coalesce(locked_until > now(), false)",
+/// Wrong codes entered against `identity` in the last day (every try of its challenges but
+/// the right ones).
+async fn wrong_today(conn: &mut PgConnection, identity: &Identity) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "SELECT coalesce(sum(attempts - (verified_at IS NOT NULL)::int), 0)::bigint
+         FROM \"IdentityChallenge\"
+         WHERE kind = $1 AND value = $2 AND created_at > now() - interval '1 day'",
     )
-    .bind(limit_key(identity))
+    .bind(identity.kind)
+    .bind(&identity.value)
     .fetch_one(conn)
-    .await?;
-    Ok(Limit { codes, locked })
+    .await
 }
 
-/// Whether the identity is locked for the day (without taking its row lock).
+/// Whether too many wrong codes were entered against `identity` in the last day.
 async fn locked(conn: &mut PgConnection, identity: &Identity) -> sqlx::Result<bool> {
-    let locked: Option<bool> = sqlx::query_scalar(
-        "SELECT coalesce(locked_until > now(), false) FROM \"IdentityLimit\"
-         WHERE identity_hash = $1",
+    Ok(wrong_today(conn, identity).await? >= i64::from(MAX_WRONG_PER_DAY))
+}
+
+/// Codes sent (queued) to `recipient` (a phone number or an email address) in the last day,
+/// whichever identity they were to prove.
+async fn codes_today(conn: &mut PgConnection, recipient: &str) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM \"IdentityChallenge\" c
+         JOIN \"Outbox\" o ON o.dedupe_key = $2 || c.id::text
+         WHERE c.created_at > now() - interval '1 day' AND o.recipient = $1",
     )
-    .bind(limit_key(identity))
-    .fetch_optional(conn)
-    .await?;
-    Ok(locked.unwrap_or(false))
+    .bind(recipient)
+    .bind(CODE_TEXT_KEY)
+    .fetch_one(conn)
+    .await
 }
 
 /// What came of asking for a code.
@@ -121,18 +116,14 @@ pub async fn start(
         return Ok(Started::TooMany);
     }
     let recipient = recipient(conn, identity).await?;
-    // The day's codes count where they go; the lock is the proven identity's.
-    let limit = limit(conn, &recipient).await?;
-    if limit.locked || limit.codes >= MAX_CODES_PER_DAY {
+    // The day's codes count where they go (counted under its lock); the lock-out is the
+    // identity's.
+    customers::lock(conn, &recipient).await?;
+    if codes_today(conn, &recipient.value).await? >= i64::from(MAX_CODES_PER_DAY)
+        || locked(conn, identity).await?
+    {
         return Ok(Started::DayOver);
     }
-    if recipient != *identity && locked(conn, identity).await? {
-        return Ok(Started::DayOver);
-    }
-    sqlx::query("UPDATE \"IdentityLimit\" SET codes = codes + 1 WHERE identity_hash = $1")
-        .bind(limit_key(&recipient))
-        .execute(&mut *conn)
-        .await?;
     // A new code replaces any earlier one of this conversation.
     sqlx::query(
         "UPDATE \"IdentityChallenge\" SET expires_at = least(expires_at, now())
@@ -147,16 +138,15 @@ pub async fn start(
         IdentityKind::Phone => "sms",
         _ => "email",
     };
-    // One statement: the code's text, then the challenge pointing at it.
+    // One statement: the challenge, and its code's text keyed by it.
     sqlx::query(
-        "WITH text AS (
-             INSERT INTO \"Outbox\" (conversation_id, channel, recipient, body, kind, dedupe_key)
-             VALUES ($2, $7, $8, $9, 'update', $10 || $1::text)
-             RETURNING id
+        "WITH challenge AS (
+             INSERT INTO \"IdentityChallenge\"
+                 (id, conversation_id, customer_id, kind, value, code_hash, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, now() + make_interval(mins => $11))
          )
-         INSERT INTO \"IdentityChallenge\"
-             (id, conversation_id, customer_id, kind, value, code_hash, expires_at, outbox_id)
-         SELECT $1, $2, $3, $4, $5, $6, now() + make_interval(mins => $11), text.id FROM text",
+         INSERT INTO \"Outbox\" (conversation_id, channel, recipient, body, kind, dedupe_key)
+         VALUES ($2, $7, $8, $9, 'update', $10 || $1::text)",
     )
     .bind(id)
     .bind(conversation_id)
@@ -223,21 +213,31 @@ pub async fn attempt(
     conversation_id: Uuid,
     code: &str,
 ) -> sqlx::Result<Attempt> {
-    let row: Option<(Uuid, IdentityKind, String, String, i32, bool)> = sqlx::query_as(
-        "SELECT id, kind, value, code_hash, attempts, expires_at <= now()
-         FROM \"IdentityChallenge\"
+    // The conversation is locked by its caller, so its latest challenge stays the latest.
+    let latest: Option<(Uuid, IdentityKind, String)> = sqlx::query_as(
+        "SELECT id, kind, value FROM \"IdentityChallenge\"
          WHERE conversation_id = $1 AND verified_at IS NULL
            AND created_at > now() - interval '1 day'
-         ORDER BY created_at DESC LIMIT 1 FOR UPDATE",
+         ORDER BY created_at DESC LIMIT 1",
     )
     .bind(conversation_id)
     .fetch_optional(&mut *conn)
     .await?;
-    let Some((id, kind, value, stored, attempts, expired)) = row else {
+    let Some((id, kind, value)) = latest else {
         return Ok(Attempt::NoChallenge);
     };
+    // Guesses against one identity are counted one at a time, whatever the conversation; its
+    // lock is taken before any challenge row's, as in `start` and `lock_out`.
     let identity = Identity { kind, value };
-    if limit(conn, &identity).await?.locked {
+    customers::lock(conn, &identity).await?;
+    let (stored, attempts, expired): (String, i32, bool) = sqlx::query_as(
+        "SELECT code_hash, attempts, expires_at <= now() FROM \"IdentityChallenge\"
+         WHERE id = $1 FOR UPDATE",
+    )
+    .bind(id)
+    .fetch_one(&mut *conn)
+    .await?;
+    if locked(conn, &identity).await? {
         return Ok(Attempt::Locked);
     }
     if expired || attempts >= MAX_TRIES {
@@ -257,16 +257,8 @@ pub async fn attempt(
     if right {
         return Ok(Attempt::Verified(identity));
     }
-    let now_locked: bool = sqlx::query_scalar(
-        "UPDATE \"IdentityLimit\" SET wrong = wrong + 1,
-                locked_until = CASE WHEN wrong + 1 >= $2 THEN now() + interval '1 day' END
-         WHERE identity_hash = $1 RETURNING locked_until IS NOT NULL",
-    )
-    .bind(limit_key(&identity))
-    .bind(MAX_WRONG_PER_DAY)
-    .fetch_one(&mut *conn)
-    .await?;
-    if now_locked {
+    // The guess that reaches the limit locks the identity; later ones are not counted.
+    if locked(conn, &identity).await? {
         lock_out(conn, conversation_id, &identity).await?;
         return Ok(Attempt::Locked);
     }
@@ -315,33 +307,28 @@ fn describe(identity: &Identity) -> String {
     }
 }
 
-/// Redacts the texts of codes that expired (a batch of at most `batch`; a pending one is not
-/// sent any more) and deletes limits whose day is over. Returns how many texts were redacted.
-pub async fn sweep(conn: &mut PgConnection, batch: i64) -> sqlx::Result<u64> {
+/// Redacts the texts of codes that expired (an unsent one is not sent any more), then deletes
+/// the challenges of more than [`KEPT_DAYS`] ago, which no limit counts any more. Returns how
+/// many texts were redacted.
+pub async fn sweep(conn: &mut PgConnection) -> sqlx::Result<u64> {
     let redacted = sqlx::query(
-        "WITH due AS (
-             SELECT id, outbox_id FROM \"IdentityChallenge\"
-             WHERE outbox_id IS NOT NULL AND expires_at <= now()
-             LIMIT $1 FOR UPDATE SKIP LOCKED
-         ), cleared AS (
-             UPDATE \"IdentityChallenge\" c SET outbox_id = NULL FROM due WHERE c.id = due.id
-         )
-         UPDATE \"Outbox\" o SET body = $2,
+        "UPDATE \"Outbox\" o SET body = $2,
                 status = CASE WHEN o.status IN ('pending', 'held') THEN 'failed' ELSE o.status END,
                 last_error = CASE WHEN o.status IN ('pending', 'held')
                                   THEN 'the code expired before it was sent' ELSE o.last_error END
-         FROM due WHERE o.id = due.outbox_id",
+         FROM \"IdentityChallenge\" c
+         WHERE o.dedupe_key = $1 || c.id::text AND c.expires_at <= now() AND o.body <> $2",
     )
-    .bind(batch)
+    .bind(CODE_TEXT_KEY)
     .bind(REDACTED)
     .execute(&mut *conn)
     .await?
     .rows_affected();
     sqlx::query(
-        "DELETE FROM \"IdentityLimit\"
-         WHERE window_start <= now() - interval '1 day'
-           AND (locked_until IS NULL OR locked_until <= now())",
+        "DELETE FROM \"IdentityChallenge\"
+         WHERE created_at < now() - make_interval(days => $1) AND expires_at <= now()",
     )
+    .bind(KEPT_DAYS)
     .execute(conn)
     .await?;
     Ok(redacted)

@@ -58,7 +58,9 @@ pub async fn resolve(conn: &mut PgConnection, identity: &Identity) -> sqlx::Resu
     }
 }
 
-async fn lock(conn: &mut PgConnection, identity: &Identity) -> sqlx::Result<()> {
+/// Serialises work on one identity until the transaction ends (an advisory lock on its key):
+/// resolving it, proving it, and counting its codes and guesses.
+pub(super) async fn lock(conn: &mut PgConnection, identity: &Identity) -> sqlx::Result<()> {
     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 7))")
         .bind(identity.lock_key())
         .execute(conn)

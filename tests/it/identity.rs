@@ -438,3 +438,36 @@ async fn code_texts_are_redacted_in_the_outbox_once_sent_or_expired() {
         0
     );
 }
+
+#[tokio::test]
+async fn wrong_codes_sent_at_once_from_five_sessions_are_counted_to_ten_and_no_further() {
+    let server = Arc::new(TestApp::spawn(config::sms()).await);
+    let db = &server.db;
+    let mut sessions = Vec::new();
+    for _ in 0..5 {
+        let session = open_chat(&server).await;
+        chat(&server, &session, "my number is 404-555-0177").await;
+        sessions.push(Arc::new(session));
+    }
+    let codes = codes_to(db, VICTIM).await;
+    assert_eq!(codes.len(), 5);
+    let guesses = sessions.iter().zip(&codes).flat_map(|(session, code)| {
+        (0..5).map(|_| {
+            let (server, session, guess) = (server.clone(), session.clone(), wrong(code));
+            tokio::spawn(async move { chat(&server, &session, guess).await })
+        })
+    });
+    let guesses: Vec<_> = guesses.collect();
+    for guess in guesses {
+        guess.await.expect("a guess");
+    }
+    let evaluated = count(
+        db,
+        "SELECT sum(attempts)::bigint FROM \"IdentityChallenge\" WHERE value = '+14045550177'",
+    )
+    .await;
+    assert_eq!(evaluated, 10, "wrong codes evaluated");
+    let told =
+        "SELECT count(*) FROM \"Outbox\" WHERE channel = 'owner' AND body LIKE '%wrong code%'";
+    assert_eq!(count(db, told).await, 1, "the owner is told once");
+}
