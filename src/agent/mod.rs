@@ -9,7 +9,7 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::domain::Channel;
-use crate::domain::identity::{Region, find_in_text};
+use crate::domain::identity::{Identity, IdentityKind, Region, find_in_text};
 use crate::domain::memory::{facts_in, name_in};
 use crate::store::challenges::{self, Attempt, Started};
 use crate::store::context::{self, Budget, Context};
@@ -249,8 +249,9 @@ async fn read_context(
     }
 }
 
-/// A code entered while one is waiting: checks it and, when right, makes the conversation the
-/// proven customer's. `None` when the message is not a code.
+/// A code entered after one was sent: checks it and, when right, gives the proven identity to
+/// the conversation's customer (who may thereby become the customer who already held it
+/// verified). `None` when the message is not a code or none was asked for.
 async fn verification(
     conn: &mut PgConnection,
     agent: &Agent,
@@ -261,11 +262,15 @@ async fn verification(
     let Some(code) = challenges::code_in(text) else {
         return Ok(None);
     };
-    if !challenges::waiting(conn, conversation_id).await? {
+    let Some(prover) = lead.customer_id else {
         return Ok(None);
-    }
+    };
     Ok(Some(match challenges::attempt(conn, conversation_id, &code).await? {
         Attempt::NoChallenge => return Ok(None),
+        Attempt::Locked => {
+            "Too many wrong codes were entered for that today, so it can't be confirmed until tomorrow."
+                .to_owned()
+        }
         Attempt::Wrong(0) | Attempt::Expired => {
             "That code can't be used any more. Send your phone number or email again for a new one."
                 .to_owned()
@@ -273,14 +278,8 @@ async fn verification(
         Attempt::Wrong(left) => format!(
             "That code doesn't match. Please check it and try again ({left} tries left)."
         ),
-        Attempt::Verified(owner) => {
-            if let Some(visitor) = lead.customer_id
-                && visitor != owner
-            {
-                // The merge cannot be refused: both rows exist and differ.
-                let _ = customers::merge(conn, owner, visitor, "verification").await?;
-            }
-            lead.customer_id = Some(owner);
+        Attempt::Verified(identity) => {
+            lead.customer_id = Some(customers::prove(conn, prover, &identity).await?);
             let context = read_context(conn, agent, lead).await?;
             let name = context
                 .as_ref()
@@ -304,9 +303,19 @@ async fn verification(
     }))
 }
 
-/// Writes down what the message tells about the customer: their name, durable facts (memory
-/// notes), and phones or emails they give. Returns a notice to add to the reply when a code was
-/// sent to prove one.
+/// The identity a message claims: its first phone number, else its first email. One message
+/// claims one at most, however many it lists.
+fn claimed_in(text: &str, region: Region) -> Option<Identity> {
+    let found = find_in_text(text, region);
+    let phone = found.iter().position(|i| i.kind == IdentityKind::Phone);
+    let email = found.iter().position(|i| i.kind == IdentityKind::Email);
+    phone.or(email).map(|at| found[at].clone())
+}
+
+/// Writes down what the message tells about the customer: their name and durable facts (memory
+/// notes). A phone or email they give is not stored: a code is sent there, and it becomes theirs
+/// when they enter it (see [`verification`]). Returns the notice to add to the reply, which
+/// reads the same whether the number or email is anyone's.
 async fn learn(
     conn: &mut PgConnection,
     agent: &Agent,
@@ -324,24 +333,33 @@ async fn learn(
     for fact in facts_in(text) {
         memory::remember(conn, customer_id, conversation_id, &fact, now).await?;
     }
-    let mut notice = None;
-    for identity in find_in_text(text, agent.options.region) {
-        match customers::owner_of(conn, &identity).await? {
-            None => customers::claim(conn, customer_id, &identity, &identity.value).await?,
-            Some((owner, _)) if owner == customer_id => {}
-            // A texter's own number is proven by the carrier; another customer's number in a
-            // text is someone they mention, and is left alone (the operator merges if need be).
-            Some(_) if lead.channel == Channel::Sms => {}
-            Some((owner, _)) => {
-                // Someone else's: nothing of theirs is shown until the code sent there is entered.
-                notice = Some(match challenges::start(conn, conversation_id, owner, &identity).await? {
-                    Started::Sent => "It looks like you've been in touch with us before. We've sent a 6-digit code there; reply with it and we'll pick up where you left off.".to_owned(),
-                    Started::TooMany => "We've sent several codes already; please try again in an hour.".to_owned(),
-                });
-            }
-        }
+    let Some(identity) = claimed_in(text, agent.options.region) else {
+        return Ok(None);
+    };
+    // A texter's own number is proven by the carrier; a number or email in a text is someone
+    // they mention, and nothing is sent there (an SMS conversation is never a way to text
+    // codes to other people).
+    if lead.channel == Channel::Sms {
+        return Ok(None);
     }
-    Ok(notice)
+    // Already theirs and proven: nothing to prove. (Only its holder can see this difference.)
+    if customers::owner_of(conn, &identity).await? == Some((customer_id, true)) {
+        return Ok(None);
+    }
+    Ok(Some(
+        match challenges::start(conn, conversation_id, customer_id, &identity).await? {
+            Started::Sent => {
+                "To confirm it's yours, we've sent a 6-digit code there; reply with it here."
+                    .to_owned()
+            }
+            Started::TooMany => {
+                "We've sent several codes already; please try again in an hour.".to_owned()
+            }
+            Started::DayOver => {
+                "No more codes can be sent there today; please try again tomorrow.".to_owned()
+            }
+        },
+    ))
 }
 
 /// Records the owner's decision on an approval and tells the customer, in one transaction.

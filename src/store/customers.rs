@@ -1,10 +1,12 @@
 //! Customers and their identities: who wrote, whoever the channel, and the operator's merge and
 //! erase.
 //!
-//! An identity proven by its channel (the phone an SMS came from, a Messenger sender id, a code
-//! entered) is *verified*; one a customer only typed is not. A message from a channel finds the
-//! customer holding that identity when it is verified; a typed identity that a channel then proves
-//! moves to the prover, so typing someone else's number never gets you their messages.
+//! An identity is proven by its channel (the phone an SMS came from, a Messenger sender id) or by
+//! a one-time code entered ([`prove`]), and is then *verified*. A phone or email a customer only
+//! types is a mention, not an identity: nothing is stored until its code is entered, so typing
+//! someone's number first never makes their later messages or conversations yours. (Rows
+//! without `verified_at` remain from before, and from the original's data; a channel or a code
+//! that proves one moves it to the prover.)
 
 use serde::Serialize;
 use sqlx::PgConnection;
@@ -56,7 +58,9 @@ pub async fn resolve(conn: &mut PgConnection, identity: &Identity) -> sqlx::Resu
     }
 }
 
-async fn lock(conn: &mut PgConnection, identity: &Identity) -> sqlx::Result<()> {
+/// Serialises work on one identity until the transaction ends (an advisory lock on its key):
+/// resolving it, proving it, and counting its codes and guesses.
+pub(super) async fn lock(conn: &mut PgConnection, identity: &Identity) -> sqlx::Result<()> {
     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 7))")
         .bind(identity.lock_key())
         .execute(conn)
@@ -132,30 +136,68 @@ pub async fn owner_of(
     .await
 }
 
-/// Records an identity a customer typed (unverified), and fills their phone or email field if
-/// empty. Nothing happens when someone already holds it.
-pub async fn claim(
+/// Gives `identity` to `prover`, who has just entered the code sent to it, and returns the
+/// customer the prover is from now on. When a customer holds it verified (proven by its channel
+/// or a code), that customer is the prover: the prover is merged into them. Otherwise the prover
+/// holds it, verified; an unverified holder (someone who typed it, before typed identities were
+/// mentions only) lets go of it. An unverified holder is never merged into.
+pub async fn prove(
     conn: &mut PgConnection,
-    customer_id: Uuid,
+    prover: Uuid,
     identity: &Identity,
-    raw: &str,
-) -> sqlx::Result<()> {
+) -> sqlx::Result<Uuid> {
     lock(conn, identity).await?;
-    let inserted = sqlx::query(
-        "INSERT INTO \"CustomerIdentity\" (customer_id, kind, value, raw)
-         VALUES ($1, $2, $3, $4) ON CONFLICT (kind, value) DO NOTHING",
-    )
-    .bind(customer_id)
-    .bind(identity.kind)
-    .bind(&identity.value)
-    .bind(raw)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    if inserted > 0 {
-        set_field(conn, customer_id, identity, true).await?;
+    match owner_of(conn, identity).await? {
+        Some((holder, true)) if holder != prover => {
+            match merge(conn, holder, prover, "verification").await? {
+                Ok(()) => Ok(holder),
+                // Both rows were there a moment ago; a concurrent erase leaves the prover alone.
+                Err(refused) => {
+                    tracing::warn!(error = %refused, "a verified customer could not be merged");
+                    Ok(prover)
+                }
+            }
+        }
+        Some((holder, _)) if holder == prover => {
+            sqlx::query(
+                "UPDATE \"CustomerIdentity\" SET verified_at = coalesce(verified_at, now())
+                 WHERE kind = $1 AND value = $2",
+            )
+            .bind(identity.kind)
+            .bind(&identity.value)
+            .execute(&mut *conn)
+            .await?;
+            set_field(conn, prover, identity, true).await?;
+            Ok(prover)
+        }
+        Some((holder, _)) => {
+            clear_field(conn, holder, identity).await?;
+            sqlx::query(
+                "UPDATE \"CustomerIdentity\" SET customer_id = $3, verified_at = now()
+                 WHERE kind = $1 AND value = $2",
+            )
+            .bind(identity.kind)
+            .bind(&identity.value)
+            .bind(prover)
+            .execute(&mut *conn)
+            .await?;
+            set_field(conn, prover, identity, true).await?;
+            Ok(prover)
+        }
+        None => {
+            sqlx::query(
+                "INSERT INTO \"CustomerIdentity\" (customer_id, kind, value, raw, verified_at)
+                 VALUES ($1, $2, $3, $3, now())",
+            )
+            .bind(prover)
+            .bind(identity.kind)
+            .bind(&identity.value)
+            .execute(&mut *conn)
+            .await?;
+            set_field(conn, prover, identity, true).await?;
+            Ok(prover)
+        }
     }
-    Ok(())
 }
 
 /// Sets the customer's name unless they have one.

@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
+use super::challenges;
 use super::leads::Lead;
 use crate::domain::Channel;
 use crate::domain::stages::{OutboxChannel, OutboxKind};
@@ -117,15 +118,19 @@ struct OutgoingRow {
 impl Claim {
     /// The provider accepted it.
     pub async fn sent(mut self, provider_message_id: Option<&str>) -> sqlx::Result<()> {
-        // An owner notification carries a live approval token: it is not kept once delivered.
+        // An owner notification carries a live approval token, a code text a one-time code:
+        // neither is kept once delivered.
         sqlx::query(
             "UPDATE \"Outbox\" SET status = 'sent', sent_at = now(), attempts = attempts + 1,
                     provider_message_id = $2, last_error = NULL,
-                    body = CASE WHEN channel = 'owner' THEN '(approval request delivered)' ELSE body END
+                    body = CASE WHEN channel = 'owner' THEN '(approval request delivered)'
+                                WHEN starts_with(dedupe_key, $3) THEN $4 ELSE body END
              WHERE id = $1",
         )
         .bind(self.message.id)
         .bind(provider_message_id)
+        .bind(challenges::CODE_TEXT_KEY)
+        .bind(challenges::REDACTED)
         .execute(&mut *self.tx)
         .await?;
         self.tx.commit().await

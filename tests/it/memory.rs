@@ -401,6 +401,36 @@ async fn phones_and_emails_in_any_format_find_one_customer_and_bad_ones_are_refu
         "a couch please. my email is  Jane.Doe@Example.COM",
     )
     .await;
+    // An email in a text is a mention: nobody is found by it until it is proven. On web chat
+    // the phone's code makes the visitor Jane, and the email's code gives her the email.
+    let (status, _) = get_json(
+        &server,
+        &token,
+        "/api/v1/customers?email=jane.doe@example.com",
+    )
+    .await;
+    assert_eq!(status, 404);
+    let session = open_chat(&server).await;
+    for (typed, recipient) in [
+        ("my number is 404 555 0123", PHONE),
+        (
+            "and my email is Jane.Doe@Example.COM",
+            "jane.doe@example.com",
+        ),
+    ] {
+        chat(&server, &session, typed).await;
+        let code: String = texts_to(db, recipient)
+            .await
+            .into_iter()
+            .rfind(|t| t.contains("verification code"))
+            .expect("a code")
+            .chars()
+            .filter(char::is_ascii_digit)
+            .take(6)
+            .collect();
+        let reply = chat(&server, &session, &code).await;
+        assert!(reply.contains("you're verified"), "{reply}");
+    }
     let mut ids = Vec::new();
     for query in [
         "phone=(404)%20555-0123",
