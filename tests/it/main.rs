@@ -19,5 +19,6 @@ mod messenger;
 mod migrations;
 mod outbox;
 mod quotes;
+mod rules;
 mod serve;
 mod takeover;
