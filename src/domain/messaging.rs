@@ -158,13 +158,12 @@ fn revokes(w: &[String]) -> bool {
         let after = w.get(i + 2);
         match w[i].as_str() {
             // "stop texting me", "stop sending me messages", "please quit messaging".
-            "stop" | "quit" | "cease" => {
+            "stop" | "quit" | "cease"
                 if is_any(next, MESSAGING)
                     || (is_any(next, &["sending", "send"])
-                        && is_any(after, &["me", "us", "texts", "messages"]))
-                {
-                    return true;
-                }
+                        && is_any(after, &["me", "us", "texts", "messages"])) =>
+            {
+                return true;
             }
             // "don't text me anymore", "do not contact me", "never message me again".
             "dont" | "never" | "not" => {
@@ -355,13 +354,13 @@ fn asks_for_person(w: &[String]) -> bool {
             "persona" | "humano" if is_any(next, &["real"]) => return true,
             "un" if is_any(next, &["humano"]) => return true,
             // "call me", "call me back", "call me at 404…", but not "call me Bob".
-            "call" if is_any(next, &["me", "us"]) => {
-                if after.is_none()
-                    || is_any(after, CALL_ME_TAIL)
-                    || after.is_some_and(|x| x.chars().all(|c| c.is_ascii_digit()))
-                {
-                    return true;
-                }
+            "call"
+                if is_any(next, &["me", "us"])
+                    && (after.is_none()
+                        || is_any(after, CALL_ME_TAIL)
+                        || after.is_some_and(|x| x.chars().all(|c| c.is_ascii_digit()))) =>
+            {
+                return true;
             }
             // "give me a call", "can someone call", "could you call".
             "a" if is_any(next, &["call", "ring"]) && i > 0 && w[i - 1] == "me" => return true,
