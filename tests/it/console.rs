@@ -1156,10 +1156,13 @@ async fn an_opted_out_customer_is_marked_and_cannot_be_texted_from_the_inbox() {
     let (status, body) = console.get("/admin/customers").await;
     assert_eq!(status, StatusCode::OK);
     assert!(
-        body.contains(&format!("/admin/customers/{customer}")) && body.contains("opted out"),
+        body.contains(&format!("/admin/customers/{customer}"))
+            && body.contains("Opted out of messages"),
         "{body}"
     );
-    let (_, body) = console.get(&format!("/admin/customers?q={}", urlencode(phone))).await;
+    let (_, body) = console
+        .get(&format!("/admin/customers?q={}", urlencode(phone)))
+        .await;
     assert!(body.contains("opted-out"), "a badge in the results: {body}");
     let (_, body) = console.get(&format!("/admin/customers/{customer}")).await;
     assert!(

@@ -29,7 +29,8 @@ pub struct CustomerRow {
 }
 
 /// Why the customer's identities opted out: `"<channel>: <reason>"` each, for the badge.
-const OPTED_OUT: &str = "(SELECT string_agg(o.channel || ': ' || o.reason, '; ' ORDER BY o.created_at)
+const OPTED_OUT: &str =
+    "(SELECT string_agg(o.channel || ': ' || o.reason, '; ' ORDER BY o.created_at)
                           FROM \"CustomerIdentity\" i
                           JOIN \"OptOut\" o ON o.recipient = i.value
                            AND o.channel = CASE i.kind WHEN 'phone' THEN 'sms'
