@@ -11,9 +11,13 @@ use uuid::Uuid;
 use crate::domain::Channel;
 use crate::domain::identity::{Identity, IdentityKind, Region, find_in_text};
 use crate::domain::memory::{facts_in, name_in};
+use crate::domain::messaging::{self, Ask};
 use crate::store::challenges::{self, Attempt, Started};
 use crate::store::context::{self, Budget, Context};
-use crate::store::{conversations, customers, inbox, leads, memory, outbox, quotes, settings};
+use crate::store::{
+    conversations, customers, inbox, leads, memory, outbox, quotes, rules as messaging_rules,
+    settings,
+};
 
 /// How the agent uses what it knows of customers.
 #[derive(Debug, Clone, Copy)]
@@ -64,7 +68,7 @@ pub const MAX_ANSWER_ATTEMPTS: i32 = 5;
 pub async fn process(agent: &Agent, pool: &PgPool, conversation_id: Uuid) -> sqlx::Result<usize> {
     let mut tx = pool.begin().await?;
     // An operator who took the conversation over from the console answers it themselves.
-    let taken_over = conversations::lock(&mut tx, conversation_id)
+    let mut taken_over = conversations::lock(&mut tx, conversation_id)
         .await?
         .is_some_and(|c| c.taken_over);
     let pending = inbox::pending(&mut tx, conversation_id).await?;
@@ -89,15 +93,28 @@ pub async fn process(agent: &Agent, pool: &PgPool, conversation_id: Uuid) -> sql
             text: &waiting.text,
             photos: waiting.photos,
         };
-        let result = answer(
-            &mut step,
-            agent,
-            &settings,
-            &mut lead,
-            conversation_id,
-            message,
-        )
-        .await;
+        // The messaging rules first: an opt-out, an opt-in or a request for a person is
+        // handled here, and the agent answers only what is left.
+        let result =
+            match rules_first(&mut step, &settings, &mut lead, conversation_id, &message).await {
+                Ok(Handled::No) => {
+                    answer(
+                        &mut step,
+                        agent,
+                        &settings,
+                        &mut lead,
+                        conversation_id,
+                        message,
+                    )
+                    .await
+                }
+                Ok(Handled::Yes) => Ok(()),
+                Ok(Handled::HandedOver) => {
+                    taken_over = true;
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            };
         match result {
             Ok(()) => {
                 step.commit().await?;
@@ -133,6 +150,143 @@ pub async fn process(agent: &Agent, pool: &PgPool, conversation_id: Uuid) -> sql
     Ok(answered)
 }
 
+/// Whether the messaging rules dealt with a message.
+enum Handled {
+    /// The agent answers it.
+    No,
+    /// Done: nothing (more) to say.
+    Yes,
+    /// The conversation went to the operator: the assistant answers no more of it.
+    HandedOver,
+}
+
+/// The messaging rules' step before the agent (DESIGN §4). A carrier keyword is recorded and
+/// left unanswered (Twilio confirms STOP and START and answers HELP itself); a revocation in
+/// other words is recorded with one plain confirmation; a recipient who opted out is not
+/// answered until they opt in again; a request for a person hands the conversation to the
+/// operator, tells the owner, and tells the customer when to expect a call.
+async fn rules_first(
+    conn: &mut PgConnection,
+    settings: &settings::Settings,
+    lead: &mut Option<leads::Lead>,
+    conversation_id: Uuid,
+    message: &Incoming<'_>,
+) -> sqlx::Result<Handled> {
+    if lead.is_none() {
+        *lead = Some(leads::lead_of_conversation(conn, conversation_id).await?);
+    }
+    let Some(lead) = lead.as_mut() else {
+        return Err(sqlx::Error::RowNotFound);
+    };
+    let ask = messaging::classify(message.text);
+    // Web chat has no one to stop writing to: the visitor just closes the page.
+    let recipient = match (&lead.recipient, lead.channel) {
+        (Some(r), Channel::Sms | Channel::Messenger) => Some(r.clone()),
+        _ => None,
+    };
+    let Some(recipient) = recipient else {
+        return match ask {
+            Ask::Person => hand_over(conn, settings, lead, conversation_id, message).await,
+            _ => Ok(Handled::No),
+        };
+    };
+    let opted_out = messaging_rules::opted_out(conn, lead.channel, &recipient)
+        .await?
+        .is_some();
+    let sms = lead.channel == Channel::Sms;
+    match ask {
+        Ask::StopKeyword if sms => {
+            let reason = messaging_rules::reason::KEYWORD;
+            messaging_rules::opt_out(conn, lead.channel, &recipient, reason, None).await?;
+            tracing::info!(conversation = %conversation_id, "opted out by keyword");
+            Ok(Handled::Yes)
+        }
+        Ask::StopKeyword | Ask::Revoked => {
+            if opted_out {
+                return Ok(Handled::Yes);
+            }
+            let confirmation = if sms {
+                "OK, we won't text you again. If you change your mind, reply START."
+            } else {
+                "OK, we won't message you again. If you change your mind, send START."
+            };
+            let id =
+                outbox::reply(conn, conversation_id, Some(message.id), lead, confirmation).await?;
+            let reason = messaging_rules::reason::WORDS;
+            messaging_rules::opt_out(conn, lead.channel, &recipient, reason, Some(id)).await?;
+            tracing::info!(conversation = %conversation_id, "opted out in words");
+            if messaging::wants_person(message.text) {
+                hand_over_quietly(conn, lead, conversation_id, message.text).await?;
+                return Ok(Handled::HandedOver);
+            }
+            Ok(Handled::Yes)
+        }
+        Ask::StartKeyword if opted_out => {
+            messaging_rules::opt_in(conn, lead.channel, &recipient).await?;
+            tracing::info!(conversation = %conversation_id, "opted in again");
+            Ok(Handled::Yes)
+        }
+        Ask::HelpKeyword if sms => Ok(Handled::Yes),
+        // Kept in the thread for the operator; no answer can go to them.
+        _ if opted_out => Ok(Handled::Yes),
+        Ask::Person => hand_over(conn, settings, lead, conversation_id, message).await,
+        _ => Ok(Handled::No),
+    }
+}
+
+/// Hands the conversation to the operator at the customer's request: taken over, the owner
+/// told, and the customer told when to expect a call.
+async fn hand_over(
+    conn: &mut PgConnection,
+    settings: &settings::Settings,
+    lead: &leads::Lead,
+    conversation_id: Uuid,
+    message: &Incoming<'_>,
+) -> sqlx::Result<Handled> {
+    hand_over_quietly(conn, lead, conversation_id, message.text).await?;
+    let hours = &settings.hours;
+    let local = Utc::now().with_timezone(&hours.time_zone).time();
+    let when = if local >= hours.open && local < hours.close {
+        "shortly".to_owned()
+    } else {
+        format!(
+            "during business hours ({}–{})",
+            hours.open.format("%-I:%M %p"),
+            hours.close.format("%-I:%M %p")
+        )
+    };
+    let reply = format!(
+        "Of course. I've asked someone from our team to call you {when}. You can keep writing \
+         here too; a person will read it."
+    );
+    outbox::reply(conn, conversation_id, Some(message.id), lead, &reply).await?;
+    Ok(Handled::HandedOver)
+}
+
+/// Takes the conversation over for the operator and tells the owner, by text.
+async fn hand_over_quietly(
+    conn: &mut PgConnection,
+    lead: &leads::Lead,
+    conversation_id: Uuid,
+    text: &str,
+) -> sqlx::Result<()> {
+    conversations::take_over(conn, conversation_id, Some("customer's request")).await?;
+    let who = match (lead.channel, lead.recipient.as_deref()) {
+        (Channel::Sms, Some(phone)) => format!("the customer at {phone}"),
+        (channel, _) => format!("a customer on {channel}"),
+    };
+    let said: String = text.chars().take(200).collect();
+    outbox::notify_owner(
+        conn,
+        &format!(
+            "A person is wanted: {who} asked to talk to someone (\"{said}\"). The assistant has \
+             stopped answering; reply from the console (conversation {conversation_id})."
+        ),
+    )
+    .await?;
+    Ok(())
+}
+
 /// A customer message to answer.
 struct Incoming<'a> {
     id: Uuid,
@@ -156,7 +310,9 @@ async fn answer(
         return Err(sqlx::Error::RowNotFound);
     };
     let now = Utc::now();
-    let replies = match verification(conn, agent, lead, conversation_id, message.text).await? {
+    // The first reply of a conversation says it comes from an automated assistant.
+    let first_reply = !lead.state.greeted;
+    let mut replies = match verification(conn, agent, lead, conversation_id, message.text).await? {
         Some(reply) => vec![reply],
         None => {
             let notice = learn(conn, agent, lead, conversation_id, message.text, now).await?;
@@ -204,6 +360,9 @@ async fn answer(
             replies
         }
     };
+    if first_reply && let Some(first) = replies.first_mut() {
+        first.insert_str(0, &format!("{} ", settings.messaging.intro()));
+    }
     for reply in replies {
         outbox::reply(conn, conversation_id, Some(message.id), lead, &reply).await?;
     }

@@ -13,6 +13,10 @@ pub enum SendError {
     /// Will fail again: a 4xx such as an invalid number.
     #[error("{0}")]
     Permanent(String),
+    /// The recipient opted out with the carrier (Twilio error 21610): nothing more may be sent
+    /// to them until they opt in again.
+    #[error("{0}")]
+    OptedOut(String),
 }
 
 impl SendError {

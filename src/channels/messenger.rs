@@ -6,7 +6,12 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::error::SendError;
+use crate::domain::messaging::MessengerSend;
 use crate::domain::secret::Secret;
+
+/// The Graph API version used unless `FB_GRAPH_API_VERSION` says otherwise: the newest in
+/// late 2026 (released 29 July 2026).
+pub const GRAPH_API_VERSION: &str = "v26.0";
 
 /// How JunkQuote talks to Messenger.
 #[derive(Debug, Clone)]
@@ -19,6 +24,8 @@ pub struct MessengerConfig {
     pub page_access_token: Option<Secret>,
     /// The Graph API's base URL (a local fake in tests).
     pub graph_base: String,
+    /// The Graph API version, e.g. `v26.0`.
+    pub graph_version: String,
 }
 
 /// The webhook's body: `{"object": "page", "entry": [{"messaging": [...]}]}`.
@@ -89,32 +96,46 @@ impl MessengerClient {
         Some(Self {
             http,
             url: format!(
-                "{}/v19.0/me/messages",
-                config.graph_base.trim_end_matches('/')
+                "{}/{}/me/messages",
+                config.graph_base.trim_end_matches('/'),
+                config.graph_version.trim_matches('/'),
             ),
             token,
         })
     }
 
-    /// Sends `text` to the page-scoped id `psid`; returns the message id. An `update` (a
-    /// reminder, the owner's decision) may come more than 24 hours after the customer last
-    /// wrote, so it goes as a tagged confirmed-event update rather than a response.
-    pub async fn send(&self, psid: &str, text: &str, update: bool) -> Result<String, SendError> {
-        let (messaging_type, tag) = if update {
-            ("MESSAGE_TAG", Some("CONFIRMED_EVENT_UPDATE"))
-        } else {
-            ("RESPONSE", None)
+    /// Sends `text` to the page-scoped id `psid` as `how` decided (see
+    /// `domain::messaging::messenger_send`); returns the message id. Only a person's reply
+    /// carries a tag (`HUMAN_AGENT`): Meta retired the tags automated updates once used.
+    pub async fn send(
+        &self,
+        psid: &str,
+        text: &str,
+        how: MessengerSend,
+    ) -> Result<String, SendError> {
+        let (messaging_type, tag) = match how {
+            MessengerSend::Response => ("RESPONSE", None),
+            MessengerSend::Update => ("UPDATE", None),
+            MessengerSend::HumanAgent => ("MESSAGE_TAG", Some("HUMAN_AGENT")),
+            MessengerSend::Elsewhere => {
+                return Err(SendError::Permanent(
+                    "outside Messenger's 24-hour window".into(),
+                ));
+            }
         };
+        let mut payload = serde_json::json!({
+            "recipient": {"id": psid},
+            "messaging_type": messaging_type,
+            "message": {"text": text},
+        });
+        if let Some(tag) = tag {
+            payload["tag"] = tag.into();
+        }
         let response = self
             .http
             .post(&self.url)
             .query(&[("access_token", self.token.expose())])
-            .json(&serde_json::json!({
-                "recipient": {"id": psid},
-                "messaging_type": messaging_type,
-                "tag": tag,
-                "message": {"text": text},
-            }))
+            .json(&payload)
             .send()
             .await
             // Messenger has no API to ask whether a message went out, so a send whose outcome

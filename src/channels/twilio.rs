@@ -38,6 +38,10 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// the time we first tried to send it.
 const CLOCK_SKEW: chrono::TimeDelta = chrono::TimeDelta::minutes(2);
 
+/// Twilio's error for a number that replied STOP: sends to it are refused until it replies
+/// START.
+pub const OPTED_OUT: i64 = 21610;
+
 /// The most pages of the message list read in one check (of 50 messages each).
 const MAX_PAGES: usize = 20;
 
@@ -132,6 +136,13 @@ impl TwilioClient {
         // Twilio's error bodies may name the number; callers mask numbers before logging.
         let detail: String = text.chars().take(300).collect();
         let message = format!("Twilio answered {status}: {detail}");
+        // Twilio's error body: {"code": 21610, "message": "...", "more_info": ..., "status": 400}.
+        let code = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v.get("code").and_then(serde_json::Value::as_i64));
+        if code == Some(OPTED_OUT) {
+            return Err(SendError::OptedOut(message));
+        }
         Err(SendError::from_status(status, message))
     }
 

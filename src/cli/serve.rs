@@ -244,6 +244,14 @@ pub struct MessengerArgs {
         default_value = "https://graph.facebook.com"
     )]
     graph_base: String,
+    /// The Graph API version the Send API is called with (Meta retires each about two years
+    /// after its release).
+    #[arg(
+        long = "fb-graph-api-version",
+        env = "FB_GRAPH_API_VERSION",
+        default_value = crate::channels::messenger::GRAPH_API_VERSION
+    )]
+    graph_version: String,
 }
 
 impl std::fmt::Debug for MessengerArgs {
@@ -273,6 +281,7 @@ impl MessengerArgs {
                 app_secret: Secret::new(secret),
                 page_access_token: set(&self.page_access_token).map(Secret::new),
                 graph_base: self.graph_base.clone(),
+                graph_version: self.graph_version.trim().to_owned(),
             })),
         }
     }

@@ -3,6 +3,7 @@
 pub mod identity;
 pub mod items;
 pub mod memory;
+pub mod messaging;
 pub mod money;
 pub mod password;
 pub mod pricing;

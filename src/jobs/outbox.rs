@@ -13,7 +13,8 @@ use super::{Job, Step};
 use crate::channels::error::SendError;
 use crate::channels::messenger::MessengerClient;
 use crate::channels::twilio::TwilioClient;
-use crate::domain::stages::{OutboxChannel, OutboxKind};
+use crate::domain::messaging::MessengerSend;
+use crate::domain::stages::OutboxChannel;
 use crate::store::outbox;
 
 /// The outbox job: sends due messages with `senders`. Its first step puts back in the queue
@@ -127,9 +128,9 @@ pub async fn send_one(pool: &PgPool, senders: &Senders) -> sqlx::Result<bool> {
     let result = match &route {
         Route::Sms(client, to) => client.send(to, &body).await,
         Route::Messenger(client, psid) => {
-            client
-                .send(psid, &body, claim.message.kind == OutboxKind::Update)
-                .await
+            // The claim passed the messaging rules, which say how it may go.
+            let how = claim.message.messenger.unwrap_or(MessengerSend::Response);
+            client.send(psid, &body, how).await
         }
     };
     match result {
@@ -144,6 +145,10 @@ pub async fn send_one(pool: &PgPool, senders: &Senders) -> sqlx::Result<bool> {
         Err(SendError::Uncertain(e)) => {
             let next = claim.uncertain(&e, attempted_at).await?;
             tracing::warn!(%id, error = %outbox::redact_numbers(&e), %next, "no answer from the provider; will check before sending again");
+        }
+        Err(SendError::OptedOut(e)) => {
+            tracing::warn!(%id, error = %outbox::redact_numbers(&e), "the recipient opted out with the carrier; not retried");
+            claim.opted_out(&e).await?;
         }
         Err(SendError::Permanent(e)) => {
             tracing::warn!(%id, error = %outbox::redact_numbers(&e), "send refused; giving up");

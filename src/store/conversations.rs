@@ -109,7 +109,7 @@ pub async fn reply(
         return Ok(false);
     }
     let lead = leads::lead_of_conversation(conn, id).await?;
-    let message_id = outbox::reply(conn, id, None, &lead, text).await?;
+    let message_id = outbox::reply_as(conn, id, None, &lead, text, Some(actor)).await?;
     sqlx::query(
         "UPDATE \"Message\" SET metadata = metadata || jsonb_build_object('operator', $2::text)
          WHERE id = $1",

@@ -16,5 +16,6 @@ pub mod leads;
 pub mod memory;
 pub mod outbox;
 pub mod quotes;
+pub mod rules;
 pub mod settings;
 pub mod tokens;

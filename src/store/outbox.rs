@@ -14,7 +14,10 @@ use uuid::Uuid;
 
 use super::challenges;
 use super::leads::Lead;
+use super::rules::{self, Candidate, Verdict};
+use super::settings;
 use crate::domain::Channel;
+use crate::domain::messaging::MessengerSend;
 use crate::domain::stages::{OutboxChannel, OutboxKind};
 
 /// The most attempts before a message is marked failed for the operator to look at: with the
@@ -43,6 +46,8 @@ pub struct Outgoing {
     /// When it was first handed to the provider without a clear answer: set, the provider may
     /// already have it.
     pub uncertain_since: Option<DateTime<Utc>>,
+    /// On Messenger, how the messaging rules let it go (`None` on the other channels).
+    pub messenger: Option<MessengerSend>,
 }
 
 /// A claimed message (the oldest pending one for its recipient, so each recipient gets its
@@ -54,19 +59,25 @@ pub struct Claim {
     pub message: Outgoing,
 }
 
-/// Claims the oldest due message nobody else is sending, if any. A row whose channel or kind
-/// this version does not know is held (with the reason) rather than sent or left to block the
-/// queue.
+/// Claims the oldest due message nobody else is sending, if any, that the messaging rules
+/// let go now ([`rules::check`], which every send passes): a message to an opted-out
+/// recipient is marked failed, one JunkQuote sends first during the recipient's quiet hours
+/// waits for them to end (without keeping the recipient's later replies waiting), and one
+/// outside Messenger's window goes by SMS to a proven phone or is left for the operator. A
+/// row whose channel or kind this version does not know is held (with the reason) rather
+/// than sent or left to block the queue.
 pub async fn claim(pool: &PgPool) -> sqlx::Result<Option<Claim>> {
     loop {
         let mut tx = pool.begin().await?;
         let row: Option<OutgoingRow> = sqlx::query_as(
-            "SELECT id, channel, recipient, body, attempts, kind, sent_at AS uncertain_since
+            "SELECT id, channel, recipient, body, attempts, kind, sent_at AS uncertain_since,
+                    message_id, conversation_id, sent_by
              FROM \"Outbox\" o
              WHERE status = 'pending' AND next_attempt_at <= now()
                AND NOT EXISTS (SELECT 1 FROM \"Outbox\" e
                                WHERE e.status = 'pending' AND e.recipient = o.recipient
-                                 AND e.channel = o.channel AND e.seq < o.seq)
+                                 AND e.channel = o.channel AND e.seq < o.seq
+                                 AND (e.quiet_until IS NULL OR e.quiet_until <= now()))
              ORDER BY next_attempt_at, seq
              LIMIT 1
              FOR UPDATE SKIP LOCKED",
@@ -79,7 +90,7 @@ pub async fn claim(pool: &PgPool) -> sqlx::Result<Option<Claim>> {
         };
         match (row.channel.parse(), row.kind.parse()) {
             (Ok(channel), Ok(kind)) => {
-                let message = Outgoing {
+                let mut message = Outgoing {
                     id: row.id,
                     channel,
                     recipient: row.recipient,
@@ -87,8 +98,51 @@ pub async fn claim(pool: &PgPool) -> sqlx::Result<Option<Claim>> {
                     attempts: row.attempts,
                     kind,
                     uncertain_since: row.uncertain_since,
+                    messenger: None,
                 };
-                return Ok(Some(Claim { tx, message }));
+                let candidate = Candidate {
+                    id: row.id,
+                    message_id: row.message_id,
+                    conversation_id: row.conversation_id,
+                    channel,
+                    recipient: message.recipient.clone(),
+                    kind,
+                    sent_by: row.sent_by,
+                };
+                let settings = settings::load(&mut tx).await?;
+                match rules::check(&mut tx, &settings, &candidate, Utc::now()).await? {
+                    Verdict::Send(how) => {
+                        message.messenger = how;
+                        return Ok(Some(Claim { tx, message }));
+                    }
+                    Verdict::BySms(phone) => {
+                        sqlx::query(
+                            "UPDATE \"Outbox\" SET channel = 'sms', recipient = $2 WHERE id = $1",
+                        )
+                        .bind(row.id)
+                        .bind(&phone)
+                        .execute(&mut *tx)
+                        .await?;
+                        message.channel = OutboxChannel::Sms;
+                        message.recipient = phone;
+                        return Ok(Some(Claim { tx, message }));
+                    }
+                    Verdict::Hold(until) => {
+                        sqlx::query(
+                            "UPDATE \"Outbox\" SET next_attempt_at = $2, quiet_until = $2
+                             WHERE id = $1",
+                        )
+                        .bind(row.id)
+                        .bind(until)
+                        .execute(&mut *tx)
+                        .await?;
+                        tx.commit().await?;
+                    }
+                    Verdict::Refuse(reason) => {
+                        refuse(&mut tx, &candidate, &message.body, &reason).await?;
+                        tx.commit().await?;
+                    }
+                }
             }
             (Err(e), _) | (_, Err(e)) => {
                 tracing::warn!(id = %row.id, error = %e, "outbox message held");
@@ -113,6 +167,37 @@ struct OutgoingRow {
     attempts: i32,
     kind: String,
     uncertain_since: Option<DateTime<Utc>>,
+    message_id: Option<Uuid>,
+    conversation_id: Option<Uuid>,
+    sent_by: Option<String>,
+}
+
+/// Marks a row the messaging rules refuse as failed, never to be sent, and says so in its
+/// conversation's thread, where the operator sees what did not go out.
+async fn refuse(
+    conn: &mut PgConnection,
+    row: &Candidate,
+    body: &str,
+    reason: &str,
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE \"Outbox\" SET status = 'failed', last_error = $2 WHERE id = $1")
+        .bind(row.id)
+        .bind(reason)
+        .execute(&mut *conn)
+        .await?;
+    if let Some(conversation_id) = row.conversation_id {
+        sqlx::query(
+            "INSERT INTO \"Message\" (conversation_id, role, content, metadata, created_at)
+             VALUES ($1, 'system', $2, jsonb_build_object('unsent', true, 'reason', $3::text),
+                     clock_timestamp())",
+        )
+        .bind(conversation_id)
+        .bind(format!("Not sent ({reason}): {body}"))
+        .bind(reason)
+        .execute(conn)
+        .await?;
+    }
+    Ok(())
 }
 
 impl Claim {
@@ -226,6 +311,22 @@ impl Claim {
         self.tx.commit().await
     }
 
+    /// The carrier refused it because the recipient opted out (Twilio error 21610): it is not
+    /// tried again, and the number is recorded as opted out, so nothing more is queued to it.
+    pub async fn opted_out(mut self, error: &str) -> sqlx::Result<()> {
+        if self.message.channel == OutboxChannel::Sms {
+            rules::opt_out(
+                &mut self.tx,
+                Channel::Sms,
+                &self.message.recipient,
+                rules::reason::CARRIER,
+                None,
+            )
+            .await?;
+        }
+        self.gave_up(error).await
+    }
+
     /// No way to send it is configured: keep it, marked held, until one is.
     pub async fn held(mut self, reason: &str) -> sqlx::Result<()> {
         sqlx::query("UPDATE \"Outbox\" SET status = 'held', last_error = $2 WHERE id = $1")
@@ -283,13 +384,33 @@ pub async fn reply(
     lead: &Lead,
     text: &str,
 ) -> sqlx::Result<Uuid> {
+    reply_as(conn, conversation_id, in_reply_to, lead, text, None).await
+}
+
+/// [`reply`], written by `sent_by` (a console user) or, with `None`, by the assistant. Nothing
+/// is queued to a recipient who opted out: the message stays in the thread, marked unsent.
+pub async fn reply_as(
+    conn: &mut PgConnection,
+    conversation_id: Uuid,
+    in_reply_to: Option<Uuid>,
+    lead: &Lead,
+    text: &str,
+    sent_by: Option<&str>,
+) -> sqlx::Result<Uuid> {
     // Web chat replies are read from the thread; the other channels' go through the outbox.
-    let recipient = lead
+    let mut recipient = lead
         .recipient
         .as_deref()
         .filter(|_| lead.channel != Channel::Web);
-    // Unprompted messages (reminders, the owner's decision) may fall outside Messenger's
-    // 24-hour reply window; they are sent as tagged updates.
+    let mut unsent = None;
+    if let Some(to) = recipient
+        && let Some(reason) = rules::opted_out(conn, lead.channel, to).await?
+    {
+        recipient = None;
+        unsent = Some(format!("opted out: {reason}"));
+    }
+    // Unprompted messages (reminders, the owner's decision) are what JunkQuote says first:
+    // the messaging rules hold them in quiet hours and outside Messenger's window.
     let kind = if in_reply_to.is_some() {
         OutboxKind::Reply
     } else {
@@ -301,15 +422,18 @@ pub async fn reply(
              INSERT INTO \"Message\" (conversation_id, role, content, metadata, created_at)
              VALUES ($1, 'assistant', $2,
                      CASE WHEN $3::uuid IS NULL THEN '{}'::jsonb
-                          ELSE jsonb_build_object('in_reply_to', $3::uuid) END,
+                          ELSE jsonb_build_object('in_reply_to', $3::uuid) END
+                     || CASE WHEN $9::text IS NULL THEN '{}'::jsonb
+                             ELSE jsonb_build_object('unsent', $9::text) END,
                      clock_timestamp())
              RETURNING id
          ), conversation AS (
              UPDATE \"Conversation\" SET last_message_at = now(), updated_at = now()
              WHERE id = $1
          ), outbox AS (
-             INSERT INTO \"Outbox\" (conversation_id, message_id, channel, recipient, body, kind)
-             SELECT $1, id, $4, $5, $6, $7 FROM message WHERE $5::text IS NOT NULL
+             INSERT INTO \"Outbox\" (conversation_id, message_id, channel, recipient, body, kind,
+                                     sent_by)
+             SELECT $1, id, $4, $5, $6, $7, $8 FROM message WHERE $5::text IS NOT NULL
          )
          SELECT id FROM message",
     )
@@ -320,6 +444,8 @@ pub async fn reply(
     .bind(recipient)
     .bind(fit(lead.channel, text))
     .bind(kind)
+    .bind(sent_by)
+    .bind(unsent)
     .fetch_one(conn)
     .await
 }

@@ -3,6 +3,7 @@
 
 use sqlx::PgConnection;
 
+use crate::domain::messaging::MessagingSettings;
 use crate::domain::pricing::Pricebook;
 use crate::domain::schedule::Hours;
 
@@ -20,6 +21,8 @@ pub struct Settings {
     pub reminder_hours: Vec<i32>,
     /// Whether automated replies are switched off.
     pub paused: bool,
+    /// The messaging rules' settings: sending hours, the assistant's introduction.
+    pub messaging: MessagingSettings,
 }
 
 type ConfigRow = (
@@ -27,12 +30,12 @@ type ConfigRow = (
     Option<serde_json::Value>,
     Vec<i32>,
     bool,
+    Option<serde_json::Value>,
 );
 
 /// Loads the settings, writing the defaults first if there are none.
 pub async fn load(conn: &mut PgConnection) -> sqlx::Result<Settings> {
-    let select =
-        "SELECT pricebook, hours, reminder_hours, paused FROM \"Config\" WHERE tenant_id = $1";
+    let select = "SELECT pricebook, hours, reminder_hours, paused, messaging FROM \"Config\" WHERE tenant_id = $1";
     // Read first: the row exists on every call but the first, and a read takes no row lock.
     let mut row: Option<ConfigRow> = sqlx::query_as(select)
         .bind(TENANT)
@@ -56,7 +59,7 @@ pub async fn load(conn: &mut PgConnection) -> sqlx::Result<Settings> {
                 .await?,
         );
     }
-    let Some((pricebook, hours, reminder_hours, paused)) = row else {
+    let Some((pricebook, hours, reminder_hours, paused, messaging)) = row else {
         return Err(sqlx::Error::RowNotFound);
     };
     // A row written by the original service may lack them, or hold its own pricebook shape.
@@ -66,11 +69,15 @@ pub async fn load(conn: &mut PgConnection) -> sqlx::Result<Settings> {
     let hours = hours
         .and_then(|v| serde_json::from_value(v).ok())
         .unwrap_or_default();
+    let messaging = messaging
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default();
     Ok(Settings {
         pricebook,
         hours,
         reminder_hours,
         paused,
+        messaging,
     })
 }
 
@@ -91,6 +98,21 @@ pub async fn save_pricebook(conn: &mut PgConnection, pricebook: &Pricebook) -> s
     sqlx::query("UPDATE \"Config\" SET pricebook = $2, updated_at = now() WHERE tenant_id = $1")
         .bind(TENANT)
         .bind(sqlx::types::Json(pricebook))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Replaces the messaging rules' settings (validate the sending hours first:
+/// `SendingHours::new`).
+pub async fn save_messaging(
+    conn: &mut PgConnection,
+    messaging: &MessagingSettings,
+) -> sqlx::Result<()> {
+    load(conn).await?;
+    sqlx::query("UPDATE \"Config\" SET messaging = $2, updated_at = now() WHERE tenant_id = $1")
+        .bind(TENANT)
+        .bind(sqlx::types::Json(messaging))
         .execute(conn)
         .await?;
     Ok(())

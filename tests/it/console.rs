@@ -1138,3 +1138,45 @@ async fn approvals_show_the_explanation_and_photos_and_the_decision_reaches_the_
     let (_, body) = console.get("/admin/approvals").await;
     assert!(body.contains("Nothing waits for you."), "{body}");
 }
+
+#[tokio::test]
+async fn an_opted_out_customer_is_marked_and_cannot_be_texted_from_the_inbox() {
+    let db = TestDb::migrated().await;
+    create_owner(&db);
+    let server = TestApp::spawn_on(&db, config::sms()).await;
+    let phone = "+14045550188";
+    sms(&server, "SMo1", phone, "a couch").await;
+    sms(&server, "SMo2", phone, "STOP").await;
+    let customer = customer_of(&db, phone).await;
+    let conversation: Uuid = sqlx::query_scalar("SELECT id FROM \"Conversation\"")
+        .fetch_one(&mut db.conn().await)
+        .await
+        .expect("conversation");
+    let console = sign_in(&server).await;
+    let (status, body) = console.get("/admin/customers").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        body.contains(&format!("/admin/customers/{customer}"))
+            && body.contains("Opted out of messages"),
+        "{body}"
+    );
+    let (_, body) = console
+        .get(&format!("/admin/customers?q={}", urlencode(phone)))
+        .await;
+    assert!(body.contains("opted-out"), "a badge in the results: {body}");
+    let (_, body) = console.get(&format!("/admin/customers/{customer}")).await;
+    assert!(
+        body.contains("id=\"opted-out\"") && body.contains("keyword"),
+        "the badge and the reason: {body}"
+    );
+    let texts = helpers::twilio::texts_to(&db, phone).await.len();
+    let (status, body) = console
+        .post(
+            &format!("/admin/conversations/{conversation}/reply"),
+            &[("text", "Are you sure?")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(body.contains("opted out of messages"), "{body}");
+    assert_eq!(helpers::twilio::texts_to(&db, phone).await.len(), texts);
+}

@@ -1081,7 +1081,11 @@ async fn photos_from_the_providers_host_are_kept_on_the_lead() {
         .await
         .expect("attachments");
     assert_eq!(urls, [media]);
-    assert!(replies_to(db, PHONE).await[0].starts_with("Thanks for the photo!"));
+    // The first reply of a conversation says it is automated, then answers.
+    assert!(
+        replies_to(db, PHONE).await[0]
+            .starts_with("Hi! This is an automated assistant. Thanks for the photo!")
+    );
 }
 
 #[tokio::test]

@@ -20,5 +20,6 @@ mod messenger;
 mod migrations;
 mod outbox;
 mod quotes;
+mod rules;
 mod serve;
 mod takeover;

@@ -149,7 +149,11 @@ async fn a_returning_customer_is_known_on_every_channel_and_erased_completely() 
 
     // A week later the same number writes: a new conversation, and the address is asked about.
     let first = return_a_week_later(db, &server, "SMb1").await;
-    assert!(first.starts_with("Welcome back, Jane!"), "{first}");
+    // A new conversation: the assistant says it is automated, then welcomes her back.
+    assert!(
+        first.starts_with("Hi! This is an automated assistant. Welcome back, Jane!"),
+        "{first}"
+    );
     assert!(
         first.contains("Same address as last time — 123 Main St, Canton GA 30114?"),
         "{first}"

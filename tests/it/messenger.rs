@@ -45,7 +45,7 @@ async fn fake_graph() -> (String, Arc<Mutex<Vec<(String, serde_json::Value)>>>) 
     let seen: Arc<Mutex<Vec<(String, serde_json::Value)>>> = Arc::default();
     let record = seen.clone();
     let app = axum::Router::new().route(
-        "/v19.0/me/messages",
+        "/v26.0/me/messages",
         axum::routing::post(
             move |uri: axum::http::Uri, body: axum::Json<serde_json::Value>| {
                 let record = record.clone();

@@ -29,6 +29,8 @@ struct SearchPage {
     searched: bool,
     error: Option<String>,
     results: Vec<CustomerRow>,
+    /// Shown when nothing is searched: who may not be messaged.
+    opted_out: Vec<CustomerRow>,
 }
 
 /// `GET /admin/customers?q=…`.
@@ -47,6 +49,7 @@ pub async fn search(
         q,
         error: None,
         results: Vec::new(),
+        opted_out: Vec::new(),
     };
     if page.q.chars().count() == 1 {
         page.error = Some("Type at least two characters.".into());
@@ -61,6 +64,9 @@ pub async fn search(
                 .collect();
         let mut conn = state.pool.acquire().await?;
         page.results = views::search_customers(&mut conn, &identities, &page.q).await?;
+    } else {
+        let mut conn = state.pool.acquire().await?;
+        page.opted_out = views::opted_out_customers(&mut conn).await?;
     }
     page::render(&page)
 }
@@ -134,6 +140,8 @@ struct CustomerPage {
     phone: String,
     email: String,
     since: String,
+    /// Why they may not be messaged, when they opted out.
+    opted_out: Option<String>,
     time_zone: String,
     identities: Vec<context::IdentityCard>,
     addresses: Vec<context::Address>,
@@ -170,6 +178,7 @@ async fn customer_page(
     };
     let notes = memory::list(&mut conn, id).await?;
     let history = views::history(&mut conn, id).await?;
+    let opted_out = views::opted_out(&mut conn, id).await?;
     let dash = || "—".to_owned();
     Ok(CustomerPage {
         nav: me.nav("customers"),
@@ -183,6 +192,7 @@ async fn customer_page(
         phone: ctx.customer.phone.clone().unwrap_or_else(dash),
         email: ctx.customer.email.clone().unwrap_or_else(dash),
         since: local(ctx.customer.created_at, tz),
+        opted_out,
         time_zone: tz.name().to_owned(),
         identities: ctx.identities,
         addresses: ctx.addresses,

@@ -20,6 +20,7 @@ use super::page::{self, Checked, ConsoleError, Me, Nav, PagePath, local};
 use crate::http::AppState;
 use crate::store::console::conversations::{self, ThreadMessage};
 use crate::store::conversations as conversation;
+use crate::store::rules as messaging_rules;
 use crate::store::settings;
 
 /// Conversations per inbox page.
@@ -230,6 +231,15 @@ pub async fn reply(
     let mut tx = state.pool.begin().await?;
     if conversations::get(&mut tx, id).await?.is_none() {
         return Err(ConsoleError::NotFound);
+    }
+    // The messaging rules hold for people too: an opted-out customer gets nothing.
+    if let Some(reason) = messaging_rules::conversation_opted_out(&mut tx, id).await? {
+        tx.rollback().await?;
+        let problem = format!(
+            "This customer opted out of messages ({reason}); nothing can be sent to them until they text START."
+        );
+        let page = conversation_page(&state, &me, id, form.text.clone(), Some(problem)).await?;
+        return page::render_with(StatusCode::CONFLICT, &page);
     }
     if !conversation::reply(&mut tx, id, text, &me.actor()).await? {
         tx.rollback().await?;

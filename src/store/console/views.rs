@@ -24,6 +24,40 @@ pub struct CustomerRow {
     pub email: Option<String>,
     /// Since when.
     pub created_at: DateTime<Utc>,
+    /// Why they may not be messaged, when they opted out (on any of their identities).
+    pub opted_out: Option<String>,
+}
+
+/// Why the customer's identities opted out: `"<channel>: <reason>"` each, for the badge.
+const OPTED_OUT: &str =
+    "(SELECT string_agg(o.channel || ': ' || o.reason, '; ' ORDER BY o.created_at)
+                          FROM \"CustomerIdentity\" i
+                          JOIN \"OptOut\" o ON o.recipient = i.value
+                           AND o.channel = CASE i.kind WHEN 'phone' THEN 'sms'
+                                                       WHEN 'psid' THEN 'messenger' END
+                          WHERE i.customer_id = c.id)";
+
+/// The customers who opted out of messages, the latest first, at most 50.
+pub async fn opted_out_customers(conn: &mut PgConnection) -> sqlx::Result<Vec<CustomerRow>> {
+    sqlx::query_as(&format!(
+        "SELECT * FROM (SELECT c.id, c.name, c.phone, c.email, c.created_at,
+                               {OPTED_OUT} AS opted_out
+                        FROM \"Customer\" c) c
+         WHERE opted_out IS NOT NULL ORDER BY created_at DESC LIMIT 50"
+    ))
+    .fetch_all(conn)
+    .await
+}
+
+/// Why customer `id` may not be messaged, if they opted out.
+pub async fn opted_out(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar(&format!(
+        "SELECT {OPTED_OUT} FROM \"Customer\" c WHERE c.id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+    .map(Option::flatten)
 }
 
 /// Customers matching what the operator typed: the holder of a phone or email written in any
@@ -41,8 +75,9 @@ pub async fn search_customers(
             .replace('%', "\\%")
             .replace('_', "\\_")
     );
-    sqlx::query_as(
-        "SELECT c.id, c.name, c.phone, c.email, c.created_at FROM \"Customer\" c
+    sqlx::query_as(&format!(
+        "SELECT c.id, c.name, c.phone, c.email, c.created_at, {OPTED_OUT} AS opted_out
+         FROM \"Customer\" c
          WHERE c.id IN (SELECT i.customer_id FROM \"CustomerIdentity\" i
                         JOIN unnest($1::text[], $2::text[]) AS q(kind, value)
                           ON i.kind::text = q.kind AND i.value = q.value)
@@ -50,8 +85,8 @@ pub async fn search_customers(
             OR ($3 <> '%%' AND (c.name ILIKE $3 OR c.email ILIKE $3
                 OR EXISTS (SELECT 1 FROM \"CustomerAddress\" a
                            WHERE a.customer_id = c.id AND a.address ILIKE $3)))
-         ORDER BY c.created_at DESC LIMIT 50",
-    )
+         ORDER BY c.created_at DESC LIMIT 50"
+    ))
     .bind(&kinds)
     .bind(&values)
     .bind(pattern)

@@ -53,6 +53,7 @@ pub fn with_messenger(config: Config, app_secret: &str, graph_base: Option<&str>
             graph_base: graph_base
                 .unwrap_or("https://graph.facebook.invalid")
                 .into(),
+            graph_version: junkquote::channels::messenger::GRAPH_API_VERSION.into(),
         }),
         ..config
     }
