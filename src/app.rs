@@ -84,7 +84,7 @@ impl App {
             jobs::fully_booked::job(),
             jobs::reminders::job(),
             jobs::renewals::job(),
-            code_sweep(),
+            jobs::codes::job(),
         ]);
         let state = AppState {
             pool,
@@ -151,15 +151,4 @@ impl App {
             .with_graceful_shutdown(shutdown)
             .await
     }
-}
-
-/// The code sweep: redacts the texts of one-time codes that expired and deletes challenges no
-/// limit counts any more (`store::challenges::sweep`). Beside the job list rather than in
-/// `src/jobs/` for now; it belongs there as a file of its own.
-fn code_sweep() -> jobs::Job {
-    jobs::Job::new("code sweep", Duration::from_secs(60), |pool| async move {
-        let mut conn = pool.acquire().await?;
-        let redacted = crate::store::challenges::sweep(&mut conn).await?;
-        Ok::<_, sqlx::Error>(jobs::Step::from(redacted > 0))
-    })
 }
