@@ -25,7 +25,7 @@ use crate::agent::Agent;
 use crate::channels::messenger::MessengerConfig;
 use crate::channels::twilio::TwilioConfig;
 use crate::db::migrate::MigrationSet;
-pub use chat::SessionLimits;
+pub use chat::{ChatOptions, MessageLimits, SessionLimits};
 use error::ApiError;
 
 /// The largest request body accepted (webhooks and chat messages are far smaller).
@@ -46,6 +46,8 @@ pub struct AppState {
     pub agent: Agent,
     /// How the operator's console is served.
     pub console: console::Options,
+    /// The web chat's message limits.
+    pub chat: ChatOptions,
 }
 
 /// The whole application's routes; opening chat sessions is limited by `limits`.

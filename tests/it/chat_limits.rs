@@ -129,3 +129,132 @@ async fn forwarded_addresses_count_only_behind_a_trusted_proxy() {
     assert_eq!(over.status(), 429, "the global ceiling");
     assert!(over.headers().contains_key("retry-after"));
 }
+
+/// Opens a chat session on `server`: its id and token.
+async fn session(server: &TestApp) -> (String, String) {
+    let body: serde_json::Value = open(server, None).await.json().await.expect("session");
+    (
+        body["session_id"].as_str().expect("id").to_owned(),
+        body["token"].as_str().expect("token").to_owned(),
+    )
+}
+
+/// What came of a batch of chat messages.
+#[derive(Default)]
+struct Outcome {
+    accepted: usize,
+    refused: usize,
+}
+
+/// Posts `texts` to the sessions (url, session id, token) round-robin, 50 at a time; checks
+/// that every refusal is a 429 with `Retry-After` and the JSON error, every acceptance has a
+/// reply.
+async fn post_all(targets: &[(String, String, String)], count: usize) -> Outcome {
+    let client = reqwest::Client::new();
+    let mut outcome = Outcome::default();
+    let mut running = tokio::task::JoinSet::new();
+    for n in 0..count {
+        let (base, id, token) = targets[n % targets.len()].clone();
+        let client = client.clone();
+        running.spawn(async move {
+            client
+                .post(format!("{base}/api/chat/sessions/{id}/messages"))
+                .bearer_auth(token)
+                .json(&serde_json::json!({"text": format!("hello {n}"), "id": format!("m{n}")}))
+                .send()
+                .await
+                .expect("post a message")
+        });
+        if running.len() >= 50 || n + 1 == count {
+            while let Some(response) = running.join_next().await {
+                let response = response.expect("task");
+                match response.status().as_u16() {
+                    200 => {
+                        let body: serde_json::Value = response.json().await.expect("replies");
+                        assert!(!body["replies"].as_array().expect("replies").is_empty());
+                        outcome.accepted += 1;
+                    }
+                    429 => {
+                        let retry_after: u64 = response
+                            .headers()
+                            .get("retry-after")
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(|v| v.parse().ok())
+                            .expect("Retry-After in seconds");
+                        assert!(retry_after >= 1);
+                        let body: serde_json::Value = response.json().await.expect("JSON error");
+                        assert_eq!(body["error"]["code"], "rate_limited");
+                        outcome.refused += 1;
+                    }
+                    other => panic!("unexpected status {other}"),
+                }
+            }
+        }
+    }
+    outcome
+}
+
+async fn user_messages(db: &TestDb) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM \"Message\" WHERE role = 'user'")
+        .fetch_one(&mut db.conn().await)
+        .await
+        .expect("count messages")
+}
+
+#[tokio::test]
+async fn a_thousand_messages_in_a_minute_from_one_session_are_refused_past_its_limit() {
+    let server = TestApp::spawn(Config::default()).await;
+    let (id, token) = session(&server).await;
+    let started = std::time::Instant::now();
+    let outcome = post_all(&[(server.base.clone(), id, token)], 1000).await;
+    // 20 at once, then one every 3 s (the default: 20 a minute per session).
+    let refilled = started.elapsed().as_secs() as usize / 3 + 1;
+    assert!(
+        (20..=20 + refilled).contains(&outcome.accepted),
+        "{} accepted",
+        outcome.accepted
+    );
+    assert_eq!(outcome.accepted + outcome.refused, 1000);
+    assert_eq!(
+        user_messages(&server.db).await,
+        outcome.accepted as i64,
+        "every accepted message is stored, no refused one"
+    );
+}
+
+#[tokio::test]
+async fn twenty_sessions_of_one_address_share_its_limit_across_two_servers() {
+    let db = TestDb::migrated().await;
+    // Two servers over one database, as two `serve` processes behind a load balancer; an
+    // hour's window, so that nothing refills during the test.
+    let config = || Config {
+        sessions: SessionLimits {
+            per_client: NonZeroU32::new(40).expect("a limit"),
+            ..SessionLimits::default()
+        },
+        chat_messages: junkquote::http::MessageLimits {
+            window: Duration::from_secs(3600),
+            ..Default::default()
+        },
+        ..Config::default()
+    };
+    let a = TestApp::spawn_on(&db, config()).await;
+    let b = TestApp::spawn_on(&db, config()).await;
+    let mut targets = Vec::new();
+    for n in 0..20 {
+        let server = if n % 2 == 0 { &a } else { &b };
+        let (id, token) = session(server).await;
+        // Each session's messages go to both servers in turn.
+        targets.push((a.base.clone(), id.clone(), token.clone()));
+        targets.push((b.base.clone(), id, token));
+    }
+    let outcome = post_all(&targets, 1000).await;
+    assert_eq!(outcome.accepted, 60, "60 per address, whichever server");
+    assert_eq!(outcome.refused, 940);
+    assert_eq!(user_messages(&db).await, 60);
+    // One session alone stops at its own limit (20), before its address's.
+    let c = TestApp::spawn(config()).await;
+    let (id, token) = session(&c).await;
+    let outcome = post_all(&[(c.base.clone(), id, token)], 30).await;
+    assert_eq!(outcome.accepted, 20);
+}
