@@ -99,8 +99,30 @@ pub fn router(state: AppState, limits: SessionLimits) -> Router {
             axum::http::StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(30),
         ))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
+}
+
+/// The span of one request: its method and its path with tokens redacted. The query string is
+/// left out (the calendar feed's token rides there) and so is the token of an approval link,
+/// at every log level.
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %loggable_path(request.uri().path()),
+    )
+}
+
+/// `path` fit for a log: the segment after `/api/approvals/` (a one-time credential) replaced.
+fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
+    match path.strip_prefix("/api/approvals/") {
+        Some(rest) if !rest.is_empty() => {
+            let tail = rest.find('/').map_or("", |i| &rest[i..]);
+            format!("/api/approvals/[redacted]{tail}").into()
+        }
+        _ => path.into(),
+    }
 }
 
 /// Serves `state` on `listener` with the default limits until `shutdown` completes, then lets
@@ -135,6 +157,25 @@ pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loggable_path;
+
+    #[test]
+    fn approval_tokens_are_redacted_from_logged_paths() {
+        assert_eq!(
+            loggable_path("/api/approvals/s3cr3t"),
+            "/api/approvals/[redacted]"
+        );
+        assert_eq!(
+            loggable_path("/api/approvals/s3cr3t/x"),
+            "/api/approvals/[redacted]/x"
+        );
+        assert_eq!(loggable_path("/calendar.ics"), "/calendar.ics");
+        assert_eq!(loggable_path("/api/v1/approvals"), "/api/v1/approvals");
+    }
 }
 
 /// Binds `addr` (port 0 picks a free port); returns the listener and the address it got.

@@ -368,3 +368,54 @@ async fn control_characters_are_stripped_from_the_models_tool_arguments() {
         .expect("lead");
     assert_eq!(address.as_deref(), Some("12 Oak St END:VEVENT Canton GA"));
 }
+
+#[tokio::test]
+async fn request_logs_carry_no_query_string_and_no_approval_token_at_any_level() {
+    use std::io::{BufRead, BufReader, Read};
+    let db = TestDb::migrated().await;
+    let mut child =
+        crate::helpers::command(&["serve", "--addr", "127.0.0.1:0"], Some(&db.url), None)
+            .env("RUST_LOG", "trace")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn serve");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let base = loop {
+        let line = lines.next().expect("serve's output").expect("a line");
+        if let Some(addr) = line.strip_prefix("junkquote listening on ") {
+            break addr.to_owned();
+        }
+    };
+    let client = reqwest::Client::new();
+    let feed = client
+        .get(format!("{base}/calendar.ics?token=feedsecret0123456789"))
+        .send()
+        .await
+        .expect("feed");
+    assert_eq!(feed.status(), 401);
+    let approval = client
+        .post(format!("{base}/api/approvals/approvalsecret0123456789"))
+        .json(&json!({"decision": "approve"}))
+        .send()
+        .await
+        .expect("approval");
+    assert_eq!(approval.status(), 404);
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut log)
+        .expect("the log");
+    child.wait().expect("wait");
+    for secret in ["feedsecret0123456789", "approvalsecret0123456789"] {
+        assert!(!log.contains(secret), "{secret} in the log");
+    }
+    assert!(
+        log.contains("/api/approvals/[redacted]") && log.contains("/calendar.ics"),
+        "the requests were logged: {log}"
+    );
+}
