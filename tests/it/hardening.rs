@@ -419,3 +419,37 @@ async fn request_logs_carry_no_query_string_and_no_approval_token_at_any_level()
         "the requests were logged: {log}"
     );
 }
+
+/// The login page's `jq_login` Set-Cookie header as `server` (a `junkquote serve`) sends it.
+async fn login_cookie(base: &str) -> String {
+    let page = reqwest::Client::new()
+        .get(format!("{base}/admin/login"))
+        .send()
+        .await
+        .expect("login page");
+    page.headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("jq_login="))
+        .expect("a login cookie")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn console_cookies_are_secure_unless_plain_http_is_asked_for() {
+    let db = TestDb::migrated().await;
+    let default = crate::helpers::Server::start(&[], Some(&db.url), None);
+    let cookie = login_cookie(&default.base).await;
+    assert!(cookie.contains("Secure"), "Secure by default: {cookie}");
+    drop(default);
+    let lan = crate::helpers::Server::start(&["--secure-cookies", "false"], Some(&db.url), None);
+    let cookie = login_cookie(&lan.base).await;
+    assert!(
+        !cookie.contains("Secure"),
+        "plain http when asked: {cookie}"
+    );
+    // In-process, the default configuration is the same.
+    let server = TestApp::spawn_on(&db, Config::default()).await;
+    assert!(login_cookie(&server.base).await.contains("Secure"));
+}
