@@ -1,7 +1,7 @@
 //! The web chat API: a visitor opens a session, gets a bearer token, and talks to the agent.
-//! Opening a session is public, so it is rate-limited per client address and overall; messages
-//! are limited per session and per client address in PostgreSQL (`store::limits`), so that
-//! every server behind a load balancer counts against the same buckets.
+//! Opening a session is public, so it is rate-limited per client address and overall, and
+//! messages per session and per client address; the buckets live in PostgreSQL
+//! (`store::limits`), so every server behind a load balancer counts against the same ones.
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::num::NonZeroU32;
@@ -16,8 +16,6 @@ use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
@@ -277,52 +275,34 @@ impl Default for SessionLimits {
     }
 }
 
-/// Token buckets (GCRA) for opening chat sessions: one per client address, one for everyone.
+/// The limits on opening chat sessions, checked against buckets in PostgreSQL (one per client
+/// address, one for everyone), so that every server counts against the same ones.
 pub struct SessionLimiter {
-    per_client: DefaultKeyedRateLimiter<IpAddr>,
-    global: DefaultDirectRateLimiter,
-    clock: DefaultClock,
-    hops: usize,
-    checks: AtomicU64,
+    pool: sqlx::PgPool,
+    limits: SessionLimits,
 }
 
 impl SessionLimiter {
-    /// Buckets for `limits` (a zero window counts as one second).
-    pub fn new(limits: SessionLimits) -> Self {
-        let window = limits.window.max(Duration::from_secs(1));
-        let quota = |n: NonZeroU32| {
-            Quota::with_period(window / n.get())
-                .unwrap_or_else(|| Quota::per_second(n))
-                .allow_burst(n)
+    /// The limiter for `limits` over `pool` (a zero window counts as one second).
+    pub fn new(pool: sqlx::PgPool, limits: SessionLimits) -> Self {
+        Self { pool, limits }
+    }
+
+    /// Takes a session opening for `client`, or says how long until one is allowed. The
+    /// client's own bucket comes first, and a refusal takes from neither: a client over its
+    /// limit does not drain everyone's.
+    async fn check(&self, client: IpAddr) -> sqlx::Result<Result<(), Duration>> {
+        let window = self.limits.window.max(Duration::from_secs(1));
+        let rate = |n: NonZeroU32| Rate {
+            limit: n.get(),
+            window,
         };
-        Self {
-            per_client: RateLimiter::dashmap(quota(limits.per_client)),
-            global: RateLimiter::direct(quota(limits.global)),
-            clock: DefaultClock::default(),
-            hops: limits.trusted_proxy_hops,
-            checks: AtomicU64::new(0),
-        }
-    }
-
-    /// Whether `client` may open a session now; if not, how long until it may.
-    fn check(&self, client: IpAddr) -> Result<(), Duration> {
-        // Forget idle addresses now and then, so the map stays as small as the traffic.
-        if self.checks.fetch_add(1, Ordering::Relaxed) % 1024 == 1023 {
-            self.per_client.retain_recent();
-            self.per_client.shrink_to_fit();
-        }
-        // The client's own bucket first: a client over its limit must not drain everyone's.
-        self.per_client
-            .check_key(&client)
-            .map_err(|not_until| not_until.wait_time_from(self.clock.now()))?;
-        self.global
-            .check()
-            .map_err(|not_until| not_until.wait_time_from(self.clock.now()))
-    }
-
-    /// The address a request comes from (see [`client_address`]).
-    fn client(&self, headers: &HeaderMap, peer: Option<IpAddr>) -> IpAddr {
-        client_address(headers, peer, self.hops)
+        let client_key = format!("chat-session:client:{client}");
+        let keys = [
+            (client_key.as_str(), rate(self.limits.per_client)),
+            ("chat-session:all", rate(self.limits.global)),
+        ];
+        limits::take_all(&self.pool, &keys).await
     }
 }
 
@@ -373,10 +353,10 @@ pub async fn limit_sessions(
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|info| info.0.ip());
-    let client = limiter.client(request.headers(), peer);
-    match limiter.check(client) {
-        Ok(()) => next.run(request).await,
-        Err(wait) => {
+    let client = client_address(request.headers(), peer, limiter.limits.trusted_proxy_hops);
+    match limiter.check(client).await {
+        Ok(Ok(())) => next.run(request).await,
+        Ok(Err(wait)) => {
             let secs = retry_secs(wait);
             tracing::debug!(retry_after = secs, "chat session refused: rate limited");
             ApiError::RateLimited {
@@ -385,6 +365,7 @@ pub async fn limit_sessions(
             }
             .into_response()
         }
+        Err(e) => ApiError::from(e).into_response(),
     }
 }
 
@@ -416,23 +397,17 @@ mod tests {
 
     #[test]
     fn without_trusted_proxies_the_header_is_ignored_and_ipv6_counts_by_prefix() {
-        let limits = SessionLimits::default();
-        let limiter = SessionLimiter::new(limits);
         let peer = "192.0.2.1".parse().ok();
         assert_eq!(
-            limiter.client(&headers(&["203.0.113.7"]), peer),
+            client_address(&headers(&["203.0.113.7"]), peer, 0),
             IpAddr::from([192, 0, 2, 1])
         );
-        let limiter = SessionLimiter::new(SessionLimits {
-            trusted_proxy_hops: 1,
-            ..limits
-        });
         assert_eq!(
-            limiter.client(&headers(&["203.0.113.7"]), peer),
+            client_address(&headers(&["203.0.113.7"]), peer, 1),
             IpAddr::from([203, 0, 113, 7])
         );
         assert_eq!(
-            limiter.client(&headers(&["2001:db8:1:2:aa::1"]), peer),
+            client_address(&headers(&["2001:db8:1:2:aa::1"]), peer, 1),
             "2001:db8:1:2::".parse::<IpAddr>().expect("ip")
         );
     }

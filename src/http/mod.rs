@@ -52,7 +52,7 @@ pub struct AppState {
 
 /// The whole application's routes; opening chat sessions is limited by `limits`.
 pub fn router(state: AppState, limits: SessionLimits) -> Router {
-    let sessions = Arc::new(chat::SessionLimiter::new(limits));
+    let sessions = Arc::new(chat::SessionLimiter::new(state.pool.clone(), limits));
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

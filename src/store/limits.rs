@@ -28,38 +28,41 @@ impl Rate {
 }
 
 /// Takes one request from bucket `key` if it has room: `Ok(())`, or `Err(wait)` until it will.
-/// The row's lock (taken by the upsert) orders concurrent requests on one key, whichever
-/// process they reach.
+/// The upsert's row lock orders concurrent requests on one key, whichever process they reach,
+/// and its condition is evaluated on the newest version of the row.
 pub async fn take(
     conn: &mut PgConnection,
     key: &str,
     rate: Rate,
 ) -> sqlx::Result<Result<(), Duration>> {
-    let (allowed, wait_secs): (bool, Option<f64>) = sqlx::query_as(
-        "WITH hit AS (
-             INSERT INTO \"RateLimit\" AS r (key, tat)
-             VALUES ($1, clock_timestamp() + make_interval(secs => $2))
-             ON CONFLICT (key) DO UPDATE
-                 SET tat = greatest(r.tat, clock_timestamp()) + make_interval(secs => $2)
-                 WHERE greatest(r.tat, clock_timestamp()) - clock_timestamp()
-                       <= make_interval(secs => $3)
-             RETURNING tat
-         )
-         SELECT EXISTS (SELECT 1 FROM hit),
-                (SELECT extract(epoch FROM r.tat - clock_timestamp())::float8 - $3
-                 FROM \"RateLimit\" r WHERE r.key = $1)",
+    let taken: Option<i32> = sqlx::query_scalar(
+        "INSERT INTO \"RateLimit\" AS r (key, tat)
+         VALUES ($1, clock_timestamp() + make_interval(secs => $2))
+         ON CONFLICT (key) DO UPDATE
+             SET tat = greatest(r.tat, clock_timestamp()) + make_interval(secs => $2)
+             WHERE greatest(r.tat, clock_timestamp()) - clock_timestamp()
+                   <= make_interval(secs => $3)
+         RETURNING 1",
     )
     .bind(key)
     .bind(rate.interval_secs())
     .bind(rate.tolerance_secs())
-    .fetch_one(conn)
+    .fetch_optional(&mut *conn)
     .await?;
-    if allowed {
+    if taken.is_some() {
         return Ok(Ok(()));
     }
-    // The snapshot may predate the row's newest version: never promise less than a second.
-    let wait = wait_secs.unwrap_or(1.0).max(1.0);
-    Ok(Err(Duration::from_secs_f64(wait)))
+    // A statement of its own, so that its snapshot includes every request the upsert waited
+    // for: the wait it names is not too short.
+    let wait: Option<f64> = sqlx::query_scalar(
+        "SELECT extract(epoch FROM tat - clock_timestamp())::float8 - $2
+         FROM \"RateLimit\" WHERE key = $1",
+    )
+    .bind(key)
+    .bind(rate.tolerance_secs())
+    .fetch_optional(conn)
+    .await?;
+    Ok(Err(Duration::from_secs_f64(wait.unwrap_or(1.0).max(1.0))))
 }
 
 /// Takes one request from each bucket in `keys`, in order, or from none of them: a request

@@ -1,6 +1,7 @@
-//! Opening web-chat sessions is public, so it is rate-limited per client address and overall:
-//! past the limit the server answers 429 with `Retry-After` and the JSON error body, and
-//! `X-Forwarded-For` counts only when the proxy in front is trusted.
+//! Opening web-chat sessions is public, so it is rate-limited per client address and overall,
+//! and so are chat messages, per session and per address: past a limit the server answers 429
+//! with `Retry-After` and the JSON error body, and `X-Forwarded-For` counts only when the proxy
+//! in front is trusted. The buckets are in PostgreSQL: servers over one database share them.
 
 use std::num::NonZeroU32;
 use std::time::Duration;
@@ -108,7 +109,9 @@ async fn forwarded_addresses_count_only_behind_a_trusted_proxy() {
     assert_eq!(spoofed.status(), 429, "X-Forwarded-For is ignored");
     drop(direct);
 
-    // Behind one trusted proxy, each forwarded address has its own limit...
+    // Behind one trusted proxy, each forwarded address has its own limit... (a database of its
+    // own: servers over one database share the buckets, and the first server used two)
+    let db = TestDb::migrated().await;
     let proxied = server(&db, 2, Some(5), None, 1).await;
     let a = "198.51.100.1";
     assert_eq!(open(&proxied, Some(a)).await.status(), 200);
@@ -128,6 +131,22 @@ async fn forwarded_addresses_count_only_behind_a_trusted_proxy() {
     let over = open(&proxied, Some("198.51.100.5")).await;
     assert_eq!(over.status(), 429, "the global ceiling");
     assert!(over.headers().contains_key("retry-after"));
+}
+
+#[tokio::test]
+async fn two_servers_over_one_database_share_the_session_limits() {
+    let db = TestDb::migrated().await;
+    // 3 per address per hour; the same address (the loopback) reaches both servers.
+    let hour = Some(Duration::from_secs(3600));
+    let a = server(&db, 3, None, hour, 0).await;
+    let b = server(&db, 3, None, hour, 0).await;
+    let mut statuses = Vec::new();
+    for n in 0..6 {
+        let to = if n % 2 == 0 { &a } else { &b };
+        statuses.push(open(to, None).await.status().as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 200, 429, 429, 429]);
+    assert_eq!(sessions(&db).await, 3);
 }
 
 /// Opens a chat session on `server`: its id and token.
