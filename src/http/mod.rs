@@ -159,6 +159,13 @@ pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
+/// Binds `addr` (port 0 picks a free port); returns the listener and the address it got.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<(TcpListener, SocketAddr)> {
+    let listener = TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    Ok((listener, local))
+}
+
 #[cfg(test)]
 mod tests {
     use super::loggable_path;
@@ -176,11 +183,4 @@ mod tests {
         assert_eq!(loggable_path("/calendar.ics"), "/calendar.ics");
         assert_eq!(loggable_path("/api/v1/approvals"), "/api/v1/approvals");
     }
-}
-
-/// Binds `addr` (port 0 picks a free port); returns the listener and the address it got.
-pub async fn bind(addr: SocketAddr) -> std::io::Result<(TcpListener, SocketAddr)> {
-    let listener = TcpListener::bind(addr).await?;
-    let local = listener.local_addr()?;
-    Ok((listener, local))
 }
