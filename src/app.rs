@@ -14,7 +14,7 @@ use crate::agent::Agent;
 use crate::channels::messenger::{MessengerClient, MessengerConfig};
 use crate::channels::twilio::{TwilioClient, TwilioConfig};
 use crate::db::migrate::MigrationSet;
-use crate::http::{self, AppState, SessionLimits};
+use crate::http::{self, AppState, ChatOptions, MessageLimits, SessionLimits};
 use crate::jobs::{self, Jobs};
 
 /// Everything the service is configured with, however it was given (flags, environment,
@@ -33,8 +33,10 @@ pub struct Config {
     pub agent: Agent,
     /// How the console is served.
     pub console: http::console::Options,
-    /// Limits on opening web-chat sessions.
+    /// Limits on opening web-chat sessions (and the proxies trusted for client addresses).
     pub sessions: SessionLimits,
+    /// Limits on web-chat messages, per session and per client address.
+    pub chat_messages: MessageLimits,
 }
 
 impl Default for Config {
@@ -48,6 +50,7 @@ impl Default for Config {
             agent: Agent::default(),
             console: http::console::Options::default(),
             sessions: SessionLimits::default(),
+            chat_messages: MessageLimits::default(),
         }
     }
 }
@@ -93,6 +96,10 @@ impl App {
             messenger: config.messenger.map(Arc::new),
             agent: config.agent,
             console: config.console,
+            chat: ChatOptions {
+                messages: config.chat_messages,
+                trusted_proxy_hops: config.sessions.trusted_proxy_hops,
+            },
         };
         App {
             state,

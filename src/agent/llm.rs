@@ -231,11 +231,42 @@ struct SaveNote {
     content: String,
 }
 
+/// A tool call's arguments, with control characters taken out of every string: a model can
+/// write a `\r` into an address, which would then end a line of the iCal feed or an SMS.
 fn arguments<T: serde::de::DeserializeOwned>(call: &ToolCall) -> Result<T, LlmError> {
-    serde_json::from_str(&call.function.arguments).map_err(|e| {
+    let refused = |e: serde_json::Error| {
         // Unknown fields (an id of any kind) are how a call reaches outside this conversation.
         LlmError::Refused(format!("arguments of {}: {e}", call.function.name))
-    })
+    };
+    let mut value: Value = serde_json::from_str(&call.function.arguments).map_err(refused)?;
+    clean_strings(&mut value);
+    serde_json::from_value(value).map_err(refused)
+}
+
+/// Replaces each run of control characters (line breaks and tabs included) in the strings of
+/// `value` with one space.
+fn clean_strings(value: &mut Value) {
+    match value {
+        Value::String(s) if s.chars().any(char::is_control) => {
+            let mut cleaned = String::with_capacity(s.len());
+            let mut in_run = false;
+            for c in s.chars() {
+                if c.is_control() {
+                    if !in_run {
+                        cleaned.push(' ');
+                    }
+                    in_run = true;
+                } else {
+                    cleaned.push(c);
+                    in_run = false;
+                }
+            }
+            *s = cleaned;
+        }
+        Value::Array(items) => items.iter_mut().for_each(clean_strings),
+        Value::Object(fields) => fields.values_mut().for_each(clean_strings),
+        _ => {}
+    }
 }
 
 /// One turn of the conversation with the tools bound to this lead.
@@ -509,6 +540,16 @@ async fn system_prompt(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_in_tool_arguments_become_one_space() {
+        let mut value = json!({"address": "12 Oak St\r\nEND:VEVENT\u{0}", "n": [1, "a\tb"]});
+        clean_strings(&mut value);
+        assert_eq!(
+            value,
+            json!({"address": "12 Oak St END:VEVENT ", "n": [1, "a b"]})
+        );
+    }
 
     #[test]
     fn amounts_must_come_from_the_tools() {

@@ -15,11 +15,19 @@ use crate::store::context::Context;
 use crate::store::jobs::{self, Booked};
 use crate::store::leads::Lead;
 use crate::store::settings::Settings;
-use crate::store::{audit, outbox, quotes};
+use crate::store::{audit, quotes};
 use crate::store::{customers, memory};
 
 /// How long the owner's approval link works.
 pub const APPROVAL_VALID_HOURS: i64 = 48;
+
+/// The least time between two approval texts to the owner about one lead: a newer estimate
+/// within it replaces the one waiting instead of texting again.
+pub const APPROVAL_NOTICE_QUIET_MINUTES: i64 = 10;
+
+/// The most item lines one lead's estimate holds; past it the customer is told, politely,
+/// that the crew goes over the rest on site.
+pub const MAX_ITEM_LINES: usize = 100;
 
 const GREETING: &str = "Thanks for reaching out! Tell us what you'd like hauled away (for example: \
                         \"a couch, a fridge and 5 bags of trash\") and we'll text you a price right away.";
@@ -207,19 +215,33 @@ pub(crate) async fn quote_reply(
     now: DateTime<Utc>,
     known: Known<'_>,
 ) -> sqlx::Result<String> {
+    if lead.state.recognition.items.len() >= MAX_ITEM_LINES && !found.items.is_empty() {
+        // Nothing re-priced, no new quote, nothing for the owner.
+        return Ok(format!(
+            "That's quite a list! Your estimate already covers {MAX_ITEM_LINES} items, as many \
+             as we price by message; the crew will go over anything else with you on site."
+        ));
+    }
     lead.state.recognition.merge(found);
+    let capped = lead.state.recognition.items.len() > MAX_ITEM_LINES;
+    lead.state.recognition.items.truncate(MAX_ITEM_LINES);
     let recognition = &lead.state.recognition;
     let quote = price(&settings.pricebook, &recognition.job_spec());
     let quote_id = quotes::insert_quote(conn, lead.id, recognition, &quote).await?;
     lead.state.quote_id = Some(quote_id);
     lead.state.quoted_same_day = false;
     lead.state.offers.clear();
-    let summary = format!(
+    let mut summary = format!(
         "For {} your estimate is {} ({}).",
         describe_items(recognition),
         quote.total,
         breakdown(&quote)
     );
+    if capped {
+        summary.push_str(&format!(
+            " We priced the first {MAX_ITEM_LINES} items; the crew will go over the rest with you on site."
+        ));
+    }
     audit::audit(
         conn,
         Some(lead.id),
@@ -230,11 +252,21 @@ pub(crate) async fn quote_reply(
     .await?;
     if quote.needs_approval {
         let token = new_token();
-        let approval_id = quotes::insert_approval(
+        let notice = format!(
+            "Approval needed: {} for {} ({}). Approve or deny within {APPROVAL_VALID_HOURS} h: \
+             POST /api/approvals/{token} with {{\"decision\": \"approve\"}} or {{\"decision\": \"deny\"}}.",
+            quote.total,
+            describe_items(&lead.state.recognition),
+            quote.approval_reasons.join("; ")
+        );
+        let approval_id = quotes::request_approval(
             conn,
+            lead.id,
             quote_id,
             &hash_token(&token),
             now + Duration::hours(APPROVAL_VALID_HOURS),
+            &notice,
+            Duration::minutes(APPROVAL_NOTICE_QUIET_MINUTES),
         )
         .await?;
         audit::audit(
@@ -243,17 +275,6 @@ pub(crate) async fn quote_reply(
             "agent",
             "approval_requested",
             serde_json::json!({"approval_id": approval_id, "reasons": quote.approval_reasons}),
-        )
-        .await?;
-        outbox::notify_owner(
-            conn,
-            &format!(
-                "Approval needed: {} for {} ({}). Approve or deny within {APPROVAL_VALID_HOURS} h: \
-                 POST /api/approvals/{token} with {{\"decision\": \"approve\"}} or {{\"decision\": \"deny\"}}.",
-                quote.total,
-                describe_items(&lead.state.recognition),
-                quote.approval_reasons.join("; ")
-            ),
         )
         .await?;
         lead.stage = Stage::AwaitingOwner;

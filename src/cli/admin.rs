@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use clap::Subcommand;
+use clap::{Subcommand, ValueEnum};
 
 use super::{Cli, with_database};
 use crate::domain::identity::normalize_email;
@@ -17,12 +17,34 @@ pub enum AdminCommand {
     CreateToken {
         /// What the token is for (shown as the actor of what it does).
         name: String,
+        /// What it may do: `api` (the JSON API and the calendar feed) or `calendar` (the
+        /// feed only, for calendar apps that keep the token in a URL).
+        #[arg(long, value_enum, default_value_t = TokenScope::Api)]
+        scope: TokenScope,
     },
     /// Create a console user; the password is read from standard input (one line).
     CreateUser {
         /// The email the user signs in with.
         email: String,
     },
+}
+
+/// A token's scope on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TokenScope {
+    /// The JSON API under /api/v1, and the calendar feed.
+    Api,
+    /// The calendar feed only.
+    Calendar,
+}
+
+impl From<TokenScope> for tokens::Scope {
+    fn from(scope: TokenScope) -> Self {
+        match scope {
+            TokenScope::Api => tokens::Scope::Api,
+            TokenScope::Calendar => tokens::Scope::Calendar,
+        }
+    }
 }
 
 /// The first line of standard input, without its line ending.
@@ -38,7 +60,7 @@ pub fn run(
     runtime: &tokio::runtime::Runtime,
 ) -> anyhow::Result<ExitCode> {
     match cmd {
-        AdminCommand::CreateToken { name } => {
+        AdminCommand::CreateToken { name, scope } => {
             let name = name.trim();
             anyhow::ensure!(
                 !name.is_empty() && name.len() <= 100,
@@ -47,11 +69,16 @@ pub fn run(
             with_database(cli, runtime, true, async |db| {
                 let mut conn = db.connect().await?;
                 super::require_current_schema(&mut conn).await?;
-                let token = tokens::create(&mut conn, name).await?;
+                let token = tokens::create(&mut conn, name, (*scope).into()).await?;
                 println!("{token}");
-                eprintln!(
-                    "API token {name:?} created; it is shown only this once. Use it as: Authorization: Bearer <token>"
-                );
+                match scope {
+                    TokenScope::Api => eprintln!(
+                        "API token {name:?} created; it is shown only this once. Use it as: Authorization: Bearer <token>"
+                    ),
+                    TokenScope::Calendar => eprintln!(
+                        "calendar token {name:?} created; it is shown only this once. Subscribe to /calendar.ics?token=<token>; it reads the feed and nothing else"
+                    ),
+                }
                 Ok(ExitCode::SUCCESS)
             })
         }

@@ -39,12 +39,13 @@ pub struct ServeArgs {
     context: ContextArgs,
     #[command(flatten)]
     limits: LimitArgs,
-    /// Mark the console's cookies Secure: set it when the console is reached over https (for
-    /// example behind a TLS-terminating proxy); browsers then never send them over plain http.
+    /// Mark the console's cookies Secure (the default): browsers then send them only over https
+    /// (and plain http to localhost). Set it false only to reach the console over plain http on
+    /// a LAN: `--secure-cookies false` or JUNKQUOTE_SECURE_COOKIES=false.
     #[arg(
         long = "secure-cookies",
         env = "JUNKQUOTE_SECURE_COOKIES",
-        default_value = "false",
+        default_value = "true",
         action = clap::ArgAction::Set,
         value_parser = clap::builder::BoolishValueParser::new()
     )]
@@ -161,6 +162,20 @@ pub struct LimitArgs {
         value_parser = clap::value_parser!(u64).range(1..=86_400)
     )]
     chat_session_window_secs: u64,
+    /// Web-chat messages one session may send per message window.
+    #[arg(long, env = "JUNKQUOTE_CHAT_MESSAGE_LIMIT", default_value_t = http::MessageLimits::default().per_session)]
+    chat_message_limit: NonZeroU32,
+    /// Web-chat messages all sessions of one client address may send per message window.
+    #[arg(long, env = "JUNKQUOTE_CHAT_MESSAGE_CLIENT_LIMIT", default_value_t = http::MessageLimits::default().per_client)]
+    chat_message_client_limit: NonZeroU32,
+    /// The window of the message limits, in seconds.
+    #[arg(
+        long,
+        env = "JUNKQUOTE_CHAT_MESSAGE_WINDOW_SECS",
+        default_value_t = http::MessageLimits::default().window.as_secs(),
+        value_parser = clap::value_parser!(u64).range(1..=86_400)
+    )]
+    chat_message_window_secs: u64,
     /// How many reverse proxies in front of the server append the client's address to
     /// X-Forwarded-For; 0 (the default) ignores that header, which any client can write.
     #[arg(long, env = "JUNKQUOTE_TRUSTED_PROXY_HOPS", default_value_t = 0)]
@@ -174,6 +189,14 @@ impl LimitArgs {
             global: self.chat_session_global_limit,
             window: std::time::Duration::from_secs(self.chat_session_window_secs),
             trusted_proxy_hops: self.trusted_proxy_hops,
+        }
+    }
+
+    fn messages(&self) -> http::MessageLimits {
+        http::MessageLimits {
+            per_session: self.chat_message_limit,
+            per_client: self.chat_message_client_limit,
+            window: std::time::Duration::from_secs(self.chat_message_window_secs),
         }
     }
 }
@@ -340,6 +363,7 @@ impl ServeArgs {
                 trusted_proxy_hops: self.limits.trusted_proxy_hops,
             },
             sessions: self.limits.sessions(),
+            chat_messages: self.limits.messages(),
         })
     }
 }

@@ -16,7 +16,8 @@ use crate::store::audit;
 use crate::store::quotes::{self, ApprovalKey, Decision, DecisionRefused};
 use crate::store::{settings, tokens};
 
-/// An operator authenticated by `Authorization: Bearer <API token>`; its name is the actor.
+/// An operator authenticated by `Authorization: Bearer <API token>` of the `api` scope; its
+/// name is the actor. A calendar token is refused (403): it reads the feed and nothing else.
 pub struct Operator(pub String);
 
 impl FromRequestParts<AppState> for Operator {
@@ -27,7 +28,13 @@ impl FromRequestParts<AppState> for Operator {
             ApiError::Unauthorized("Authorization: Bearer <API token> is required".into())
         })?;
         match tokens::verify(&state.pool, token).await? {
-            Some(name) => Ok(Operator(format!("operator:{name}"))),
+            Some(tokens::Verified {
+                name,
+                scope: tokens::Scope::Api,
+            }) => Ok(Operator(format!("operator:{name}"))),
+            Some(_) => Err(ApiError::Forbidden(
+                "this token reads the calendar feed only".into(),
+            )),
             None => Err(ApiError::Unauthorized(
                 "unknown or revoked API token".into(),
             )),

@@ -1,5 +1,6 @@
 //! `GET /calendar.ics?token=…`: booked jobs as an iCal feed that calendar apps subscribe to
-//! (they cannot send headers, so the API token rides in the query string).
+//! (they cannot send headers, so the token rides in the query string: make it a `calendar`
+//! token, which can do nothing else; an `api` token works too, as before).
 
 use axum::extract::{Query, State};
 use axum::http::header;
@@ -24,7 +25,7 @@ pub async fn feed(
 ) -> Result<Response, ApiError> {
     let token = feed
         .token
-        .ok_or_else(|| ApiError::Unauthorized("add ?token=<API token> to the feed's URL".into()))?;
+        .ok_or_else(|| ApiError::Unauthorized("add ?token=<calendar token> to the feed's URL (junkquote admin create-token NAME --scope calendar)".into()))?;
     if tokens::verify(&state.pool, &token).await?.is_none() {
         return Err(ApiError::Unauthorized(
             "unknown or revoked API token".into(),
@@ -79,13 +80,28 @@ fn stamp(at: DateTime<Utc>) -> String {
     at.format("%Y%m%dT%H%M%SZ").to_string()
 }
 
-/// RFC 5545 text: backslash, semicolon, comma and new lines escaped.
+/// RFC 5545 TEXT: backslash, semicolon and comma escaped, a line break (CRLF, CR or LF) as
+/// `\n`, and every other control character but tab dropped (TEXT may not hold them), so no
+/// stored value can end a content line or start another.
 fn escape(text: &str) -> String {
-    text.replace('\\', "\\\\")
-        .replace(';', "\\;")
-        .replace(',', "\\,")
-        .replace("\r\n", "\\n")
-        .replace('\n', "\\n")
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            ';' => out.push_str("\\;"),
+            ',' => out.push_str("\\,"),
+            '\r' => {
+                chars.next_if_eq(&'\n');
+                out.push_str("\\n");
+            }
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push('\t'),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// A content line folded at 75 octets (continuations start with a space), ending in CRLF.
@@ -113,6 +129,10 @@ mod tests {
         assert_eq!(
             escape("12 Oak St, Canton; GA\nback\\door"),
             "12 Oak St\\, Canton\\; GA\\nback\\\\door"
+        );
+        assert_eq!(
+            escape("a\rEND:VEVENT\r\nb\u{7}\u{85}\tc"),
+            "a\\nEND:VEVENT\\nb\tc"
         );
         let folded = fold(&format!("SUMMARY:{}", "é".repeat(60)));
         assert!(folded.split("\r\n").all(|l| l.len() <= 75), "{folded:?}");

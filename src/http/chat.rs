@@ -1,5 +1,7 @@
 //! The web chat API: a visitor opens a session, gets a bearer token, and talks to the agent.
-//! Opening a session is public, so it is rate-limited per client address and overall.
+//! Opening a session is public, so it is rate-limited per client address and overall, and
+//! messages per session and per client address; the buckets live in PostgreSQL
+//! (`store::limits`), so every server behind a load balancer counts against the same ones.
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::num::NonZeroU32;
@@ -14,8 +16,6 @@ use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
@@ -27,10 +27,49 @@ use crate::agent;
 use crate::domain::Channel;
 use crate::domain::token::{hash_token, new_token};
 use crate::store::inbox::{self, Inbound, Sender};
+use crate::store::limits::{self, Rate};
 use crate::store::{conversations, customers};
 
 /// The longest message a visitor may send, in characters.
 pub const MAX_TEXT: usize = 2000;
+
+/// The longest id a client may give its message, in characters (it becomes part of a key).
+pub const MAX_CLIENT_ID: usize = 100;
+
+/// Days a chat session may stay silent before it is closed.
+pub const SESSION_IDLE_DAYS: i64 = 30;
+
+/// How many messages a visitor may send, and how the client's address is found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessageLimits {
+    /// Messages one session may send per `window`.
+    pub per_session: NonZeroU32,
+    /// Messages all sessions of one client address together may send per `window`.
+    pub per_client: NonZeroU32,
+    /// The window over which the limits refill.
+    pub window: Duration,
+}
+
+impl Default for MessageLimits {
+    /// 20 messages a minute per session and 60 per address: a person typing sends a few a
+    /// minute; a household or an office behind one address a few times that.
+    fn default() -> Self {
+        Self {
+            per_session: const { NonZeroU32::new(20).unwrap() },
+            per_client: const { NonZeroU32::new(60).unwrap() },
+            window: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What the chat handlers are configured with.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ChatOptions {
+    /// Limits on messages.
+    pub messages: MessageLimits,
+    /// Proxies in front that append to `X-Forwarded-For` (see [`SessionLimits`]).
+    pub trusted_proxy_hops: usize,
+}
 
 /// `POST /api/chat/sessions` → `{session_id, token}`.
 pub async fn open(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
@@ -63,10 +102,12 @@ struct Posted {
 pub async fn post(
     State(state): State<AppState>,
     Path(session): Path<String>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let conversation_id = authorise(&state, &session, &headers).await?;
+    let (session_id, conversation_id) = authorise(&state, &session, &headers).await?;
+    limit_message(&state, session_id, &headers, peer.ip()).await?;
     let body = body?;
     let posted: Posted = serde_json::from_slice(&body)
         .map_err(|e| ApiError::BadRequest(format!("expected {{\"text\": \"…\"}}: {e}")))?;
@@ -77,6 +118,13 @@ pub async fn post(
     if text.chars().count() > MAX_TEXT {
         return Err(ApiError::Invalid(format!(
             "text is longer than {MAX_TEXT} characters"
+        )));
+    }
+    if let Some(id) = &posted.id
+        && (id.is_empty() || id.chars().count() > MAX_CLIENT_ID)
+    {
+        return Err(ApiError::Invalid(format!(
+            "id must be 1 to {MAX_CLIENT_ID} characters"
         )));
     }
     let client_id = posted.id.unwrap_or_else(|| Uuid::new_v4().to_string());
@@ -104,20 +152,78 @@ pub async fn post(
     Ok(Json(json!({"replies": replies})))
 }
 
-/// `GET /api/chat/sessions/{id}/messages` → the whole thread.
+/// One more message from `session` and its client address, or 429 with `Retry-After`.
+async fn limit_message(
+    state: &AppState,
+    session: Uuid,
+    headers: &HeaderMap,
+    peer: IpAddr,
+) -> Result<(), ApiError> {
+    let options = state.chat;
+    let client = client_address(headers, Some(peer), options.trusted_proxy_hops);
+    let window = options.messages.window.max(Duration::from_secs(1));
+    let session_key = format!("chat-message:session:{session}");
+    let client_key = format!("chat-message:client:{client}");
+    let keys = [
+        (
+            session_key.as_str(),
+            Rate {
+                limit: options.messages.per_session.get(),
+                window,
+            },
+        ),
+        (
+            client_key.as_str(),
+            Rate {
+                limit: options.messages.per_client.get(),
+                window,
+            },
+        ),
+    ];
+    // Now and then, buckets idle for a day are dropped (any server may do it).
+    static CHECKS: AtomicU64 = AtomicU64::new(0);
+    if CHECKS.fetch_add(1, Ordering::Relaxed) % 4096 == 4095 {
+        limits::forget_idle(&state.pool).await?;
+    }
+    match limits::take_all(&state.pool, &keys).await? {
+        Ok(()) => Ok(()),
+        Err(wait) => {
+            let secs = retry_secs(wait);
+            tracing::debug!(retry_after = secs, "chat message refused: rate limited");
+            Err(ApiError::RateLimited {
+                message: format!("too many messages; try again in {secs} s"),
+                retry_after_secs: secs,
+            })
+        }
+    }
+}
+
+/// Whole seconds to wait, rounded up, at least one.
+fn retry_secs(wait: Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
+}
+
+/// `GET /api/chat/sessions/{id}/messages` → the thread as the visitor sees it: their messages
+/// and the assistant's (internal notes are the operator's).
 pub async fn thread(
     State(state): State<AppState>,
     Path(session): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let conversation_id = authorise(&state, &session, &headers).await?;
+    let (_, conversation_id) = authorise(&state, &session, &headers).await?;
     let mut conn = state.pool.acquire().await?;
-    let messages = conversations::thread(&mut conn, conversation_id).await?;
+    let mut messages = conversations::thread(&mut conn, conversation_id).await?;
+    messages.retain(|m| m.role == "user" || m.role == "assistant");
     Ok(Json(json!({"messages": messages})))
 }
 
-/// The session's conversation, if the bearer token is the session's.
-async fn authorise(state: &AppState, session: &str, headers: &HeaderMap) -> Result<Uuid, ApiError> {
+/// The session and its conversation, if the bearer token is the session's and the session has
+/// not been silent for [`SESSION_IDLE_DAYS`].
+async fn authorise(
+    state: &AppState,
+    session: &str,
+    headers: &HeaderMap,
+) -> Result<(Uuid, Uuid), ApiError> {
     let token = super::bearer(headers).ok_or_else(|| {
         ApiError::Unauthorized("Authorization: Bearer <session token> is required".into())
     })?;
@@ -133,8 +239,13 @@ async fn authorise(state: &AppState, session: &str, headers: &HeaderMap) -> Resu
             "the token does not belong to this session".into(),
         ));
     }
+    if found.last_seen_at < chrono::Utc::now() - chrono::Duration::days(SESSION_IDLE_DAYS) {
+        return Err(ApiError::Unauthorized(format!(
+            "this chat was closed after {SESSION_IDLE_DAYS} days without messages; start a new chat"
+        )));
+    }
     conversations::chat_session_seen(&state.pool, session).await?;
-    Ok(found.conversation_id)
+    Ok((session, found.conversation_id))
 }
 
 /// How many chat sessions may be opened, and how the client's address is found.
@@ -164,66 +275,51 @@ impl Default for SessionLimits {
     }
 }
 
-/// Token buckets (GCRA) for opening chat sessions: one per client address, one for everyone.
+/// The limits on opening chat sessions, checked against buckets in PostgreSQL (one per client
+/// address, one for everyone), so that every server counts against the same ones.
 pub struct SessionLimiter {
-    per_client: DefaultKeyedRateLimiter<IpAddr>,
-    global: DefaultDirectRateLimiter,
-    clock: DefaultClock,
-    hops: usize,
-    checks: AtomicU64,
+    pool: sqlx::PgPool,
+    limits: SessionLimits,
 }
 
 impl SessionLimiter {
-    /// Buckets for `limits` (a zero window counts as one second).
-    pub fn new(limits: SessionLimits) -> Self {
-        let window = limits.window.max(Duration::from_secs(1));
-        let quota = |n: NonZeroU32| {
-            Quota::with_period(window / n.get())
-                .unwrap_or_else(|| Quota::per_second(n))
-                .allow_burst(n)
+    /// The limiter for `limits` over `pool` (a zero window counts as one second).
+    pub fn new(pool: sqlx::PgPool, limits: SessionLimits) -> Self {
+        Self { pool, limits }
+    }
+
+    /// Takes a session opening for `client`, or says how long until one is allowed. The
+    /// client's own bucket comes first, and a refusal takes from neither: a client over its
+    /// limit does not drain everyone's.
+    async fn check(&self, client: IpAddr) -> sqlx::Result<Result<(), Duration>> {
+        let window = self.limits.window.max(Duration::from_secs(1));
+        let rate = |n: NonZeroU32| Rate {
+            limit: n.get(),
+            window,
         };
-        Self {
-            per_client: RateLimiter::dashmap(quota(limits.per_client)),
-            global: RateLimiter::direct(quota(limits.global)),
-            clock: DefaultClock::default(),
-            hops: limits.trusted_proxy_hops,
-            checks: AtomicU64::new(0),
-        }
+        let client_key = format!("chat-session:client:{client}");
+        let keys = [
+            (client_key.as_str(), rate(self.limits.per_client)),
+            ("chat-session:all", rate(self.limits.global)),
+        ];
+        limits::take_all(&self.pool, &keys).await
     }
+}
 
-    /// Whether `client` may open a session now; if not, how long until it may.
-    fn check(&self, client: IpAddr) -> Result<(), Duration> {
-        // Forget idle addresses now and then, so the map stays as small as the traffic.
-        if self.checks.fetch_add(1, Ordering::Relaxed) % 1024 == 1023 {
-            self.per_client.retain_recent();
-            self.per_client.shrink_to_fit();
+/// The address a request comes from: the peer, or behind `hops` trusted proxies the address the
+/// outermost of them saw. IPv6 clients are counted by their /64, which one host can fill.
+pub(crate) fn client_address(headers: &HeaderMap, peer: Option<IpAddr>, hops: usize) -> IpAddr {
+    let forwarded = (hops > 0).then(|| forwarded_for(headers, hops)).flatten();
+    let ip = forwarded
+        .or(peer)
+        .unwrap_or(IpAddr::from([0, 0, 0, 0]))
+        .to_canonical();
+    match ip {
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
         }
-        // The client's own bucket first: a client over its limit must not drain everyone's.
-        self.per_client
-            .check_key(&client)
-            .map_err(|not_until| not_until.wait_time_from(self.clock.now()))?;
-        self.global
-            .check()
-            .map_err(|not_until| not_until.wait_time_from(self.clock.now()))
-    }
-
-    /// The address a request comes from: the peer, or with trusted proxies the address the
-    /// outermost of them saw. IPv6 clients are counted by their /64, which one host can fill.
-    fn client(&self, headers: &HeaderMap, peer: Option<IpAddr>) -> IpAddr {
-        let forwarded = (self.hops > 0)
-            .then(|| forwarded_for(headers, self.hops))
-            .flatten();
-        let ip = forwarded
-            .or(peer)
-            .unwrap_or(IpAddr::from([0, 0, 0, 0]))
-            .to_canonical();
-        match ip {
-            IpAddr::V6(v6) => {
-                let s = v6.segments();
-                IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
-            }
-            v4 => v4,
-        }
+        v4 => v4,
     }
 }
 
@@ -257,12 +353,11 @@ pub async fn limit_sessions(
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|info| info.0.ip());
-    let client = limiter.client(request.headers(), peer);
-    match limiter.check(client) {
-        Ok(()) => next.run(request).await,
-        Err(wait) => {
-            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            let secs = secs.max(1);
+    let client = client_address(request.headers(), peer, limiter.limits.trusted_proxy_hops);
+    match limiter.check(client).await {
+        Ok(Ok(())) => next.run(request).await,
+        Ok(Err(wait)) => {
+            let secs = retry_secs(wait);
             tracing::debug!(retry_after = secs, "chat session refused: rate limited");
             ApiError::RateLimited {
                 message: format!("too many chat sessions opened; try again in {secs} s"),
@@ -270,6 +365,7 @@ pub async fn limit_sessions(
             }
             .into_response()
         }
+        Err(e) => ApiError::from(e).into_response(),
     }
 }
 
@@ -301,23 +397,17 @@ mod tests {
 
     #[test]
     fn without_trusted_proxies_the_header_is_ignored_and_ipv6_counts_by_prefix() {
-        let limits = SessionLimits::default();
-        let limiter = SessionLimiter::new(limits);
         let peer = "192.0.2.1".parse().ok();
         assert_eq!(
-            limiter.client(&headers(&["203.0.113.7"]), peer),
+            client_address(&headers(&["203.0.113.7"]), peer, 0),
             IpAddr::from([192, 0, 2, 1])
         );
-        let limiter = SessionLimiter::new(SessionLimits {
-            trusted_proxy_hops: 1,
-            ..limits
-        });
         assert_eq!(
-            limiter.client(&headers(&["203.0.113.7"]), peer),
+            client_address(&headers(&["203.0.113.7"]), peer, 1),
             IpAddr::from([203, 0, 113, 7])
         );
         assert_eq!(
-            limiter.client(&headers(&["2001:db8:1:2:aa::1"]), peer),
+            client_address(&headers(&["2001:db8:1:2:aa::1"]), peer, 1),
             "2001:db8:1:2::".parse::<IpAddr>().expect("ip")
         );
     }

@@ -25,7 +25,7 @@ use crate::agent::Agent;
 use crate::channels::messenger::MessengerConfig;
 use crate::channels::twilio::TwilioConfig;
 use crate::db::migrate::MigrationSet;
-pub use chat::SessionLimits;
+pub use chat::{ChatOptions, MessageLimits, SessionLimits};
 use error::ApiError;
 
 /// The largest request body accepted (webhooks and chat messages are far smaller).
@@ -46,11 +46,13 @@ pub struct AppState {
     pub agent: Agent,
     /// How the operator's console is served.
     pub console: console::Options,
+    /// The web chat's message limits.
+    pub chat: ChatOptions,
 }
 
 /// The whole application's routes; opening chat sessions is limited by `limits`.
 pub fn router(state: AppState, limits: SessionLimits) -> Router {
-    let sessions = Arc::new(chat::SessionLimiter::new(limits));
+    let sessions = Arc::new(chat::SessionLimiter::new(state.pool.clone(), limits));
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -97,8 +99,30 @@ pub fn router(state: AppState, limits: SessionLimits) -> Router {
             axum::http::StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(30),
         ))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
+}
+
+/// The span of one request: its method and its path with tokens redacted. The query string is
+/// left out (the calendar feed's token rides there) and so is the token of an approval link,
+/// at every log level.
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %loggable_path(request.uri().path()),
+    )
+}
+
+/// `path` fit for a log: the segment after `/api/approvals/` (a one-time credential) replaced.
+fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
+    match path.strip_prefix("/api/approvals/") {
+        Some(rest) if !rest.is_empty() => {
+            let tail = rest.find('/').map_or("", |i| &rest[i..]);
+            format!("/api/approvals/[redacted]{tail}").into()
+        }
+        _ => path.into(),
+    }
 }
 
 /// Serves `state` on `listener` with the default limits until `shutdown` completes, then lets
@@ -140,4 +164,23 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<(TcpListener, SocketAddr)
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     Ok((listener, local))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loggable_path;
+
+    #[test]
+    fn approval_tokens_are_redacted_from_logged_paths() {
+        assert_eq!(
+            loggable_path("/api/approvals/s3cr3t"),
+            "/api/approvals/[redacted]"
+        );
+        assert_eq!(
+            loggable_path("/api/approvals/s3cr3t/x"),
+            "/api/approvals/[redacted]/x"
+        );
+        assert_eq!(loggable_path("/calendar.ics"), "/calendar.ics");
+        assert_eq!(loggable_path("/api/v1/approvals"), "/api/v1/approvals");
+    }
 }

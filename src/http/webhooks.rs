@@ -17,6 +17,10 @@ use crate::domain::Channel;
 use crate::domain::identity;
 use crate::store::inbox::{self, Inbound, Sender};
 
+/// The longest provider message id accepted (Twilio's are 34 characters, Messenger's about
+/// 60): the id is a key of the inbox, and a key that long is no provider's.
+const MAX_PROVIDER_ID: usize = 100;
+
 /// `POST /api/twilio/sms`: an SMS from a customer, form-encoded and signed by Twilio.
 pub async fn twilio_sms(
     State(state): State<AppState>,
@@ -57,6 +61,11 @@ pub async fn twilio_sms(
             "MessageSid and From are required".into(),
         ));
     };
+    if message_sid.chars().count() > MAX_PROVIDER_ID {
+        return Err(ApiError::Invalid(format!(
+            "MessageSid is longer than {MAX_PROVIDER_ID} characters"
+        )));
+    }
     let from = from.trim();
     // The domain's rule, the one migration 14's CHECK and `db check` use too.
     if !identity::is_e164(from) {
@@ -150,6 +159,18 @@ pub async fn messenger(
         .map_err(|e| ApiError::BadRequest(format!("not a Messenger payload: {e}")))?;
     if payload.object != "page" {
         return Err(ApiError::Invalid("only page events are handled".into()));
+    }
+    // Checked before anything is stored: the batch is taken whole or refused whole.
+    let overlong = payload
+        .entry
+        .iter()
+        .flat_map(|e| &e.messaging)
+        .filter_map(|event| event.message.as_ref())
+        .any(|message| message.mid.chars().count() > MAX_PROVIDER_ID);
+    if overlong {
+        return Err(ApiError::Invalid(format!(
+            "a message's mid is longer than {MAX_PROVIDER_ID} characters"
+        )));
     }
     let mut conversations = Vec::new();
     for event in payload.entry.iter().flat_map(|e| &e.messaging) {

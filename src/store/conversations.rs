@@ -175,14 +175,18 @@ pub struct ChatSession {
     pub conversation_id: Uuid,
     /// The hash of its bearer token (compare in constant time).
     pub token_hash: String,
+    /// When the visitor last used it (a session silent for long is closed).
+    pub last_seen_at: DateTime<Utc>,
 }
 
 /// The chat session `id`, if there is one.
 pub async fn chat_session(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<ChatSession>> {
-    sqlx::query_as("SELECT conversation_id, token_hash FROM \"ChatSession\" WHERE id = $1")
-        .bind(id)
-        .fetch_optional(pool)
-        .await
+    sqlx::query_as(
+        "SELECT conversation_id, token_hash, last_seen_at FROM \"ChatSession\" WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await
 }
 
 /// Records that the session was used now.

@@ -322,22 +322,32 @@ pub async fn retry_later(
 }
 
 /// Whether `url` is a photo on a provider's media host: https only, on Twilio's or Facebook's
-/// own hosts, so that nothing else is ever recorded (or later fetched).
+/// own hosts, so that nothing else is ever recorded (or later fetched). The host is the one a
+/// WHATWG URL parser (the `url` crate, as browsers) finds: `\\` ends the host as `/` does, so
+/// `https://evil.example\\.twilio.com/` is on `evil.example`.
 pub fn is_provider_media(url: &str) -> bool {
-    let Some(rest) = url.strip_prefix("https://") else {
+    let Ok(parsed) = url::Url::parse(url.trim()) else {
         return false;
     };
-    let host = rest
-        .split(['/', '?', '#'])
-        .next()
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    if host.contains('@') || host.contains(':') {
+    if parsed.scheme() != "https"
+        || !parsed.username().is_empty()
+        || parsed.password().is_some()
+        || parsed.port().is_some()
+    {
         return false;
     }
+    // A domain only (the parser lower-cases it); an IP address is nobody's media host.
+    let Some(url::Host::Domain(host)) = parsed.host() else {
+        return false;
+    };
     ["twilio.com", "fbcdn.net", "facebook.com", "fbsbx.com"]
         .iter()
-        .any(|domain| host == *domain || host.ends_with(&format!(".{domain}")))
+        .any(|domain| {
+            host == *domain
+                || host
+                    .strip_suffix(domain)
+                    .is_some_and(|rest| rest.ends_with('.'))
+        })
 }
 
 #[cfg(test)]
@@ -356,6 +366,16 @@ mod tests {
         assert!(!is_provider_media("https://evil.example/twilio.com"));
         assert!(!is_provider_media("https://twilio.com.evil.example/x"));
         assert!(!is_provider_media("https://user@api.twilio.com/x"));
+        // Browsers read `\` as `/`: this is a photo on evil.example, not on Twilio.
+        assert!(!is_provider_media(
+            "https://evil.example\\.twilio.com/x.jpg"
+        ));
+        assert!(!is_provider_media(
+            "https://evil.example%5C.twilio.com/x.jpg"
+        ));
+        assert!(!is_provider_media("https://api.twilio.com:8443/x"));
+        assert!(!is_provider_media("https://api.twilio.com./x"));
+        assert!(is_provider_media("https://API.Twilio.com/x"));
     }
 
     #[test]

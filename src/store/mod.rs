@@ -13,6 +13,7 @@ pub mod customers;
 pub mod inbox;
 pub mod jobs;
 pub mod leads;
+pub mod limits;
 pub mod memory;
 pub mod outbox;
 pub mod quotes;

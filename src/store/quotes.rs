@@ -50,10 +50,15 @@ pub async fn insert_quote(
     .bind(&quote.disclaimer)
     .fetch_one(&mut *conn)
     .await?;
-    // The newest quote is the one that counts: approvals still pending for the lead's older
-    // quotes stop working, so the owner cannot approve a price the customer has moved past.
+    // The newest quote is the one that counts: the lead's older quotes are superseded, and
+    // their approvals still pending stop working, so the owner cannot approve a price the
+    // customer has moved past.
     sqlx::query(
-        "UPDATE \"Approval\" a SET expires_at = least(coalesce(a.expires_at, now()), now())
+        "WITH superseded AS (
+             UPDATE \"Quote\" SET superseded_at = now()
+             WHERE lead_id = $1 AND id <> $2 AND superseded_at IS NULL
+         )
+         UPDATE \"Approval\" a SET expires_at = least(coalesce(a.expires_at, now()), now())
          FROM \"Quote\" q
          WHERE a.quote_id = q.id AND q.lead_id = $1 AND q.id <> $2 AND a.status = 'pending'",
     )
@@ -62,6 +67,72 @@ pub async fn insert_quote(
     .execute(conn)
     .await?;
     Ok(quote_id)
+}
+
+/// Asks the owner to approve the lead's newest quote, with at most one notice outstanding per
+/// lead: `text` (carrying the new approval's token, stored as `token_hash`) replaces the
+/// lead's previous notice while that one has not reached the owner yet; once it has, the new
+/// one waits until `quiet` after it. So a customer adding items message after message costs
+/// the owner one text per `quiet`, always about the newest estimate. Returns the approval's id.
+pub async fn request_approval(
+    conn: &mut PgConnection,
+    lead_id: Uuid,
+    quote_id: Uuid,
+    token_hash: &str,
+    expires_at: DateTime<Utc>,
+    text: &str,
+    quiet: chrono::Duration,
+) -> sqlx::Result<Uuid> {
+    // The lead's latest notice, locked (a worker sending it holds the lock until it knows).
+    let latest: Option<(Uuid, String, Option<DateTime<Utc>>)> = sqlx::query_as(
+        "SELECT o.id, o.status, o.sent_at
+         FROM \"Approval\" a
+         JOIN \"Quote\" q ON q.id = a.quote_id
+         JOIN \"Outbox\" o ON o.id = a.notice_id
+         WHERE q.lead_id = $1
+         ORDER BY a.created_at DESC
+         LIMIT 1
+         FOR UPDATE OF o",
+    )
+    .bind(lead_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let notice_id: Uuid = match latest {
+        // Not handed to the provider yet: the owner will read the newest estimate instead.
+        Some((id, status, None)) if status == "pending" || status == "held" => {
+            sqlx::query("UPDATE \"Outbox\" SET body = $2 WHERE id = $1")
+                .bind(id)
+                .bind(text)
+                .execute(&mut *conn)
+                .await?;
+            id
+        }
+        // Sent (or perhaps sent) at `sent_at`: the next notice waits out the quiet time.
+        latest => {
+            let not_before = latest
+                .and_then(|(_, _, sent_at)| sent_at)
+                .map(|sent_at| sent_at + quiet);
+            sqlx::query_scalar(
+                "INSERT INTO \"Outbox\" (channel, recipient, body, next_attempt_at)
+                 VALUES ('owner', 'owner', $1, greatest(now(), coalesce($2, now())))
+                 RETURNING id",
+            )
+            .bind(text)
+            .bind(not_before)
+            .fetch_one(&mut *conn)
+            .await?
+        }
+    };
+    sqlx::query_scalar(
+        "INSERT INTO \"Approval\" (quote_id, token, status, expires_at, notice_id)
+         VALUES ($1, $2, 'pending', $3, $4) RETURNING id",
+    )
+    .bind(quote_id)
+    .bind(token_hash)
+    .bind(expires_at)
+    .bind(notice_id)
+    .fetch_one(conn)
+    .await
 }
 
 /// Asks the owner to approve a quote: an approval whose token (stored as its hash) works once,

@@ -219,8 +219,8 @@ async fn sessions_use_hardened_cookies_and_every_form_needs_the_sessions_csrf_to
         "{cookie}"
     );
     assert!(
-        !cookie.contains("Secure"),
-        "plain http unless told: {cookie}"
+        cookie.contains("Secure"),
+        "Secure unless told plain http (issue 13): {cookie}"
     );
     let no_cookie = client()
         .post(server.url("/admin/login"))
@@ -1179,4 +1179,47 @@ async fn an_opted_out_customer_is_marked_and_cannot_be_texted_from_the_inbox() {
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert!(body.contains("opted out of messages"), "{body}");
     assert_eq!(helpers::twilio::texts_to(&db, phone).await.len(), texts);
+}
+
+#[tokio::test]
+async fn forty_concurrent_wrong_passwords_get_five_tries_and_the_owner_still_signs_in_elsewhere() {
+    let db = TestDb::migrated().await;
+    create_owner(&db);
+    // Behind one trusted proxy, so that each test address is its own client.
+    let server = TestApp::spawn_on(&db, config::with_proxy_hops(Config::default(), 1)).await;
+    let server = std::sync::Arc::new(server);
+    let attacker = "198.51.100.66";
+    let guesses: Vec<_> = (0..40)
+        .map(|n| {
+            let server = server.clone();
+            tokio::spawn(async move {
+                try_login_from(&server, EMAIL, &format!("wrong guess {n}"), attacker)
+                    .await
+                    .status()
+            })
+        })
+        .collect();
+    let mut evaluated = 0;
+    for guess in guesses {
+        match guess.await.expect("task") {
+            StatusCode::UNAUTHORIZED => evaluated += 1,
+            StatusCode::TOO_MANY_REQUESTS => {}
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert_eq!(evaluated, 5, "the limit is 5, however many come at once");
+    let failures: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM \"LoginAttempt\" WHERE NOT succeeded")
+            .fetch_one(&mut db.conn().await)
+            .await
+            .expect("attempts");
+    assert_eq!(failures, 5, "only evaluated attempts are recorded");
+    // The attacker's address waits, even with the right password, and is told how long.
+    let response = try_login_from(&server, EMAIL, PASSWORD, attacker).await;
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(response.headers().contains_key("retry-after"));
+    // The owner, from their own address, is not locked out by a stranger.
+    let response = try_login_from(&server, EMAIL, PASSWORD, "203.0.113.50").await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert!(set_cookie(&response, "jq_session").is_some());
 }

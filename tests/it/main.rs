@@ -13,6 +13,7 @@ mod console;
 mod conversation;
 mod crews;
 mod embedded;
+mod hardening;
 mod identity;
 mod llm;
 mod memory;

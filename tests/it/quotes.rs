@@ -156,3 +156,136 @@ async fn a_decision_on_a_conversation_an_operator_holds_is_left_to_the_operator(
         "{unsent}"
     );
 }
+
+async fn scalar(db: &helpers::TestDb, sql: &str) -> i64 {
+    sqlx::query_scalar(sql)
+        .fetch_one(&mut db.conn().await)
+        .await
+        .expect(sql)
+}
+
+#[tokio::test]
+async fn forty_messages_adding_items_text_the_owner_once_with_capped_lines_and_one_live_quote() {
+    let server = TestApp::spawn(config::sms()).await;
+    let db = &server.db;
+    sms(
+        &server,
+        "SMf0",
+        PHONE,
+        "a hot tub, a piano, 2 couches and 20 bags of trash",
+    )
+    .await;
+    for n in 1..40 {
+        sms(
+            &server,
+            &format!("SMf{n}"),
+            PHONE,
+            "also a fridge, a mattress, a dresser, a desk and a chair",
+        )
+        .await;
+    }
+    assert_eq!(
+        texts_to(db, PHONE).await.len(),
+        40,
+        "every message answered"
+    );
+    assert_eq!(
+        scalar(
+            db,
+            "SELECT count(*) FROM \"Outbox\" WHERE channel = 'owner'"
+        )
+        .await,
+        1,
+        "one notice for the owner, not forty"
+    );
+    let lines = scalar(
+        db,
+        "SELECT max(jsonb_array_length(features_json->'items'))::bigint FROM \"Quote\"",
+    )
+    .await;
+    assert!(lines <= 100, "{lines} item lines in one quote");
+    let quotes = scalar(db, "SELECT count(*) FROM \"Quote\"").await;
+    assert!(quotes < 40, "pricing stops at the cap: {quotes} quotes");
+    assert_eq!(
+        scalar(
+            db,
+            "SELECT count(*) FROM \"Quote\" WHERE superseded_at IS NULL"
+        )
+        .await,
+        1,
+        "the older quotes are superseded"
+    );
+    let last = texts_to(db, PHONE).await.pop().expect("a reply");
+    assert!(last.contains("on site"), "told politely: {last}");
+    // The one notice carries the newest estimate's link, which works.
+    let token = owner_token(db).await;
+    let status = reqwest::Client::new()
+        .post(server.url(&format!("/api/approvals/{token}")))
+        .json(&json!({"decision": "approve"}))
+        .send()
+        .await
+        .expect("decide")
+        .status();
+    assert_eq!(status, 200);
+    let approved: String =
+        sqlx::query_scalar("SELECT status::text FROM \"Quote\" WHERE superseded_at IS NULL")
+            .fetch_one(&mut db.conn().await)
+            .await
+            .expect("the live quote");
+    assert_eq!(approved, "approved");
+}
+
+#[tokio::test]
+async fn a_newer_estimate_after_the_owner_was_texted_waits_ten_minutes_and_blocks_no_one() {
+    let server = TestApp::spawn(config::sms()).await;
+    let db = &server.db;
+    sms(&server, "SMd1", PHONE, "a hot tub, a piano and 3 couches").await;
+    // The owner has the text.
+    sqlx::query("UPDATE \"Outbox\" SET status = 'sent', sent_at = now() WHERE channel = 'owner'")
+        .execute(&mut db.conn().await)
+        .await
+        .expect("delivered");
+    sms(&server, "SMd2", PHONE, "and a fridge").await;
+    sms(&server, "SMd3", PHONE, "and a mattress").await;
+    let waiting: Vec<(String, bool)> = sqlx::query_as(
+        "SELECT status, next_attempt_at > now() + interval '9 minutes' FROM \"Outbox\"
+         WHERE channel = 'owner' ORDER BY seq",
+    )
+    .fetch_all(&mut db.conn().await)
+    .await
+    .expect("owner notices");
+    assert_eq!(
+        waiting,
+        [("sent".to_owned(), false), ("pending".to_owned(), true)],
+        "one more notice, due ten minutes after the first"
+    );
+    let body: String = sqlx::query_scalar(
+        "SELECT body FROM \"Outbox\" WHERE channel = 'owner' AND status = 'pending'",
+    )
+    .fetch_one(&mut db.conn().await)
+    .await
+    .expect("the waiting notice");
+    assert!(
+        body.contains("mattress"),
+        "about the newest estimate: {body}"
+    );
+    // Another customer's approval is not held behind it.
+    sms(
+        &server,
+        "SMd4",
+        "+14045550999",
+        "a hot tub, a piano and 3 couches",
+    )
+    .await;
+    server.run_jobs_until_idle().await;
+    let statuses: Vec<String> =
+        sqlx::query_scalar("SELECT status FROM \"Outbox\" WHERE channel = 'owner' ORDER BY seq")
+            .fetch_all(&mut db.conn().await)
+            .await
+            .expect("owner notices");
+    assert_eq!(
+        statuses,
+        ["sent", "pending", "held"],
+        "the other lead's notice was taken (held: no credentials); the deferred one waits"
+    );
+}

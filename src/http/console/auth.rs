@@ -19,12 +19,6 @@ use crate::store::console::auth;
 
 /// The cookie that carries the login form's CSRF token (there is no session yet).
 const LOGIN_COOKIE: &str = "jq_login";
-/// Failed logins for one email within [`WINDOW_MINUTES`] before further tries get 429.
-pub const MAX_FAILURES_PER_EMAIL: i64 = 5;
-/// Failed logins from one address within [`WINDOW_MINUTES`] before further tries get 429.
-pub const MAX_FAILURES_PER_ADDRESS: i64 = 20;
-/// The rate limit's window.
-pub const WINDOW_MINUTES: i32 = 15;
 
 #[derive(Template)]
 #[template(path = "console/login.html")]
@@ -121,15 +115,24 @@ pub async fn login(
     let Some(email) = email.filter(|_| !form.password.is_empty()) else {
         return render_with(StatusCode::UNPROCESSABLE_ENTITY, &page);
     };
-    let (by_email, by_address) =
-        auth::recent_failures(&state.pool, &email, &address, WINDOW_MINUTES).await?;
-    if by_email >= MAX_FAILURES_PER_EMAIL || by_address >= MAX_FAILURES_PER_ADDRESS {
-        tracing::warn!("console login rate-limited");
-        page.error = Some(format!(
-            "Too many failed sign-ins. Wait {WINDOW_MINUTES} minutes and try again."
-        ));
-        return render_with(StatusCode::TOO_MANY_REQUESTS, &page);
-    }
+    // Counted and recorded before the password is looked at, so concurrent guesses cannot
+    // all slip under the limit.
+    let attempt =
+        match auth::admit(&state.pool, &email, &address, auth::LoginLimits::default()).await? {
+            auth::Admission::Evaluate(id) => id,
+            auth::Admission::Wait(secs) => {
+                tracing::warn!(retry_after = secs, "console login rate-limited");
+                page.error = Some(format!(
+                    "Too many failed sign-ins. Wait {} and try again.",
+                    wait_words(secs)
+                ));
+                let mut response = render_with(StatusCode::TOO_MANY_REQUESTS, &page)?;
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+                return Ok(response);
+            }
+        };
     let user = auth::user_by_email(&state.pool, &email).await?;
     let password_given = form
         .password
@@ -145,11 +148,11 @@ pub async fn login(
         .await
         .map_err(|e| ConsoleError::Internal(e.into()))?;
     let signed_in = user_id.filter(|_| matches);
-    auth::record_attempt(&state.pool, &email, &address, signed_in.is_some()).await?;
     let Some(user_id) = signed_in else {
         page.error = Some("That email and password do not match an account.".into());
         return render_with(StatusCode::UNAUTHORIZED, &page);
     };
+    auth::record_success(&state.pool, attempt).await?;
     let (token, _) = auth::open_session(&state.pool, user_id).await?;
     let secure = state.console.secure_cookies;
     // Appended: a plain header array would keep only the last Set-Cookie.
@@ -161,6 +164,15 @@ pub async fn login(
         Redirect::to("/admin/dashboard"),
     )
         .into_response())
+}
+
+/// "20 seconds", "3 minutes": how long a refused sign-in waits, in words.
+fn wait_words(secs: u64) -> String {
+    match secs {
+        0..=1 => "a second".to_owned(),
+        2..=90 => format!("{secs} seconds"),
+        _ => format!("{} minutes", secs.div_ceil(60)),
+    }
 }
 
 /// Reads a urlencoded form.

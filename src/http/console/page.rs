@@ -20,13 +20,24 @@ use crate::store::console::auth;
 pub const SESSION_COOKIE: &str = "jq_session";
 
 /// How the console is served.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct Options {
-    /// Mark cookies `Secure` (the console is reached over https, e.g. behind a proxy).
+    /// Mark cookies `Secure` (the default): browsers send them only over https, and over
+    /// plain http to `localhost` or a loopback address. Off only for plain http on a LAN.
     pub secure_cookies: bool,
     /// How many proxies in front append the client's address to `X-Forwarded-For` (the same
     /// setting as the chat-session limit's); 0 counts failed logins by the peer's address.
     pub trusted_proxy_hops: usize,
+}
+
+impl Default for Options {
+    /// Secure cookies, no proxies trusted.
+    fn default() -> Self {
+        Options {
+            secure_cookies: true,
+            trusted_proxy_hops: 0,
+        }
+    }
 }
 
 /// A failure a console handler returns, shown as an HTML page.

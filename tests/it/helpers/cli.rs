@@ -95,6 +95,10 @@ impl Server {
             "JUNKQUOTE_CHAT_SESSION_GLOBAL_LIMIT",
             "JUNKQUOTE_CHAT_SESSION_WINDOW_SECS",
             "JUNKQUOTE_TRUSTED_PROXY_HOPS",
+            "JUNKQUOTE_CHAT_MESSAGE_LIMIT",
+            "JUNKQUOTE_CHAT_MESSAGE_CLIENT_LIMIT",
+            "JUNKQUOTE_CHAT_MESSAGE_WINDOW_SECS",
+            "JUNKQUOTE_SECURE_COOKIES",
         ] {
             cmd.env_remove(name);
         }
