@@ -207,6 +207,7 @@ pub(crate) async fn quote_reply(
     now: DateTime<Utc>,
     known: Known<'_>,
 ) -> sqlx::Result<String> {
+    let noted = noted(&found);
     lead.state.recognition.merge(found);
     let recognition = &lead.state.recognition;
     let quote = price(&settings.pricebook, &recognition.job_spec());
@@ -215,7 +216,7 @@ pub(crate) async fn quote_reply(
     lead.state.quoted_same_day = false;
     lead.state.offers.clear();
     let summary = format!(
-        "For {} your estimate is {} ({}).",
+        "For {} your estimate is {} ({}).{noted}",
         describe_items(recognition),
         quote.total,
         breakdown(&quote)
@@ -272,6 +273,24 @@ pub(crate) async fn quote_reply(
     };
     lead.stage = Stage::Quoting;
     Ok(format!("Thanks! {summary} {} {question}", quote.disclaimer))
+}
+
+/// What the customer is told about what the owner will confirm: things the catalogue does not
+/// know named back to them, and a described volume called a first estimate.
+fn noted(found: &Recognition) -> String {
+    let mut out = String::new();
+    let unknown: Vec<String> = found.unknown().iter().map(|n| format!("the {n}")).collect();
+    if !unknown.is_empty() {
+        out.push_str(&format!(
+            " I've noted {}; the owner will confirm {} price.",
+            and_list(&unknown),
+            if unknown.len() == 1 { "its" } else { "their" }
+        ));
+    }
+    if found.has_described_volume() {
+        out.push_str(" That's a first estimate from your description; the owner will confirm it.");
+    }
+    out
 }
 
 fn lower_first(s: &str) -> String {
@@ -637,6 +656,17 @@ mod tests {
             describe_items(&recognise("2 boxes and an armchair")),
             "2 boxes and an armchair"
         );
+    }
+
+    #[test]
+    fn unknown_things_and_described_volumes_are_told_to_the_customer() {
+        let r = recognise("a couch, a jet ski and an old hovercraft");
+        assert_eq!(
+            noted(&r),
+            " I've noted the jet ski and the hovercraft; the owner will confirm their price."
+        );
+        assert!(noted(&recognise("half a trailer of junk")).contains("first estimate"));
+        assert_eq!(noted(&recognise("a couch")), "");
     }
 
     #[test]
