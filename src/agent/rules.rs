@@ -222,6 +222,7 @@ pub(crate) async fn quote_reply(
              as we price by message; the crew will go over anything else with you on site."
         ));
     }
+    let noted = noted(&found);
     lead.state.recognition.merge(found);
     let capped = lead.state.recognition.items.len() > MAX_ITEM_LINES;
     lead.state.recognition.items.truncate(MAX_ITEM_LINES);
@@ -232,7 +233,7 @@ pub(crate) async fn quote_reply(
     lead.state.quoted_same_day = false;
     lead.state.offers.clear();
     let mut summary = format!(
-        "For {} your estimate is {} ({}).",
+        "For {} your estimate is {} ({}).{noted}",
         describe_items(recognition),
         quote.total,
         breakdown(&quote)
@@ -293,6 +294,24 @@ pub(crate) async fn quote_reply(
     };
     lead.stage = Stage::Quoting;
     Ok(format!("Thanks! {summary} {} {question}", quote.disclaimer))
+}
+
+/// What the customer is told about what the owner will confirm: things the catalogue does not
+/// know named back to them, and a described volume called a first estimate.
+fn noted(found: &Recognition) -> String {
+    let mut out = String::new();
+    let unknown: Vec<String> = found.unknown().iter().map(|n| format!("the {n}")).collect();
+    if !unknown.is_empty() {
+        out.push_str(&format!(
+            " I've noted {}; the owner will confirm {} price.",
+            and_list(&unknown),
+            if unknown.len() == 1 { "its" } else { "their" }
+        ));
+    }
+    if found.has_described_volume() {
+        out.push_str(" That's a first estimate from your description; the owner will confirm it.");
+    }
+    out
 }
 
 fn lower_first(s: &str) -> String {
@@ -658,6 +677,17 @@ mod tests {
             describe_items(&recognise("2 boxes and an armchair")),
             "2 boxes and an armchair"
         );
+    }
+
+    #[test]
+    fn unknown_things_and_described_volumes_are_told_to_the_customer() {
+        let r = recognise("a couch, a jet ski and an old hovercraft");
+        assert_eq!(
+            noted(&r),
+            " I've noted the jet ski and the hovercraft; the owner will confirm their price."
+        );
+        assert!(noted(&recognise("half a trailer of junk")).contains("first estimate"));
+        assert_eq!(noted(&recognise("a couch")), "");
     }
 
     #[test]

@@ -11,6 +11,9 @@ use super::money::Cents;
 /// Comparisons of volumes allow for floating-point noise (110.7 ft³ is exactly 4.1 yd³).
 const EPSILON: f64 = 1e-9;
 
+/// The original's trailer: one full load, in cubic yards (DESIGN §6).
+pub const DEFAULT_TRAILER_YARDS: f64 = 16.6;
+
 /// A volume in cubic yards: finite and never negative.
 #[derive(Debug, Clone, Copy, Default, PartialEq, PartialOrd, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -97,9 +100,13 @@ pub enum Hazard {
 }
 
 impl Hazard {
-    /// Whether the crew needs hazardous-material protective equipment for it.
+    /// Whether the crew needs hazardous-material protective equipment for it (chemicals too:
+    /// DESIGN §6 charges the PPE fee for them).
     fn needs_ppe(self) -> bool {
-        matches!(self, Hazard::Needles | Hazard::Asbestos | Hazard::Biohazard)
+        matches!(
+            self,
+            Hazard::Needles | Hazard::Chemicals | Hazard::Asbestos | Hazard::Biohazard
+        )
     }
 
     /// A short name for messages.
@@ -169,7 +176,7 @@ pub struct Pricebook {
     pub regulated: BTreeMap<RegulatedItem, Cents>,
     /// Added once when any hazard appears.
     pub contamination_fee: Cents,
-    /// Protective equipment for needles, asbestos or biohazards.
+    /// Protective equipment for needles, chemicals, asbestos or biohazards.
     pub hazardous_ppe_fee: Cents,
     /// Weight included with each load.
     pub weight_included_lbs_per_load: u32,
@@ -197,7 +204,7 @@ impl Default for Pricebook {
             price: Cents::dollars(dollars),
         };
         Self {
-            trailer_yards: 16.6,
+            trailer_yards: DEFAULT_TRAILER_YARDS,
             tiers: vec![
                 tier("minimum", 1.5, 150),
                 tier("1/8", 2.1, 189),
@@ -545,11 +552,14 @@ pub fn price(book: &Pricebook, job: &JobSpec) -> PriceQuote {
     }
     if !job.hazards.is_empty() {
         let names: Vec<&str> = job.hazards.iter().map(|h| h.label()).collect();
-        line(
-            format!("contamination fee ({})", names.join(", ")),
-            book.contamination_fee,
-        );
-        if job.hazards.iter().any(|h| h.needs_ppe()) {
+        // A fee the pricebook sets to zero is not charged, nor shown as a $0 line.
+        if book.contamination_fee > Cents::ZERO {
+            line(
+                format!("contamination fee ({})", names.join(", ")),
+                book.contamination_fee,
+            );
+        }
+        if job.hazards.iter().any(|h| h.needs_ppe()) && book.hazardous_ppe_fee > Cents::ZERO {
             line(
                 "hazardous-material protective equipment".to_owned(),
                 book.hazardous_ppe_fee,

@@ -289,3 +289,75 @@ async fn a_newer_estimate_after_the_owner_was_texted_waits_ten_minutes_and_block
         "the other lead's notice was taken (held: no credentials); the deferred one waits"
     );
 }
+
+/// The owner's texts, oldest first.
+async fn owner_texts(db: &helpers::TestDb) -> Vec<String> {
+    sqlx::query_scalar("SELECT body FROM \"Outbox\" WHERE channel = 'owner' ORDER BY seq")
+        .fetch_all(&mut db.conn().await)
+        .await
+        .expect("owner texts")
+}
+
+/// Issue 16: "a quote", "9 Elm" and "3:15" were priced as items and sent to the owner.
+#[tokio::test]
+async fn requests_addresses_and_times_are_not_priced_as_items() {
+    let server = TestApp::spawn(config::sms()).await;
+    let db = &server.db;
+    sms(&server, "SMp1", PHONE, "Hi, I'd like a quote").await;
+    sms(
+        &server,
+        "SMp2",
+        PHONE,
+        "my address is 9 Elm, around 3:15 works",
+    )
+    .await;
+    let texts = texts_to(db, PHONE).await;
+    assert_eq!(texts.len(), 2, "{texts:?}");
+    assert!(
+        texts.iter().all(|t| !t.contains("estimate is")),
+        "nothing priced: {texts:?}"
+    );
+    assert!(owner_texts(db).await.is_empty(), "nothing for the owner");
+
+    sms(&server, "SMp3", PHONE, "a couch and a fridge").await;
+    let texts = texts_to(db, PHONE).await;
+    assert!(
+        texts[2].contains("For a couch and a refrigerator your estimate is $425"),
+        "{}",
+        texts[2]
+    );
+    assert!(
+        owner_texts(db).await.is_empty(),
+        "a clear small job needs no approval"
+    );
+}
+
+/// Issue 16: a described volume came out at the minimum; an unknown thing vanished.
+#[tokio::test]
+async fn a_described_volume_is_priced_by_its_tier_and_an_unknown_thing_named_back() {
+    let server = TestApp::spawn(config::sms()).await;
+    let db = &server.db;
+    sms(
+        &server,
+        "SMv1",
+        PHONE,
+        "about half a trailer of junk from the garage",
+    )
+    .await;
+    let reply = &texts_to(db, PHONE).await[0];
+    assert!(reply.contains("your estimate is $495"), "{reply}");
+    assert!(
+        reply.contains("first estimate from your description"),
+        "{reply}"
+    );
+    let owner = owner_texts(db).await;
+    assert_eq!(owner.len(), 1, "sent to the owner: {owner:?}");
+    assert!(owner[0].contains("half a trailer"), "{}", owner[0]);
+
+    sms(&server, "SMv2", PHONE, "oh and a jet ski").await;
+    let reply = &texts_to(db, PHONE).await[1];
+    assert!(
+        reply.contains("I've noted the jet ski; the owner will confirm its price"),
+        "{reply}"
+    );
+}
