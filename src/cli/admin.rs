@@ -7,8 +7,8 @@ use clap::{Subcommand, ValueEnum};
 use super::{Cli, with_database};
 use crate::domain::identity::normalize_email;
 use crate::domain::password;
-use crate::store::console::auth;
 use crate::store::tokens;
+use crate::store::users;
 
 /// The `admin` subcommands.
 #[derive(Debug, Subcommand)]
@@ -95,7 +95,7 @@ pub fn run(
                 let mut conn = db.connect().await?;
                 super::require_current_schema(&mut conn).await?;
                 anyhow::ensure!(
-                    auth::create_user(&mut conn, &email, &hash).await?,
+                    users::create_user(&mut conn, &email, &hash).await?,
                     "a console user with the email {email} already exists"
                 );
                 eprintln!("console user {email} created; sign in at /admin/login");

@@ -20,3 +20,4 @@ pub mod quotes;
 pub mod rules;
 pub mod settings;
 pub mod tokens;
+pub mod users;

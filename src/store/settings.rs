@@ -117,3 +117,14 @@ pub async fn save_messaging(
         .await?;
     Ok(())
 }
+
+/// Replaces the business hours, time zone and crew count (validate them first).
+pub async fn save_hours(conn: &mut PgConnection, hours: &Hours) -> sqlx::Result<()> {
+    load(conn).await?;
+    sqlx::query("UPDATE \"Config\" SET hours = $2, updated_at = now() WHERE tenant_id = $1")
+        .bind(TENANT)
+        .bind(sqlx::types::Json(hours))
+        .execute(conn)
+        .await?;
+    Ok(())
+}

@@ -15,7 +15,7 @@ use crate::domain::identity::normalize_email;
 use crate::domain::password;
 use crate::domain::token::new_token;
 use crate::http::AppState;
-use crate::store::console::auth;
+use crate::store::users;
 
 /// The cookie that carries the login form's CSRF token (there is no session yet).
 const LOGIN_COOKIE: &str = "jq_login";
@@ -118,9 +118,9 @@ pub async fn login(
     // Counted and recorded before the password is looked at, so concurrent guesses cannot
     // all slip under the limit.
     let attempt =
-        match auth::admit(&state.pool, &email, &address, auth::LoginLimits::default()).await? {
-            auth::Admission::Evaluate(id) => id,
-            auth::Admission::Wait(secs) => {
+        match users::admit(&state.pool, &email, &address, users::LoginLimits::default()).await? {
+            users::Admission::Evaluate(id) => id,
+            users::Admission::Wait(secs) => {
                 tracing::warn!(retry_after = secs, "console login rate-limited");
                 page.error = Some(format!(
                     "Too many failed sign-ins. Wait {} and try again.",
@@ -133,7 +133,7 @@ pub async fn login(
                 return Ok(response);
             }
         };
-    let user = auth::user_by_email(&state.pool, &email).await?;
+    let user = users::user_by_email(&state.pool, &email).await?;
     let password_given = form
         .password
         .chars()
@@ -152,8 +152,8 @@ pub async fn login(
         page.error = Some("That email and password do not match an account.".into());
         return render_with(StatusCode::UNAUTHORIZED, &page);
     };
-    auth::record_success(&state.pool, attempt).await?;
-    let (token, _) = auth::open_session(&state.pool, user_id).await?;
+    users::record_success(&state.pool, attempt).await?;
+    let (token, _) = users::open_session(&state.pool, user_id).await?;
     let secure = state.console.secure_cookies;
     // Appended: a plain header array would keep only the last Set-Cookie.
     Ok((
@@ -195,7 +195,7 @@ pub async fn logout(
 ) -> Result<Response, ConsoleError> {
     let _ = checked.me;
     if let Some(token) = cookie(&headers, SESSION_COOKIE) {
-        auth::close_session(&state.pool, &token).await?;
+        users::close_session(&state.pool, &token).await?;
     }
     Ok((
         [set_cookie(

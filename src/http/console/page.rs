@@ -14,7 +14,7 @@ use subtle::ConstantTimeEq;
 
 use crate::domain::money::Cents;
 use crate::http::{AppState, BODY_LIMIT};
-use crate::store::console::auth;
+use crate::store::users;
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "jq_session";
@@ -200,7 +200,7 @@ impl FromRequestParts<AppState> for Me {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ConsoleError> {
         let token = cookie(&parts.headers, SESSION_COOKIE).ok_or(ConsoleError::SignIn)?;
-        match auth::session(&state.pool, &token).await? {
+        match users::session(&state.pool, &token).await? {
             Some(user) => Ok(Me {
                 email: user.email,
                 csrf: user.csrf,

@@ -191,7 +191,7 @@ pub async fn hours(
     let current = settings::load(&mut tx).await?.hours;
     match parse_hours(&form, &current) {
         Ok(hours) => {
-            company::save_hours(&mut tx, &hours).await?;
+            settings::save_hours(&mut tx, &hours).await?;
             audit::audit(
                 &mut tx,
                 None,

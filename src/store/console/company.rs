@@ -1,21 +1,7 @@
-//! The company's settings as the console changes them, and the system figures it shows.
+//! The system figures the console's System page shows.
 
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
-
-use crate::domain::schedule::Hours;
-use crate::store::settings;
-
-/// Replaces the business hours, time zone and crew count (validate them first).
-pub async fn save_hours(conn: &mut PgConnection, hours: &Hours) -> sqlx::Result<()> {
-    settings::load(conn).await?;
-    sqlx::query("UPDATE \"Config\" SET hours = $2, updated_at = now() WHERE tenant_id = $1")
-        .bind(settings::TENANT)
-        .bind(sqlx::types::Json(hours))
-        .execute(conn)
-        .await?;
-    Ok(())
-}
 
 /// Outbox messages by status: how many, and the oldest.
 #[derive(Debug, Clone, sqlx::FromRow)]

@@ -1,7 +1,6 @@
-//! What the operator's console stores and reads: its users, sessions and login attempts, and
-//! the read models of its pages.
+//! The read models of the operator's console pages: they only read (its users and sessions are
+//! in `store::users`, what it changes in the repository of each aggregate).
 
-pub mod auth;
 pub mod company;
 pub mod conversations;
 pub mod views;
