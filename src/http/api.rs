@@ -102,6 +102,9 @@ async fn decide(
         Err(DecisionRefused::Expired) => Err(ApiError::Conflict(
             "this approval link has expired; decide from the console or the API".into(),
         )),
+        Err(DecisionRefused::Superseded) => Err(ApiError::Conflict(
+            "a newer estimate replaced this quote; decide that one".into(),
+        )),
     }
 }
 

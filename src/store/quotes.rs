@@ -191,6 +191,8 @@ pub enum DecisionRefused {
     AlreadyDecided,
     /// The token expired.
     Expired,
+    /// A newer estimate replaced the quote: the customer has moved past that price.
+    Superseded,
 }
 
 /// An approval as `decide` reads it.
@@ -202,6 +204,7 @@ struct ApprovalRow {
     expires_at: Option<DateTime<Utc>>,
     /// Found by its token (whose expiry then counts), not by id.
     by_token: bool,
+    superseded: bool,
 }
 
 /// Records the owner's decision on the approval found by `id` or by its token's hash (checking
@@ -235,18 +238,28 @@ pub async fn decide(
     };
     super::conversations::lock(conn, conversation).await?;
     let row: Option<ApprovalRow> = match by {
-        ApprovalKey::Id(id) => sqlx::query_as(
-            "SELECT id, quote_id, decided_at, expires_at, false AS by_token FROM \"Approval\" WHERE id = $1 FOR UPDATE",
-        )
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?,
-        ApprovalKey::TokenHash(hash) => sqlx::query_as(
-            "SELECT id, quote_id, decided_at, expires_at, true AS by_token FROM \"Approval\" WHERE token = $1 FOR UPDATE",
-        )
-        .bind(hash)
-        .fetch_optional(&mut *conn)
-        .await?,
+        ApprovalKey::Id(id) => {
+            sqlx::query_as(
+                "SELECT a.id, a.quote_id, a.decided_at, a.expires_at, false AS by_token,
+                    q.superseded_at IS NOT NULL AS superseded
+             FROM \"Approval\" a JOIN \"Quote\" q ON q.id = a.quote_id
+             WHERE a.id = $1 FOR UPDATE OF a",
+            )
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?
+        }
+        ApprovalKey::TokenHash(hash) => {
+            sqlx::query_as(
+                "SELECT a.id, a.quote_id, a.decided_at, a.expires_at, true AS by_token,
+                    q.superseded_at IS NOT NULL AS superseded
+             FROM \"Approval\" a JOIN \"Quote\" q ON q.id = a.quote_id
+             WHERE a.token = $1 FOR UPDATE OF a",
+            )
+            .bind(hash)
+            .fetch_optional(&mut *conn)
+            .await?
+        }
     };
     let Some(ApprovalRow {
         id,
@@ -254,12 +267,16 @@ pub async fn decide(
         decided_at,
         expires_at,
         by_token,
+        superseded,
     }) = row
     else {
         return Ok(Err(DecisionRefused::Unknown));
     };
     if decided_at.is_some() {
         return Ok(Err(DecisionRefused::AlreadyDecided));
+    }
+    if superseded {
+        return Ok(Err(DecisionRefused::Superseded));
     }
     if by_token && expires_at.is_some_and(|at| at <= Utc::now()) {
         return Ok(Err(DecisionRefused::Expired));

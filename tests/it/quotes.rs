@@ -77,6 +77,24 @@ async fn items_added_while_the_owner_decides_are_priced_and_the_old_request_stop
         Some(1),
         "only the newest estimate waits: {listed}"
     );
+    // Nor can the operator's API approve the superseded quote by its approval's id.
+    let superseded: uuid::Uuid = sqlx::query_scalar(
+        "SELECT a.id FROM \"Approval\" a JOIN \"Quote\" q ON q.id = a.quote_id
+         WHERE q.superseded_at IS NOT NULL",
+    )
+    .fetch_one(&mut db.conn().await)
+    .await
+    .expect("the superseded quote's approval");
+    let by_id = reqwest::Client::new()
+        .post(server.url(&format!("/api/v1/approvals/{superseded}")))
+        .bearer_auth(&token)
+        .json(&json!({"decision": "approve"}))
+        .send()
+        .await
+        .expect("decide by id");
+    assert_eq!(by_id.status(), 409);
+    let body = by_id.text().await.expect("body");
+    assert!(body.contains("newer estimate"), "{body}");
     assert_eq!(decide(second_token).await, 200);
     let approved: String =
         sqlx::query_scalar("SELECT status::text FROM \"Quote\" ORDER BY created_at DESC LIMIT 1")

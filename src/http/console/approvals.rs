@@ -104,5 +104,10 @@ pub async fn decide(
                 page_for(&state, &me, Some("That quote was already decided.".into())).await?;
             page::render_with(StatusCode::CONFLICT, &page)
         }
+        Err(DecisionRefused::Superseded) => {
+            let message = "A newer estimate replaced that quote; decide the newer one.";
+            let page = page_for(&state, &me, Some(message.into())).await?;
+            page::render_with(StatusCode::CONFLICT, &page)
+        }
     }
 }
