@@ -82,6 +82,7 @@ pub async fn send_one(pool: &PgPool, senders: &Senders) -> sqlx::Result<bool> {
         return Ok(false);
     };
     let id = claim.message.id;
+    let channel = claim.message.channel;
     // Owner notifications go to the owner's phone by SMS.
     let recipient = claim.message.recipient.clone();
     let route = match claim.message.channel {
@@ -102,6 +103,7 @@ pub async fn send_one(pool: &PgPool, senders: &Senders) -> sqlx::Result<bool> {
         claim
             .held("no credentials configured for this channel")
             .await?;
+        count(channel, "held");
         return Ok(true);
     };
     let body = claim.message.body.clone();
@@ -113,12 +115,14 @@ pub async fn send_one(pool: &PgPool, senders: &Senders) -> sqlx::Result<bool> {
                 if let Some(sid) = claim.first_unrecorded(&candidates).await? {
                     tracing::info!(%id, "an earlier try had reached Twilio: recorded as sent");
                     claim.sent(Some(&sid)).await?;
+                    count(channel, "sent");
                     return Ok(true);
                 }
             }
             Err(e) => {
                 let error = e.to_string();
                 let next = claim.failed(&error).await?;
+                count(channel, "retrying");
                 tracing::warn!(%id, error = %outbox::redact_numbers(&error), %next, "could not check whether an earlier try went out; will check again");
                 return Ok(true);
             }
@@ -137,25 +141,37 @@ pub async fn send_one(pool: &PgPool, senders: &Senders) -> sqlx::Result<bool> {
         Ok(sid) => {
             tracing::info!(%id, "reply sent");
             claim.sent(Some(&sid)).await?;
+            count(channel, "sent");
         }
         Err(SendError::Retryable(e)) => {
             let next = claim.failed(&e).await?;
+            count(channel, "retrying");
             tracing::warn!(%id, error = %outbox::redact_numbers(&e), %next, "send failed; will retry");
         }
         Err(SendError::Uncertain(e)) => {
             let next = claim.uncertain(&e, attempted_at).await?;
+            count(channel, "uncertain");
             tracing::warn!(%id, error = %outbox::redact_numbers(&e), %next, "no answer from the provider; will check before sending again");
         }
         Err(SendError::OptedOut(e)) => {
             tracing::warn!(%id, error = %outbox::redact_numbers(&e), "the recipient opted out with the carrier; not retried");
             claim.opted_out(&e).await?;
+            count(channel, "failed");
         }
         Err(SendError::Permanent(e)) => {
             tracing::warn!(%id, error = %outbox::redact_numbers(&e), "send refused; giving up");
             claim.gave_up(&e).await?;
+            count(channel, "failed");
         }
     }
     Ok(true)
+}
+
+/// Counts one send's `outcome` for `/metrics`: sent, held (no credentials), retrying (a
+/// failure tried again later), uncertain (checked with the provider first), failed (given up).
+fn count(channel: OutboxChannel, outcome: &'static str) {
+    metrics::counter!("junkquote_outbox_messages_total", "channel" => channel.as_str(), "outcome" => outcome)
+        .increment(1);
 }
 
 enum Route<'a> {
