@@ -147,7 +147,10 @@ fn init_tracing(serving: bool) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    match std::env::var("JUNKQUOTE_LOG_FORMAT").as_deref().map(str::trim) {
+    match std::env::var("JUNKQUOTE_LOG_FORMAT")
+        .as_deref()
+        .map(str::trim)
+    {
         Ok("json") => builder
             .json()
             .with_current_span(true)
@@ -156,7 +159,10 @@ fn init_tracing(serving: bool) {
         Ok("" | "text") | Err(_) => builder.init(),
         Ok(other) => {
             builder.init();
-            tracing::warn!(format = other, "unknown JUNKQUOTE_LOG_FORMAT (text or json); logging text");
+            tracing::warn!(
+                format = other,
+                "unknown JUNKQUOTE_LOG_FORMAT (text or json); logging text"
+            );
         }
     }
 }

@@ -176,7 +176,10 @@ pub async fn scrape_open(State(scrape): State<Scrape>) -> Response {
 
 fn text(body: String) -> Response {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         body,
     )
         .into_response()

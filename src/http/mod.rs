@@ -16,13 +16,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::http::{HeaderName, HeaderValue};
 use axum::routing::{delete, get, post, put};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
-use axum::http::{HeaderName, HeaderValue};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::agent::Agent;
 use crate::channels::messenger::MessengerConfig;
@@ -122,7 +122,12 @@ pub fn router(
         // Every request gets an id that its log lines carry (in its span) and its response
         // returns: kept from its `X-Request-Id` when that is sane, else made up. Outermost
         // last: an insane id is dropped, a new one set, the id copied back, the span opened.
-        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                // One line a request at info, its status and latency: the access log.
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(axum::middleware::from_fn(drop_insane_request_id))

@@ -109,8 +109,9 @@ impl Job {
         };
         match &result {
             Ok(_) => *self.succeeded.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now(),
-            Err(_) => metrics::counter!("junkquote_job_failures_total", "job" => self.name)
-                .increment(1),
+            Err(_) => {
+                metrics::counter!("junkquote_job_failures_total", "job" => self.name).increment(1)
+            }
         }
         result
     }
