@@ -138,7 +138,7 @@ fn usage_error(e: clap::Error) -> ExitCode {
 }
 
 /// Logs go to stderr, as text for people or, with `JUNKQUOTE_LOG_FORMAT=json`, one JSON
-/// object a line for machines (each line with the fields of the span it was written in: a
+/// object a line for machines (each line with the fields of the spans it was written in: a
 /// request's id, method and path).
 fn init_tracing(serving: bool) {
     let default = if serving { "info" } else { "warn" };
@@ -154,7 +154,9 @@ fn init_tracing(serving: bool) {
         Ok("json") => builder
             .json()
             .with_current_span(true)
-            .with_span_list(false)
+            // Every span, outermost first: a span opened inside a request still shows the
+            // request's id.
+            .with_span_list(true)
             .init(),
         Ok("" | "text") | Err(_) => builder.init(),
         Ok(other) => {

@@ -121,8 +121,9 @@ pub async fn send_one(pool: &PgPool, senders: &Senders) -> sqlx::Result<bool> {
             }
             Err(e) => {
                 let error = e.to_string();
+                let outcome = retry_outcome(claim.message.attempts);
                 let next = claim.failed(&error).await?;
-                count(channel, "retrying");
+                count(channel, outcome);
                 tracing::warn!(%id, error = %outbox::redact_numbers(&error), %next, "could not check whether an earlier try went out; will check again");
                 return Ok(true);
             }
@@ -144,13 +145,18 @@ pub async fn send_one(pool: &PgPool, senders: &Senders) -> sqlx::Result<bool> {
             count(channel, "sent");
         }
         Err(SendError::Retryable(e)) => {
+            let outcome = retry_outcome(claim.message.attempts);
             let next = claim.failed(&e).await?;
-            count(channel, "retrying");
+            count(channel, outcome);
             tracing::warn!(%id, error = %outbox::redact_numbers(&e), %next, "send failed; will retry");
         }
         Err(SendError::Uncertain(e)) => {
+            let outcome = match retry_outcome(claim.message.attempts) {
+                "failed" => "failed",
+                _ => "uncertain",
+            };
             let next = claim.uncertain(&e, attempted_at).await?;
-            count(channel, "uncertain");
+            count(channel, outcome);
             tracing::warn!(%id, error = %outbox::redact_numbers(&e), %next, "no answer from the provider; will check before sending again");
         }
         Err(SendError::OptedOut(e)) => {
@@ -172,6 +178,16 @@ pub async fn send_one(pool: &PgPool, senders: &Senders) -> sqlx::Result<bool> {
 fn count(channel: OutboxChannel, outcome: &'static str) {
     metrics::counter!("junkquote_outbox_messages_total", "channel" => channel.as_str(), "outcome" => outcome)
         .increment(1);
+}
+
+/// How a failed try of a message tried `attempts` times before ends: tried again later, or
+/// given up at the last of [`outbox::MAX_ATTEMPTS`].
+fn retry_outcome(attempts: i32) -> &'static str {
+    if attempts + 1 >= outbox::MAX_ATTEMPTS {
+        "failed"
+    } else {
+        "retrying"
+    }
 }
 
 enum Route<'a> {
