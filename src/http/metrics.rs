@@ -135,6 +135,7 @@ fn recorder() -> &'static PrometheusHandle {
         if let Err(e) = metrics::set_global_recorder(recorder) {
             tracing::warn!(error = %e, "another metrics recorder is installed; /metrics stays empty");
         }
+        describe();
         // Histograms keep raw samples until upkeep folds them into buckets; without scrapes
         // they would grow, so fold them on a timer too.
         let upkeep = handle.clone();
@@ -151,6 +152,70 @@ fn recorder() -> &'static PrometheusHandle {
         }
         handle
     })
+}
+
+/// The `# HELP` of each series (the README lists their labels).
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        "junkquote_http_requests_total",
+        "HTTP requests by route template, method and status"
+    );
+    describe_histogram!(
+        "junkquote_http_request_duration_seconds",
+        Unit::Seconds,
+        "HTTP request latency by route template"
+    );
+    describe_counter!(
+        "junkquote_webhooks_total",
+        "Provider webhooks acknowledged (2xx) or refused, by channel"
+    );
+    describe_counter!(
+        "junkquote_answers_total",
+        "Customer messages answered, by the agent that answered"
+    );
+    describe_histogram!(
+        "junkquote_model_request_duration_seconds",
+        Unit::Seconds,
+        "Latency of each call to the model's endpoint"
+    );
+    describe_counter!(
+        "junkquote_model_errors_total",
+        "Model answers not used (the rules answered), by kind"
+    );
+    describe_gauge!(
+        "junkquote_outbox_backlog",
+        "Outbox messages waiting, by channel and status"
+    );
+    describe_counter!(
+        "junkquote_outbox_messages_total",
+        "Outbox send attempts by channel and outcome"
+    );
+    describe_counter!(
+        "junkquote_opt_outs_total",
+        "Opt-outs recorded, by channel and how"
+    );
+    describe_gauge!(
+        "junkquote_job_lag_seconds",
+        Unit::Seconds,
+        "Time since the job's last successful step"
+    );
+    describe_counter!(
+        "junkquote_job_failures_total",
+        "Failed background job steps"
+    );
+    describe_gauge!(
+        "junkquote_db_pool_connections",
+        "Database pool connections, idle or in use"
+    );
+    describe_gauge!(
+        "junkquote_db_pool_max_connections",
+        "The database pool's size limit"
+    );
+    describe_counter!(
+        "junkquote_metrics_gauge_errors_total",
+        "Scrapes that could not read the outbox backlog"
+    );
 }
 
 /// `GET /metrics` on the main listener: the token is required.
