@@ -14,6 +14,7 @@ use crate::agent::Agent;
 use crate::channels::messenger::{MessengerClient, MessengerConfig};
 use crate::channels::twilio::{TwilioClient, TwilioConfig};
 use crate::db::migrate::MigrationSet;
+use crate::domain::secret::Secret;
 use crate::http::{self, AppState, ChatOptions, MessageLimits, SessionLimits};
 use crate::jobs::{self, Jobs};
 
@@ -37,6 +38,8 @@ pub struct Config {
     pub sessions: SessionLimits,
     /// Limits on web-chat messages, per session and per client address.
     pub chat_messages: MessageLimits,
+    /// Where `/metrics` is served, if anywhere.
+    pub metrics: http::metrics::Options,
 }
 
 impl Default for Config {
@@ -51,6 +54,7 @@ impl Default for Config {
             console: http::console::Options::default(),
             sessions: SessionLimits::default(),
             chat_messages: MessageLimits::default(),
+            metrics: http::metrics::Options::default(),
         }
     }
 }
@@ -61,6 +65,8 @@ pub struct App {
     state: AppState,
     sessions: SessionLimits,
     jobs: Jobs,
+    /// Set when metrics are served somewhere; the token, when on the main listener.
+    scrape: Option<(http::metrics::Scrape, Option<Secret>)>,
 }
 
 impl App {
@@ -89,6 +95,10 @@ impl App {
             jobs::renewals::job(),
             jobs::codes::job(),
         ]);
+        let scrape = config.metrics.enabled().then(|| {
+            let scrape = http::metrics::Scrape::new(pool.clone(), jobs.clone());
+            (scrape, config.metrics.token.clone())
+        });
         let state = AppState {
             pool,
             migrations,
@@ -105,6 +115,7 @@ impl App {
             state,
             sessions: config.sessions,
             jobs,
+            scrape,
         }
     }
 
@@ -125,7 +136,17 @@ impl App {
 
     /// The routes, ready to serve.
     pub fn router(&self) -> axum::Router {
-        http::router(self.state.clone(), self.sessions)
+        let metrics = self
+            .scrape
+            .as_ref()
+            .and_then(|(scrape, token)| Some((scrape.clone(), token.clone()?)));
+        http::router(self.state.clone(), self.sessions, metrics)
+    }
+
+    /// The routes of the metrics address, when metrics are served.
+    pub fn metrics_router(&self) -> Option<axum::Router> {
+        let (scrape, _) = self.scrape.as_ref()?;
+        Some(http::metrics_router(scrape.clone()))
     }
 
     /// Serves on `listener` with the background jobs running, until `shutdown` completes; then

@@ -63,6 +63,20 @@ pub enum LlmError {
     Database(#[from] sqlx::Error),
 }
 
+impl LlmError {
+    /// The kind of failure, as a metrics label.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            LlmError::Http(e) if e.is_timeout() => "timeout",
+            LlmError::Http(_) => "unreachable",
+            LlmError::Status(_) => "status",
+            LlmError::Malformed(_) => "malformed",
+            LlmError::Refused(_) => "refused",
+            LlmError::Database(_) => "database",
+        }
+    }
+}
+
 /// Tool rounds per customer message, at most.
 const MAX_ROUNDS: usize = 4;
 /// Earlier messages of this conversation shown to the model.
@@ -94,7 +108,10 @@ impl Llm {
         if let Some(key) = &self.config.api_key {
             request = request.bearer_auth(key.expose());
         }
-        let response = request.send().await?;
+        let started = std::time::Instant::now();
+        let response = request.send().await;
+        metrics::histogram!("junkquote_model_request_duration_seconds").record(started.elapsed());
+        let response = response?;
         if !response.status().is_success() {
             return Err(LlmError::Status(response.status().as_u16()));
         }

@@ -341,6 +341,12 @@ async fn answer(
                 }
                 None => None,
             };
+            let by = match (&from_llm, &agent.llm) {
+                (Some(_), _) => "model",
+                (None, Some(_)) => "model_fell_back",
+                (None, None) => "rules",
+            };
+            metrics::counter!("junkquote_answers_total", "agent" => by).increment(1);
             let mut replies = match from_llm {
                 Some(replies) => replies,
                 None => {
@@ -389,6 +395,7 @@ async fn ask_llm(
         Err(e) => {
             attempt.rollback().await?;
             *lead = before;
+            metrics::counter!("junkquote_model_errors_total", "kind" => e.kind()).increment(1);
             tracing::warn!(conversation = %turn.conversation_id, error = %e, "the LLM agent failed; the rule-based agent answers");
             Ok(None)
         }

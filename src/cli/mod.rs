@@ -137,14 +137,36 @@ fn usage_error(e: clap::Error) -> ExitCode {
     ExitCode::from(2)
 }
 
+/// Logs go to stderr, as text for people or, with `JUNKQUOTE_LOG_FORMAT=json`, one JSON
+/// object a line for machines (each line with the fields of the spans it was written in: a
+/// request's id, method and path).
 fn init_tracing(serving: bool) {
     let default = if serving { "info" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match std::env::var("JUNKQUOTE_LOG_FORMAT")
+        .as_deref()
+        .map(str::trim)
+    {
+        Ok("json") => builder
+            .json()
+            .with_current_span(true)
+            // Every span, outermost first: a span opened inside a request still shows the
+            // request's id.
+            .with_span_list(true)
+            .init(),
+        Ok("" | "text") | Err(_) => builder.init(),
+        Ok(other) => {
+            builder.init();
+            tracing::warn!(
+                format = other,
+                "unknown JUNKQUOTE_LOG_FORMAT (text or json); logging text"
+            );
+        }
+    }
 }
 
 /// Runs `work` against the database, then leaves it (stopping the embedded cluster if this was

@@ -50,6 +50,48 @@ pub struct ServeArgs {
         value_parser = clap::builder::BoolishValueParser::new()
     )]
     secure_cookies: bool,
+    #[command(flatten)]
+    metrics: MetricsArgs,
+}
+
+/// Where `/metrics` is served: never public by accident.
+#[derive(Args)]
+pub struct MetricsArgs {
+    /// Serve `/metrics` (without a token) on this address of its own, one only the scraper can
+    /// reach (port 0 picks a free one).
+    #[arg(long = "metrics-addr", env = "JUNKQUOTE_METRICS_ADDR")]
+    metrics_addr: Option<SocketAddr>,
+    /// Serve `/metrics` on the main listener too, to scrapes that send
+    /// `Authorization: Bearer <this token>`. With neither option `/metrics` is a 404.
+    #[arg(
+        long = "metrics-token",
+        env = "JUNKQUOTE_METRICS_TOKEN",
+        hide_env_values = true
+    )]
+    metrics_token: Option<String>,
+}
+
+impl std::fmt::Debug for MetricsArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsArgs")
+            .field("addr", &self.metrics_addr)
+            .field("token", &self.metrics_token.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
+impl MetricsArgs {
+    fn options(&self) -> http::metrics::Options {
+        http::metrics::Options {
+            token: self
+                .metrics_token
+                .as_deref()
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(Secret::new),
+            separate_address: self.metrics_addr.is_some(),
+        }
+    }
 }
 
 /// How the assistant uses what it remembers of customers.
@@ -364,6 +406,7 @@ impl ServeArgs {
             },
             sessions: self.limits.sessions(),
             chat_messages: self.limits.messages(),
+            metrics: self.metrics.options(),
         })
     }
 }
@@ -391,15 +434,31 @@ pub fn run(
             }
         }
         let pool = db.pool(16).await?;
+        let app = App::build(config, pool.clone(), migrations);
+        // Before the main listener's line, which says the server is up.
+        let metrics = match (args.metrics.metrics_addr, app.metrics_router()) {
+            (Some(addr), Some(router)) => {
+                let (listener, addr) = http::bind(addr).await?;
+                tracing::info!(%addr, "serving /metrics");
+                println!("junkquote metrics on http://{addr}");
+                // Scrapes need no draining: this server is stopped with the main one.
+                Some(tokio::spawn(
+                    async move { axum::serve(listener, router).await },
+                ))
+            }
+            _ => None,
+        };
         let (listener, addr) = http::bind(args.addr).await?;
         tracing::info!(%addr, database = %db.redacted_url(), "listening");
         println!("junkquote listening on http://{addr}");
-        let app = App::build(config, pool.clone(), migrations);
         let shutdown = async {
             shutdown_signal().await;
             tracing::info!("shutting down");
         };
         let served = app.serve(listener, shutdown).await;
+        if let Some(metrics) = metrics {
+            metrics.abort();
+        }
         served?;
         pool.close().await;
         tracing::info!("stopped");

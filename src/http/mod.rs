@@ -7,6 +7,7 @@ pub mod console;
 mod customers;
 pub mod error;
 mod health;
+pub mod metrics;
 mod webhooks;
 
 use std::future::Future;
@@ -15,16 +16,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::http::{HeaderName, HeaderValue};
 use axum::routing::{delete, get, post, put};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::agent::Agent;
 use crate::channels::messenger::MessengerConfig;
 use crate::channels::twilio::TwilioConfig;
 use crate::db::migrate::MigrationSet;
+use crate::domain::secret::Secret;
 pub use chat::{ChatOptions, MessageLimits, SessionLimits};
 use error::ApiError;
 
@@ -50,9 +54,23 @@ pub struct AppState {
     pub chat: ChatOptions,
 }
 
-/// The whole application's routes; opening chat sessions is limited by `limits`.
-pub fn router(state: AppState, limits: SessionLimits) -> Router {
+/// The header a request's id travels in, both ways.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The whole application's routes; opening chat sessions is limited by `limits`. `/metrics`
+/// is served only when `metrics` gives the scrape token it requires.
+pub fn router(
+    state: AppState,
+    limits: SessionLimits,
+    metrics: Option<(metrics::Scrape, Secret)>,
+) -> Router {
     let sessions = Arc::new(chat::SessionLimiter::new(state.pool.clone(), limits));
+    let scrape = match metrics {
+        Some(scrape) => Router::new()
+            .route("/metrics", get(metrics::scrape_with_token))
+            .with_state(scrape),
+        None => Router::new(),
+    };
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -93,22 +111,72 @@ pub fn router(state: AppState, limits: SessionLimits) -> Router {
             axum::routing::patch(customers::edit_note).delete(customers::delete_note),
         )
         .merge(console::router())
+        .merge(scrape)
         .fallback(|| async { ApiError::NotFound })
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(30),
         ))
-        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(axum::middleware::from_fn(metrics::count_requests))
+        // Every request gets an id that its log lines carry (in its span) and its response
+        // returns: kept from its `X-Request-Id` when that is sane, else made up. Outermost
+        // last: an insane id is dropped, a new one set, the id copied back, the span opened.
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                // One line a request at info, its status and latency: the access log.
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(axum::middleware::from_fn(drop_insane_request_id))
         .with_state(state)
 }
 
-/// The span of one request: its method and its path with tokens redacted. The query string is
-/// left out (the calendar feed's token rides there) and so is the token of an approval link,
-/// at every log level.
-fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+/// The routes of the metrics address (`--metrics-addr`): `/metrics` without a token, nothing
+/// else.
+pub fn metrics_router(scrape: metrics::Scrape) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics::scrape_open))
+        .fallback(|| async { ApiError::NotFound })
+        .with_state(scrape)
+}
+
+/// Removes an `X-Request-Id` that is not 1 to 64 of `[A-Za-z0-9._-]`: an id goes into every
+/// log line of its request, so a client must not be able to write anything else there.
+async fn drop_insane_request_id(
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let sane = |v: &HeaderValue| {
+        let bytes = v.as_bytes();
+        (1..=64).contains(&bytes.len())
+            && bytes
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    };
+    let all_sane = request.headers().get_all(&REQUEST_ID).iter().count() <= 1
+        && request.headers().get_all(&REQUEST_ID).iter().all(sane);
+    if !all_sane {
+        request.headers_mut().remove(&REQUEST_ID);
+    }
+    next.run(request).await
+}
+
+/// The span of one request: its id, its method and its path with tokens redacted. The query
+/// string is left out (the calendar feed's token rides there) and so is the token of an
+/// approval link, at every log level.
+fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
+    // Set (and checked) by the layers outside this one.
+    let id = request
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
     tracing::info_span!(
         "request",
+        request_id = %id,
         method = %request.method(),
         path = %loggable_path(request.uri().path()),
     )
@@ -142,7 +210,7 @@ pub async fn serve_with(
     limits: SessionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(state, limits).into_make_service_with_connect_info::<SocketAddr>();
+    let app = router(state, limits, None).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

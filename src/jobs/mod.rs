@@ -18,8 +18,8 @@ pub mod unanswered;
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
 use tokio::sync::watch;
@@ -59,6 +59,8 @@ pub struct Job {
     /// Whether the pause switch stops it (everything that messages customers on its own).
     pub pausable: bool,
     step: Arc<StepFn>,
+    /// When a step last succeeded (or the job was made): its lag, for `/metrics`.
+    succeeded: Arc<Mutex<Instant>>,
 }
 
 impl std::fmt::Debug for Job {
@@ -88,6 +90,7 @@ impl Job {
             idle,
             pausable: false,
             step: Arc::new(step),
+            succeeded: Arc::new(Mutex::new(Instant::now())),
         }
     }
 
@@ -97,16 +100,36 @@ impl Job {
         self
     }
 
-    /// Runs one step, or none while paused (for a pausable job).
+    /// Runs one step, or none while paused (for a pausable job; a paused job is not lagging).
     pub async fn step(&self, pool: &PgPool) -> Result<Step, JobError> {
-        if self.pausable && paused(pool).await? {
-            return Ok(Step::Idle);
+        let result = match paused(pool, self.pausable).await {
+            Ok(true) => Ok(Step::Idle),
+            Ok(false) => (self.step)(pool.clone()).await,
+            Err(e) => Err(e.into()),
+        };
+        match &result {
+            Ok(_) => *self.succeeded.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now(),
+            Err(_) => {
+                metrics::counter!("junkquote_job_failures_total", "job" => self.name).increment(1)
+            }
         }
-        (self.step)(pool.clone()).await
+        result
+    }
+
+    /// How long since a step last succeeded (or since the job was made, if none has).
+    pub fn lag(&self) -> Duration {
+        self.succeeded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .elapsed()
     }
 }
 
-async fn paused(pool: &PgPool) -> sqlx::Result<bool> {
+/// Whether `pausable` work is paused now (never for other work).
+async fn paused(pool: &PgPool, pausable: bool) -> sqlx::Result<bool> {
+    if !pausable {
+        return Ok(false);
+    }
     let mut conn = pool.acquire().await?;
     Ok(settings::load(&mut conn).await?.paused)
 }
@@ -164,6 +187,11 @@ impl Jobs {
     /// Every job.
     pub fn iter(&self) -> impl Iterator<Item = &Job> {
         self.jobs.iter()
+    }
+
+    /// Each job's name and [`Job::lag`].
+    pub fn lags(&self) -> impl Iterator<Item = (&'static str, Duration)> + '_ {
+        self.jobs.iter().map(|job| (job.name, job.lag()))
     }
 
     /// Starts one loop per job; each stops when `stop` turns true.

@@ -82,6 +82,7 @@ pub async fn send_one(pool: &PgPool, senders: &Senders) -> sqlx::Result<bool> {
         return Ok(false);
     };
     let id = claim.message.id;
+    let channel = claim.message.channel;
     // Owner notifications go to the owner's phone by SMS.
     let recipient = claim.message.recipient.clone();
     let route = match claim.message.channel {
@@ -102,6 +103,7 @@ pub async fn send_one(pool: &PgPool, senders: &Senders) -> sqlx::Result<bool> {
         claim
             .held("no credentials configured for this channel")
             .await?;
+        count(channel, "held");
         return Ok(true);
     };
     let body = claim.message.body.clone();
@@ -113,12 +115,15 @@ pub async fn send_one(pool: &PgPool, senders: &Senders) -> sqlx::Result<bool> {
                 if let Some(sid) = claim.first_unrecorded(&candidates).await? {
                     tracing::info!(%id, "an earlier try had reached Twilio: recorded as sent");
                     claim.sent(Some(&sid)).await?;
+                    count(channel, "sent");
                     return Ok(true);
                 }
             }
             Err(e) => {
                 let error = e.to_string();
+                let outcome = retry_outcome(claim.message.attempts);
                 let next = claim.failed(&error).await?;
+                count(channel, outcome);
                 tracing::warn!(%id, error = %outbox::redact_numbers(&error), %next, "could not check whether an earlier try went out; will check again");
                 return Ok(true);
             }
@@ -137,25 +142,52 @@ pub async fn send_one(pool: &PgPool, senders: &Senders) -> sqlx::Result<bool> {
         Ok(sid) => {
             tracing::info!(%id, "reply sent");
             claim.sent(Some(&sid)).await?;
+            count(channel, "sent");
         }
         Err(SendError::Retryable(e)) => {
+            let outcome = retry_outcome(claim.message.attempts);
             let next = claim.failed(&e).await?;
+            count(channel, outcome);
             tracing::warn!(%id, error = %outbox::redact_numbers(&e), %next, "send failed; will retry");
         }
         Err(SendError::Uncertain(e)) => {
+            let outcome = match retry_outcome(claim.message.attempts) {
+                "failed" => "failed",
+                _ => "uncertain",
+            };
             let next = claim.uncertain(&e, attempted_at).await?;
+            count(channel, outcome);
             tracing::warn!(%id, error = %outbox::redact_numbers(&e), %next, "no answer from the provider; will check before sending again");
         }
         Err(SendError::OptedOut(e)) => {
             tracing::warn!(%id, error = %outbox::redact_numbers(&e), "the recipient opted out with the carrier; not retried");
             claim.opted_out(&e).await?;
+            count(channel, "failed");
         }
         Err(SendError::Permanent(e)) => {
             tracing::warn!(%id, error = %outbox::redact_numbers(&e), "send refused; giving up");
             claim.gave_up(&e).await?;
+            count(channel, "failed");
         }
     }
     Ok(true)
+}
+
+/// Counts one send's `outcome` for `/metrics`: sent, held (no credentials), retrying (a
+/// failure tried again later), uncertain (checked with the provider first), failed (given up).
+fn count(channel: OutboxChannel, outcome: &'static str) {
+    metrics::counter!("junkquote_outbox_messages_total", "channel" => channel.as_str(), "outcome" => outcome)
+        .increment(1);
+}
+
+/// How a failed try of a message tried `attempts` times before ends: tried again later, or
+/// given up at the last of [`outbox::MAX_ATTEMPTS`].
+fn retry_outcome(attempts: i32) -> &'static str {
+    if attempts + 1 >= outbox::MAX_ATTEMPTS {
+        "failed"
+    } else {
+        "retrying"
+    }
 }
 
 enum Route<'a> {

@@ -477,6 +477,17 @@ fn fit(channel: Channel, text: &str) -> String {
     cut
 }
 
+/// Messages waiting, per channel and status (`pending` or `held`): the outbox's backlog, read
+/// at each metrics scrape. Channel and status are the stored names.
+pub async fn backlog(conn: &mut PgConnection) -> sqlx::Result<Vec<(String, String, i64)>> {
+    sqlx::query_as(
+        "SELECT channel, status, count(*) FROM \"Outbox\"
+         WHERE status IN ('pending', 'held') GROUP BY channel, status",
+    )
+    .fetch_all(conn)
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -31,7 +31,7 @@ pub async fn opt_out(
     reason: &str,
     confirmation: Option<Uuid>,
 ) -> sqlx::Result<()> {
-    sqlx::query(
+    let recorded = sqlx::query(
         "INSERT INTO \"OptOut\" (channel, recipient, reason, confirmation_id)
          VALUES ($1, $2, $3, $4)
          ON CONFLICT (channel, recipient) DO NOTHING",
@@ -42,6 +42,16 @@ pub async fn opt_out(
     .bind(confirmation)
     .execute(conn)
     .await?;
+    if recorded.rows_affected() > 0 {
+        let how = match reason {
+            reason::KEYWORD => "keyword",
+            reason::WORDS => "words",
+            reason::CARRIER => "carrier",
+            _ => "other",
+        };
+        metrics::counter!("junkquote_opt_outs_total", "channel" => channel.as_str(), "how" => how)
+            .increment(1);
+    }
     Ok(())
 }
 

@@ -18,6 +18,7 @@ mod identity;
 mod llm;
 mod memory;
 mod messenger;
+mod metrics;
 mod migrations;
 mod outbox;
 mod quotes;

@@ -63,12 +63,24 @@ pub struct Server {
     child: Child,
     /// `http://127.0.0.1:PORT`.
     pub base: String,
+    /// `http://127.0.0.1:PORT` of the metrics address, when `--metrics-addr` was given.
+    pub metrics_base: Option<String>,
 }
 
 impl Server {
     /// Starts `junkquote serve` with `args` and no channel configured (whatever the
     /// environment of the test run says).
     pub fn start(args: &[&str], database_url: Option<&str>, data_dir: Option<&Path>) -> Self {
+        Self::start_with_env(args, &[("RUST_LOG", "warn")], database_url, data_dir)
+    }
+
+    /// [`Server::start`] with `env` set on top (`RUST_LOG` among them, else it logs at info).
+    pub fn start_with_env(
+        args: &[&str],
+        env: &[(&str, &str)],
+        database_url: Option<&str>,
+        data_dir: Option<&Path>,
+    ) -> Self {
         let mut all = vec!["serve", "--addr", "127.0.0.1:0"];
         all.extend_from_slice(args);
         let mut cmd = command(&all, database_url, data_dir);
@@ -99,11 +111,15 @@ impl Server {
             "JUNKQUOTE_CHAT_MESSAGE_CLIENT_LIMIT",
             "JUNKQUOTE_CHAT_MESSAGE_WINDOW_SECS",
             "JUNKQUOTE_SECURE_COOKIES",
+            "JUNKQUOTE_METRICS_ADDR",
+            "JUNKQUOTE_METRICS_TOKEN",
+            "JUNKQUOTE_LOG_FORMAT",
         ] {
             cmd.env_remove(name);
         }
-        // Quiet: stderr is a pipe nobody reads until the server fails.
-        cmd.env("RUST_LOG", "warn");
+        // stderr is a pipe nobody reads until the server fails or stops: keep it quiet
+        // (RUST_LOG=warn) unless a test reads it.
+        cmd.envs(env.iter().copied());
         let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -111,6 +127,7 @@ impl Server {
             .expect("spawn serve");
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
+        let mut metrics_base = None;
         let base = loop {
             let Some(Ok(line)) = lines.next() else {
                 let status = child.wait().expect("wait");
@@ -119,11 +136,18 @@ impl Server {
                     .ok();
                 panic!("serve exited ({status}) before listening: {err}");
             };
+            if let Some(addr) = line.strip_prefix("junkquote metrics on ") {
+                metrics_base = Some(addr.to_owned());
+            }
             if let Some(addr) = line.strip_prefix("junkquote listening on ") {
                 break addr.to_owned();
             }
         };
-        Self { child, base }
+        Self {
+            child,
+            base,
+            metrics_base,
+        }
     }
 
     /// The URL of `path` on this server.
@@ -131,8 +155,22 @@ impl Server {
         format!("{}{path}", self.base)
     }
 
+    /// Sends SIGTERM, waits for the process, and returns what it wrote to stderr.
+    pub fn terminate_and_read_stderr(mut self) -> String {
+        let mut stderr = self.child.stderr.take().expect("stderr");
+        let code = self.terminate_ref();
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut err).expect("read stderr");
+        assert_eq!(code, Some(0), "serve's exit; stderr: {err}");
+        err
+    }
+
     /// Sends SIGTERM and waits for the process; returns its exit code.
     pub fn terminate(mut self) -> Option<i32> {
+        self.terminate_ref()
+    }
+
+    fn terminate_ref(&mut self) -> Option<i32> {
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
         nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
