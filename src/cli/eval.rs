@@ -147,7 +147,11 @@ struct Outcome {
 }
 
 /// Runs `eval`.
-pub fn run(cli: &Cli, args: &EvalArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Result<ExitCode> {
+pub fn run(
+    cli: &Cli,
+    args: &EvalArgs,
+    runtime: &tokio::runtime::Runtime,
+) -> anyhow::Result<ExitCode> {
     let sets = load(&args.dir)?;
     let total: usize = sets.iter().map(|(_, c)| c.len()).sum();
     if total == 0 {
@@ -170,8 +174,14 @@ pub fn run(cli: &Cli, args: &EvalArgs, runtime: &tokio::runtime::Runtime) -> any
             let scratch = db.throwaway().await?;
             let played = async {
                 let mut conn = PgConnection::connect_with(&scratch.options).await?;
-                migrate::up(&mut conn, &migrations, None, &MigrateOptions::default(), &mut |_| {})
-                    .await?;
+                migrate::up(
+                    &mut conn,
+                    &migrations,
+                    None,
+                    &MigrateOptions::default(),
+                    &mut |_| {},
+                )
+                .await?;
                 conn.close().await?;
                 let pool = PgPoolOptions::new()
                     .max_connections(8)
@@ -189,7 +199,8 @@ pub fn run(cli: &Cli, args: &EvalArgs, runtime: &tokio::runtime::Runtime) -> any
                     ..Config::default()
                 };
                 let app = App::build(config, pool.clone(), migrations.clone());
-                let result = play_all(&app, &pool, &sets, region, args.verbose, run, &mut passes).await;
+                let result =
+                    play_all(&app, &pool, &sets, region, args.verbose, run, &mut passes).await;
                 pool.close().await;
                 result
             }
@@ -257,13 +268,14 @@ async fn play_all(
         for (i, conversation) in conversations.iter().enumerate() {
             n += 1;
             let phone = format!("+1404555{:04}", 1000 + n % 9000);
-            let outcome = match play(app, pool, &client, &url, &phone, n, conversation, region).await {
-                Ok(outcome) => outcome,
-                Err(e) => {
-                    result = Err(e.context(format!("{category}/{}", conversation.name)));
-                    break 'all;
-                }
-            };
+            let outcome =
+                match play(app, pool, &client, &url, &phone, n, conversation, region).await {
+                    Ok(outcome) => outcome,
+                    Err(e) => {
+                        result = Err(e.context(format!("{category}/{}", conversation.name)));
+                        break 'all;
+                    }
+                };
             if outcome.passed {
                 passes[c][i] += 1;
             } else if verbose {
@@ -296,10 +308,9 @@ async fn play(
     for (t, turn) in conversation.say.iter().enumerate() {
         let body = match turn.trim() {
             "<empty>" => String::new(),
-            marker if marker.starts_with("<window ") && marker.ends_with('>') => marker
-                ["<window ".len()..marker.len() - 1]
-                .trim()
-                .to_owned(),
+            marker if marker.starts_with("<window ") && marker.ends_with('>') => {
+                marker["<window ".len()..marker.len() - 1].trim().to_owned()
+            }
             _ => turn.clone(),
         };
         let params: Vec<(String, String)> = [
@@ -314,7 +325,10 @@ async fn play(
         .collect();
         let response = client
             .post(url)
-            .header("X-Twilio-Signature", twilio_signature(TOKEN, WEBHOOK_URL, &params))
+            .header(
+                "X-Twilio-Signature",
+                twilio_signature(TOKEN, WEBHOOK_URL, &params),
+            )
             .form(&params)
             .send()
             .await?;
@@ -399,7 +413,10 @@ impl Seen {
             address: lead.address.clone(),
             quote: newest.map(|q| (q.total_cents.get(), q.needs_approval)),
             booked: history.jobs.iter().any(|j| j.status == JobStatus::Booked),
-            cancelled: history.jobs.iter().any(|j| j.status == JobStatus::Cancelled),
+            cancelled: history
+                .jobs
+                .iter()
+                .any(|j| j.status == JobStatus::Cancelled),
             taken_over,
             opted_out,
             last_reply,
@@ -412,7 +429,9 @@ impl Seen {
 fn is_kind(description: &str, kind: &str) -> bool {
     let d = description.trim().to_lowercase();
     let k = kind.trim().to_lowercase();
-    d == k || d.strip_prefix(&k).is_some_and(|rest| rest.starts_with(" ("))
+    d == k
+        || d.strip_prefix(&k)
+            .is_some_and(|rest| rest.starts_with(" ("))
 }
 
 /// An address as compared: lower case, inner spaces single, surrounding punctuation dropped.
@@ -474,18 +493,32 @@ fn check(c: &Conversation, seen: &Seen) -> Outcome {
         }
     }
     let reply = seen.last_reply.to_lowercase();
-    if !c.reply_has.is_empty() && !c.reply_has.iter().any(|w| reply.contains(&w.to_lowercase())) {
-        why.push(format!("the last reply has none of {:?}: {:?}", c.reply_has, seen.last_reply));
+    if !c.reply_has.is_empty()
+        && !c
+            .reply_has
+            .iter()
+            .any(|w| reply.contains(&w.to_lowercase()))
+    {
+        why.push(format!(
+            "the last reply has none of {:?}: {:?}",
+            c.reply_has, seen.last_reply
+        ));
     }
     for word in &c.reply_lacks {
         if reply.contains(&word.to_lowercase()) {
-            why.push(format!("the last reply has {word:?}: {:?}", seen.last_reply));
+            why.push(format!(
+                "the last reply has {word:?}: {:?}",
+                seen.last_reply
+            ));
         }
     }
     if let Some(address) = &c.address {
         let got = seen.address.as_deref().map(plain_address);
         if got.as_deref() != Some(plain_address(address).as_str()) {
-            why.push(format!("address: expected {address:?}, got {:?}", seen.address));
+            why.push(format!(
+                "address: expected {address:?}, got {:?}",
+                seen.address
+            ));
         }
     }
     if let Some(ending) = c.ending
@@ -539,11 +572,20 @@ fn report(sets: &[(String, Vec<Conversation>)], passes: &[Vec<u32>], runs: u32, 
     let line = |name: &str, counts: &[u32]| {
         let total = counts.len() as u64 * u64::from(runs);
         let pass: u64 = counts.iter().map(|&p| u64::from(p)).sum();
-        let rate = if total == 0 { 0.0 } else { pass as f64 / total as f64 };
-        let mut out = format!("{name} agent={agent} runs={runs} pass={pass} total={total} rate={rate:.2}");
+        let rate = if total == 0 {
+            0.0
+        } else {
+            pass as f64 / total as f64
+        };
+        let mut out =
+            format!("{name} agent={agent} runs={runs} pass={pass} total={total} rate={rate:.2}");
         if runs > 1 {
             let all = counts.iter().filter(|&&p| p == runs).count();
-            let share = if counts.is_empty() { 0.0 } else { all as f64 / counts.len() as f64 };
+            let share = if counts.is_empty() {
+                0.0
+            } else {
+                all as f64 / counts.len() as f64
+            };
             out.push_str(&format!(" pass^{runs}={share:.2}"));
         }
         out
