@@ -23,10 +23,11 @@ use crate::channels::signature::twilio_signature;
 use crate::channels::twilio::TwilioConfig;
 use crate::db::migrate::{self, MigrateOptions, MigrationSet};
 use crate::domain::identity::{Identity, Region};
+use crate::domain::progress::Progress;
 use crate::domain::secret::Secret;
 use crate::domain::stages::{JobStatus, Stage};
 use crate::store::console::{conversations as console_conversations, views};
-use crate::store::{customers, leads};
+use crate::store::{customers, jobs, leads};
 
 /// The auth token the evaluation's own server checks webhook signatures with (it serves no one
 /// else, on 127.0.0.1, for the length of the run).
@@ -356,6 +357,16 @@ async fn play(
         });
     };
     let seen = Seen::read(&mut conn, customer.id, conversation_id, &history).await?;
+    // Checked: now its pickups give their crew time back, so that the conversations after it
+    // find the schedule as open as the first one did (each is a customer of its own, not a
+    // busy week).
+    for job in history
+        .jobs
+        .iter()
+        .filter(|j| j.status == JobStatus::Booked)
+    {
+        let _ = jobs::step(&mut conn, job.id, Progress::Cancelled, "eval").await?;
+    }
     Ok(check(conversation, &seen))
 }
 
