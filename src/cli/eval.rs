@@ -261,22 +261,26 @@ async fn play_all(
     let server = tokio::spawn(app.clone().serve_http(listener, async move {
         let _ = stopped.await;
     }));
-    let client = reqwest::Client::new();
-    let url = format!("http://{addr}/api/twilio/sms");
+    let player = Player {
+        app,
+        pool,
+        client: reqwest::Client::new(),
+        url: format!("http://{addr}/api/twilio/sms"),
+        region,
+    };
     let mut n: u32 = 0;
     let mut result = Ok(());
     'all: for (c, (category, conversations)) in sets.iter().enumerate() {
         for (i, conversation) in conversations.iter().enumerate() {
             n += 1;
             let phone = format!("+1404555{:04}", 1000 + n % 9000);
-            let outcome =
-                match play(app, pool, &client, &url, &phone, n, conversation, region).await {
-                    Ok(outcome) => outcome,
-                    Err(e) => {
-                        result = Err(e.context(format!("{category}/{}", conversation.name)));
-                        break 'all;
-                    }
-                };
+            let outcome = match player.play(&phone, n, conversation).await {
+                Ok(outcome) => outcome,
+                Err(e) => {
+                    result = Err(e.context(format!("{category}/{}", conversation.name)));
+                    break 'all;
+                }
+            };
             if outcome.passed {
                 passes[c][i] += 1;
             } else if verbose {
@@ -294,80 +298,95 @@ async fn play_all(
     result
 }
 
-/// Plays one conversation from `phone` and checks what it led to.
-#[allow(clippy::too_many_arguments)]
-async fn play(
-    app: &App,
-    pool: &sqlx::PgPool,
-    client: &reqwest::Client,
-    url: &str,
-    phone: &str,
-    n: u32,
-    conversation: &Conversation,
+/// Plays conversations against one served application.
+struct Player<'a> {
+    app: &'a App,
+    pool: &'a sqlx::PgPool,
+    client: reqwest::Client,
+    /// The SMS webhook's local URL.
+    url: String,
     region: Region,
-) -> anyhow::Result<Outcome> {
-    for (t, turn) in conversation.say.iter().enumerate() {
-        let body = match turn.trim() {
-            "<empty>" => String::new(),
-            marker if marker.starts_with("<window ") && marker.ends_with('>') => {
-                marker["<window ".len()..marker.len() - 1].trim().to_owned()
+}
+
+impl Player<'_> {
+    /// Plays conversation number `n` from `phone` and checks what it led to.
+    async fn play(
+        &self,
+        phone: &str,
+        n: u32,
+        conversation: &Conversation,
+    ) -> anyhow::Result<Outcome> {
+        let Player {
+            app,
+            pool,
+            client,
+            url,
+            region,
+        } = self;
+        let region = *region;
+        for (t, turn) in conversation.say.iter().enumerate() {
+            let body = match turn.trim() {
+                "<empty>" => String::new(),
+                marker if marker.starts_with("<window ") && marker.ends_with('>') => {
+                    marker["<window ".len()..marker.len() - 1].trim().to_owned()
+                }
+                _ => turn.clone(),
+            };
+            let params: Vec<(String, String)> = [
+                ("MessageSid", format!("SMeval{n:05}x{t:03}")),
+                ("From", phone.to_owned()),
+                ("To", COMPANY.to_owned()),
+                ("Body", body),
+                ("NumMedia", "0".to_owned()),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+            let response = client
+                .post(url.as_str())
+                .header(
+                    "X-Twilio-Signature",
+                    twilio_signature(TOKEN, WEBHOOK_URL, &params),
+                )
+                .form(&params)
+                .send()
+                .await?;
+            if !response.status().is_success() {
+                anyhow::bail!("the SMS webhook answered {}", response.status());
             }
-            _ => turn.clone(),
-        };
-        let params: Vec<(String, String)> = [
-            ("MessageSid", format!("SMeval{n:05}x{t:03}")),
-            ("From", phone.to_owned()),
-            ("To", COMPANY.to_owned()),
-            ("Body", body),
-            ("NumMedia", "0".to_owned()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
-        let response = client
-            .post(url)
-            .header(
-                "X-Twilio-Signature",
-                twilio_signature(TOKEN, WEBHOOK_URL, &params),
-            )
-            .form(&params)
-            .send()
-            .await?;
-        if !response.status().is_success() {
-            anyhow::bail!("the SMS webhook answered {}", response.status());
+            app.run_jobs_until_idle()
+                .await
+                .map_err(|e| anyhow::anyhow!("background jobs: {e}"))?;
         }
-        app.run_jobs_until_idle()
-            .await
-            .map_err(|e| anyhow::anyhow!("background jobs: {e}"))?;
+        let mut conn = pool.acquire().await?;
+        let identity = Identity::phone(phone, region)
+            .ok_or_else(|| anyhow::anyhow!("{phone} is not a phone number"))?;
+        let Some(customer) = customers::find(&mut conn, &identity).await? else {
+            return Ok(Outcome {
+                passed: false,
+                why: vec!["no customer was recorded".into()],
+            });
+        };
+        let history = views::history(&mut conn, customer.id).await?;
+        let Some(conversation_id) = history.conversations.first().map(|c| c.id) else {
+            return Ok(Outcome {
+                passed: false,
+                why: vec!["no conversation was recorded".into()],
+            });
+        };
+        let seen = Seen::read(&mut conn, customer.id, conversation_id, &history).await?;
+        // Checked: now its pickups give their crew time back, so that the conversations after it
+        // find the schedule as open as the first one did (each is a customer of its own, not a
+        // busy week).
+        for job in history
+            .jobs
+            .iter()
+            .filter(|j| j.status == JobStatus::Booked)
+        {
+            let _ = jobs::step(&mut conn, job.id, Progress::Cancelled, "eval").await?;
+        }
+        Ok(check(conversation, &seen))
     }
-    let mut conn = pool.acquire().await?;
-    let identity = Identity::phone(phone, region)
-        .ok_or_else(|| anyhow::anyhow!("{phone} is not a phone number"))?;
-    let Some(customer) = customers::find(&mut conn, &identity).await? else {
-        return Ok(Outcome {
-            passed: false,
-            why: vec!["no customer was recorded".into()],
-        });
-    };
-    let history = views::history(&mut conn, customer.id).await?;
-    let Some(conversation_id) = history.conversations.first().map(|c| c.id) else {
-        return Ok(Outcome {
-            passed: false,
-            why: vec!["no conversation was recorded".into()],
-        });
-    };
-    let seen = Seen::read(&mut conn, customer.id, conversation_id, &history).await?;
-    // Checked: now its pickups give their crew time back, so that the conversations after it
-    // find the schedule as open as the first one did (each is a customer of its own, not a
-    // busy week).
-    for job in history
-        .jobs
-        .iter()
-        .filter(|j| j.status == JobStatus::Booked)
-    {
-        let _ = jobs::step(&mut conn, job.id, Progress::Cancelled, "eval").await?;
-    }
-    Ok(check(conversation, &seen))
 }
 
 /// What the database and the replies say about one played conversation.
