@@ -6,6 +6,7 @@
 mod admin;
 mod backfill;
 mod db;
+mod eval;
 mod legacy;
 mod migrate;
 mod serve;
@@ -60,6 +61,9 @@ enum Command {
     /// After the backfill: NOT NULL customer links, unique normalised phone and email, one open
     /// conversation per lead (each after a pre-check that lists offending rows).
     Tighten(backfill::TightenArgs),
+    /// Play the written conversations in evals/ against a throwaway database and print the
+    /// pass rate per category (and pass^k over several runs).
+    Eval(Box<eval::EvalArgs>),
 }
 
 impl Cli {
@@ -98,6 +102,7 @@ pub fn main() -> ExitCode {
         Command::Legacy(cmd) => legacy::run(&cli, cmd, &runtime),
         Command::Backfill(args) => backfill::run_backfill(&cli, args, &runtime),
         Command::Tighten(args) => backfill::run_tighten(&cli, args, &runtime),
+        Command::Eval(args) => eval::run(&cli, args, &runtime),
     };
     match result {
         Ok(code) => code,

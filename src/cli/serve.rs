@@ -148,7 +148,13 @@ pub struct ContextArgs {
 }
 
 impl ContextArgs {
-    fn agent(&self) -> anyhow::Result<Agent> {
+    /// The region phone numbers without a country code are read in.
+    pub(super) fn region(&self) -> Region {
+        self.region
+    }
+
+    /// The conversation engine these settings configure (the model when one is set).
+    pub(super) fn agent(&self) -> anyhow::Result<Agent> {
         let set = |v: &Option<String>| {
             v.as_deref()
                 .map(str::trim)

@@ -699,6 +699,27 @@ fn is_paint(word: &str) -> bool {
     )
 }
 
+/// Words that say what paint it is, or in what state, between its container and it.
+fn is_paint_word(word: &str) -> bool {
+    matches!(
+        word,
+        "old"
+            | "leftover"
+            | "used"
+            | "unused"
+            | "latex"
+            | "oil"
+            | "acrylic"
+            | "exterior"
+            | "interior"
+            | "house"
+            | "dried"
+            | "dry"
+            | "wood"
+            | "deck"
+    )
+}
+
 /// What paint comes in, and whether it is a five-gallon one unless told otherwise.
 fn paint_container(word: &str) -> Option<bool> {
     match word {
@@ -1105,8 +1126,14 @@ impl<'a> Scan<'a> {
             self.take(i, end);
             return Some(end);
         }
-        let container = if i >= 2 && prev == "of" {
-            paint_container(self.singular_at(i - 2)).map(|five| (i - 2, five))
+        // Up to two words about the paint may stand between "of" and it ("8 gallons of old
+        // paint", "4 cans of leftover latex paint").
+        let mut lead = i;
+        while lead > 0 && i - lead < 2 && is_paint_word(self.words[lead - 1]) {
+            lead -= 1;
+        }
+        let container = if lead >= 2 && self.words[lead - 1] == "of" {
+            paint_container(self.singular_at(lead - 2)).map(|five| (lead - 2, five))
         } else {
             None
         }

@@ -223,6 +223,21 @@ fn units_count_what_they_hold() {
 }
 
 #[test]
+fn a_word_about_the_paint_between_its_container_and_it_keeps_the_count() {
+    for (text, gallons, pails) in [
+        ("8 gallons of old paint", 8, 0),
+        ("4 cans of leftover latex paint", 4, 0),
+        ("two 5 gallon buckets of used stain", 0, 2),
+    ] {
+        let spec = recognise(text).job_spec();
+        let count = |class| spec.regulated.get(&class).copied().unwrap_or(0);
+        assert_eq!(count(RegulatedItem::PaintGallon), gallons, "{text}");
+        assert_eq!(count(RegulatedItem::PaintFiveGallon), pails, "{text}");
+        assert_eq!(recognise(text).items.len(), 1, "{text}: one line");
+    }
+}
+
+#[test]
 fn negated_stairs_ground_floors_and_lifts_charge_no_stairs() {
     for text in [
         "a couch, zero stairs to deal with",

@@ -188,18 +188,16 @@ pub enum Choice {
     At(DateTime<Utc>),
 }
 
-/// Reads a reply to the offers: "1", "option 2", "#3", or a day and time ("tomorrow at 2pm",
-/// "friday 10am", "Nov 28 at 9:30").
+/// Reads a reply to the offers: "1", "option 2", "#3", a position in words ("the first one",
+/// "2nd", "the latest you have", "whichever"), or a day and time ("tomorrow at 2pm", "friday
+/// 10am", "Nov 28 at 9:30").
 pub fn read_choice(text: &str, offers: usize, now: DateTime<Utc>, hours: &Hours) -> Option<Choice> {
     let lower = text.to_lowercase();
     let words: Vec<&str> = lower
         .split(|c: char| !(c.is_alphanumeric() || c == ':'))
         .filter(|w| !w.is_empty())
         .collect();
-    if let [word] | ["option" | "number" | "window" | "slot", word] = words.as_slice()
-        && let Ok(n) = word.parse::<usize>()
-        && (1..=offers).contains(&n)
-    {
+    if let Some(n) = by_position(&words, offers) {
         return Some(Choice::Offer(n));
     }
     let tz = hours.time_zone;
@@ -214,6 +212,35 @@ pub fn read_choice(text: &str, offers: usize, now: DateTime<Utc>, hours: &Hours)
         .collect();
     let time = read_time(&rest)?;
     at(tz, date, time).map(Choice::At)
+}
+
+/// Words around a pick that say nothing about which ("the second one please", "option 2
+/// would be perfect, thank you").
+const PICK_FILLER: &[&str] = &[
+    "the", "one", "option", "number", "window", "slot", "please", "pls", "plz", "thanks", "thank",
+    "you", "thx", "ty", "works", "work", "would", "be", "is", "fine", "good", "great", "perfect",
+    "ok", "okay", "sounds", "of", "those", "them", "have", "possible", "for", "me", "lets", "let",
+    "s", "go", "with", "i", "ll", "take", "that", "best",
+];
+
+/// The offer a reply picks by its position alone: a number in range or a position in words,
+/// with nothing else but [`PICK_FILLER`] around it (so "not the first one", "the first floor"
+/// and "maybe the first" pick nothing).
+fn by_position(words: &[&str], offers: usize) -> Option<usize> {
+    let mut meant = words.iter().filter(|w| !PICK_FILLER.contains(w));
+    let (Some(word), None) = (meant.next(), meant.next()) else {
+        return None;
+    };
+    let n = match *word {
+        "first" | "1st" | "earliest" | "soonest" | "any" | "whichever" | "either" | "anything" => 1,
+        "second" | "2nd" => 2,
+        "third" | "3rd" => 3,
+        "fourth" | "4th" => 4,
+        "fifth" | "5th" => 5,
+        "last" | "latest" => offers,
+        other => other.parse::<usize>().ok()?,
+    };
+    (1..=offers).contains(&n).then_some(n)
 }
 
 /// The date a reply names, and the index of the day-of-month word it used, if any.
@@ -383,6 +410,43 @@ mod tests {
             offers[0].start.with_timezone(&hours.time_zone).date_naive()
                 > NaiveDate::from_ymd_opt(2026, 11, 25).expect("date")
         );
+    }
+
+    #[test]
+    fn choices_by_position_in_words() {
+        let hours = Hours::default();
+        let now = utc("2026-11-24T12:00:00Z");
+        let pick = |text: &str| read_choice(text, 3, now, &hours);
+        for (text, n) in [
+            ("the first one", 1),
+            ("1st", 1),
+            ("earliest you have", 1),
+            ("soonest possible", 1),
+            ("second option", 2),
+            ("the 2nd one please", 2),
+            ("number 3 please", 3),
+            ("third", 3),
+            ("the latest you have", 3),
+            ("last one works", 3),
+            ("whichever", 1),
+            ("any of those is fine", 1),
+            ("Option 2 would be perfect, thank you!", 2),
+            ("1 pls", 1),
+            ("1 \u{1f44d}", 1),
+        ] {
+            assert_eq!(pick(text), Some(Choice::Offer(n)), "{text}");
+        }
+        for text in [
+            "none of those work for me",
+            "not the first one",
+            "yes",
+            "fourth",
+            "the first floor",
+            "can you do 11pm?",
+            "maybe the first",
+        ] {
+            assert_eq!(pick(text), None, "{text}");
+        }
     }
 
     #[test]

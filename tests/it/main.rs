@@ -13,6 +13,7 @@ mod console;
 mod conversation;
 mod crews;
 mod embedded;
+mod eval;
 mod hardening;
 mod identity;
 mod llm;
