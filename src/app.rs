@@ -88,6 +88,7 @@ impl App {
             jobs::reminders::job(),
             jobs::renewals::job(),
             jobs::codes::job(),
+            jobs::backups::job(),
         ]);
         let state = AppState {
             pool,
