@@ -139,7 +139,13 @@ impl Target {
         };
         let database = options.get_database().unwrap_or("postgres").to_owned();
         let mut env: Vec<(&'static str, OsString)> = vec![
-            ("PGHOST", options.get_host().into()),
+            (
+                "PGHOST",
+                match options.get_socket() {
+                    Some(socket) => socket.clone().into_os_string(),
+                    None => options.get_host().into(),
+                },
+            ),
             ("PGPORT", options.get_port().to_string().into()),
             ("PGUSER", options.get_username().into()),
             ("PGDATABASE", database.clone().into()),
@@ -474,12 +480,13 @@ pub async fn unlock_nightly(conn: &mut PgConnection) -> Result<(), BackupError> 
 /// The advisory lock key of the nightly backup ("jqbackup" in ASCII).
 const NIGHTLY_LOCK: i64 = 0x6a71_6261_636b_7570;
 
+/// The tool's first error line (libpq adds hints after it), else its last line.
 fn last_line(stderr: &[u8]) -> String {
-    String::from_utf8_lossy(stderr)
-        .lines()
-        .rev()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
+    let text = String::from_utf8_lossy(stderr);
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first_error = text.lines().map(str::trim).find(|l| l.contains("error:"));
+    first_error
+        .or_else(|| lines.next_back())
         .unwrap_or("(no message)")
         .to_owned()
 }

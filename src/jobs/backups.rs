@@ -90,7 +90,10 @@ async fn write(pool: &PgPool, dir: &Path, keep: usize) -> Result<bool, BackupErr
         "postgres://{}@localhost/{}?host={}&port={}",
         options.get_username(),
         crate::db::pool::EMBEDDED_DATABASE,
-        options.get_host(),
+        options
+            .get_socket()
+            .map(|s| s.display().to_string())
+            .unwrap_or_else(|| options.get_host().to_owned()),
         options.get_port()
     );
     let target = Target::from_url(&url)?;
