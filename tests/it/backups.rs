@@ -274,3 +274,107 @@ async fn a_restore_onto_a_new_data_directory_serves_every_row_and_backs_up_night
     drop(cluster);
     assert_eq!(server.terminate(), Some(0));
 }
+
+/// Marks `path` as written `days` days ago.
+fn age(path: &Path, days: i64) {
+    let when = chrono::Utc::now() - chrono::TimeDelta::days(days);
+    let time = nix::sys::time::TimeVal::new(when.timestamp(), 0);
+    nix::sys::stat::utimes(path, &time, &time).expect("utimes");
+}
+
+#[tokio::test]
+async fn the_nightly_backup_is_taken_once_between_instances_kept_to_its_count_and_shown() {
+    let data = temp_dir("jq-nightly-");
+    let out = junkquote(&["migrate", "up"], None, Some(data.path()));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let cluster = Cluster::start(&ClusterConfig::service(data.path())).expect("join");
+    let db = TestDb {
+        name: "junkquote".into(),
+        url: cluster.url("junkquote"),
+    };
+    let pool = db.pool().await;
+
+    // Last week's backups, and one from yesterday: a new one is due.
+    let backups = data.path().join("backups");
+    junkquote::db::backup::ensure_dir(&backups).expect("dir");
+    for day in 1..=6 {
+        let old = backups.join(format!("junkquote-2026010{day}T030000Z.dump"));
+        std::fs::write(&old, b"old").expect("old backup");
+        age(&old, 8 - day);
+    }
+    // Two instances find it due at once: one writes it.
+    let (a, b) = tokio::join!(
+        junkquote::jobs::backups::back_up_if_due(&pool, 3),
+        junkquote::jobs::backups::back_up_if_due(&pool, 3)
+    );
+    let written = [a.expect("first"), b.expect("second")];
+    assert_eq!(written.iter().filter(|w| **w).count(), 1, "{written:?}");
+    let listed = junkquote::db::backup::list(&backups);
+    assert_eq!(listed.len(), 3, "kept to JUNKQUOTE_BACKUP_KEEP: {listed:?}");
+    assert!(listed[0].bytes > 1000, "the new one is a real dump: {listed:?}");
+    assert!(listed[1].path.ends_with("junkquote-20260106T030000Z.dump"));
+    assert!(
+        !junkquote::jobs::backups::back_up_if_due(&pool, 3)
+            .await
+            .expect("again"),
+        "not due again the same day"
+    );
+
+    // The System page shows it.
+    let out = helpers::create_user(&db, "owner@junk.example", "correct horse battery staple\n");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let app = TestApp::spawn_on(&db, helpers::config::sms()).await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let login = client
+        .get(app.url("/admin/login"))
+        .send()
+        .await
+        .expect("login page");
+    let token = login
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix("jq_login="))
+        .and_then(|v| v.split(';').next())
+        .expect("login cookie")
+        .to_owned();
+    let signed_in = client
+        .post(app.url("/admin/login"))
+        .header("Cookie", format!("jq_login={token}"))
+        .form(&[
+            ("csrf", token.as_str()),
+            ("email", "owner@junk.example"),
+            ("password", "correct horse battery staple"),
+        ])
+        .send()
+        .await
+        .expect("login");
+    let session = signed_in
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix("jq_session="))
+        .and_then(|v| v.split(';').next())
+        .expect("session cookie")
+        .to_owned();
+    let page = client
+        .get(app.url("/admin/system"))
+        .header("Cookie", format!("jq_session={session}"))
+        .send()
+        .await
+        .expect("system page");
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.expect("html");
+    let size = format!("{:.1} KiB", listed[0].bytes as f64 / 1024.0);
+    assert!(html.contains("Last backup"), "{html}");
+    assert!(html.contains(&size), "the size, {size}: {html}");
+    assert!(html.contains("3 kept in"), "{html}");
+    app.shutdown().await.expect("shutdown");
+    pool.close().await;
+    drop(cluster);
+}
