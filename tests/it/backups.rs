@@ -164,32 +164,35 @@ async fn a_truncated_backup_is_refused_and_nothing_changes() {
     let file = dir.path().join("whole.dump");
     backup(&source, &file);
     let bytes = std::fs::read(&file).expect("read");
-    let cut = dir.path().join("cut.dump");
-    std::fs::write(&cut, &bytes[..bytes.len() * 2 / 3]).expect("write the cut file");
+    // Cut short anywhere: in its data (its table of contents still reads), or through it.
+    for keep in [bytes.len() - 100, bytes.len() * 2 / 3] {
+        let cut = dir.path().join("cut.dump");
+        std::fs::write(&cut, &bytes[..keep]).expect("write the cut file");
 
-    let target = TestDb::empty().await;
-    let out = junkquote(
-        &["db", "restore", cut.to_str().expect("utf-8")],
-        Some(&target.url),
-        None,
-    );
-    let line = one_line_error(&out, 1);
-    assert!(line.contains("is not a whole JunkQuote backup"), "{line}");
-    assert!(line.contains("nothing was changed"), "{line}");
-    assert!(
-        row_counts(&mut target.conn().await).await.is_empty(),
-        "the database is untouched"
-    );
+        let target = TestDb::empty().await;
+        let out = junkquote(
+            &["db", "restore", cut.to_str().expect("utf-8")],
+            Some(&target.url),
+            None,
+        );
+        let line = one_line_error(&out, 1);
+        assert!(line.contains("is not a whole JunkQuote backup"), "{line}");
+        assert!(line.contains("nothing was changed"), "{line}");
+        assert!(
+            row_counts(&mut target.conn().await).await.is_empty(),
+            "the database is untouched"
+        );
 
-    // Nor is a database that held data touched by a forced restore of it.
-    let before = row_counts(&mut source.conn().await).await;
-    let out = junkquote(
-        &["db", "restore", "--force", cut.to_str().expect("utf-8")],
-        Some(&source.url),
-        None,
-    );
-    one_line_error(&out, 1);
-    assert_eq!(row_counts(&mut source.conn().await).await, before);
+        // Nor is a database that held data touched by a forced restore of it.
+        let before = row_counts(&mut source.conn().await).await;
+        let out = junkquote(
+            &["db", "restore", "--force", cut.to_str().expect("utf-8")],
+            Some(&source.url),
+            None,
+        );
+        one_line_error(&out, 1);
+        assert_eq!(row_counts(&mut source.conn().await).await, before);
+    }
 }
 
 #[tokio::test]
@@ -311,7 +314,10 @@ async fn the_nightly_backup_is_taken_once_between_instances_kept_to_its_count_an
     assert_eq!(written.iter().filter(|w| **w).count(), 1, "{written:?}");
     let listed = junkquote::db::backup::list(&backups);
     assert_eq!(listed.len(), 3, "kept to JUNKQUOTE_BACKUP_KEEP: {listed:?}");
-    assert!(listed[0].bytes > 1000, "the new one is a real dump: {listed:?}");
+    assert!(
+        listed[0].bytes > 1000,
+        "the new one is a real dump: {listed:?}"
+    );
     assert!(listed[1].path.ends_with("junkquote-20260106T030000Z.dump"));
     assert!(
         !junkquote::jobs::backups::back_up_if_due(&pool, 3)
