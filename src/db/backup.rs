@@ -166,8 +166,9 @@ impl Target {
 
     fn command(&self, program: &Path) -> Command {
         let mut cmd = Command::new(program);
-        // Whatever the caller's environment says about another server does not apply.
-        for var in ["PGSERVICE", "PGSERVICEFILE", "PGOPTIONS", "PGPASSFILE"] {
+        // The URL says which server; a service file naming another does not apply. (A passfile
+        // still does: it is how a URL without a password gets one.)
+        for var in ["PGSERVICE", "PGSERVICEFILE", "PGOPTIONS"] {
             cmd.env_remove(var);
         }
         cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
