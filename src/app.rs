@@ -94,6 +94,7 @@ impl App {
             jobs::reminders::job(),
             jobs::renewals::job(),
             jobs::codes::job(),
+            jobs::backups::job(),
         ]);
         let scrape = config.metrics.enabled().then(|| {
             let scrape = http::metrics::Scrape::new(pool.clone(), jobs.clone());

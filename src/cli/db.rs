@@ -1,11 +1,14 @@
-//! `junkquote db …`: verify the schema, print the connection URL, stop the embedded cluster.
+//! `junkquote db …`: verify the schema, print the connection URL, stop the embedded cluster, back
+//! up and restore.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Subcommand;
 use sqlx::Connection;
 
 use super::{Cli, with_database};
+use crate::db::backup::{self, Target, Tools};
 use crate::db::migrate::{MigrationSet, verify};
 use crate::takeover::quality;
 
@@ -20,6 +23,22 @@ pub enum DbCommand {
     Url,
     /// Let the embedded PostgreSQL stop (now, unless other junkquote processes use it).
     Stop,
+    /// Write a backup (pg_dump's custom format, one consistent snapshot); embedded: into the
+    /// data directory's backups/, else into the current directory.
+    Backup {
+        /// Where to write it (never a half file: written beside it, then renamed).
+        #[arg(long)]
+        to: Option<PathBuf>,
+    },
+    /// Restore a backup into the database, which must be empty (a new data directory, or an
+    /// empty DATABASE_URL database); the file is checked whole first.
+    Restore {
+        /// The backup file (`db backup`'s).
+        file: PathBuf,
+        /// Replace everything in a database that is not empty.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 pub fn run(
@@ -99,6 +118,42 @@ pub fn run(
                 if let Some(cluster) = db.cluster() {
                     cluster.unpin()?;
                 }
+                Ok(ExitCode::SUCCESS)
+            })
+        }
+        DbCommand::Backup { to } => {
+            let tools = Tools::find()?;
+            with_database(cli, runtime, true, async |db| {
+                let target = Target::from_url(db.url())?;
+                let to = match (to, db.cluster()) {
+                    (Some(to), _) => to.clone(),
+                    (None, Some(_)) => {
+                        let dir = cli.data_dir.join("backups");
+                        backup::ensure_dir(&dir)?;
+                        dir.join(backup::file_name(chrono::Utc::now()))
+                    }
+                    (None, None) => PathBuf::from(format!(
+                        "{}-{}",
+                        target.database(),
+                        backup::file_name(chrono::Utc::now())
+                    )),
+                };
+                let written =
+                    tokio::task::spawn_blocking(move || backup::backup(&tools, &target, &to))
+                        .await??;
+                println!("{} ({} bytes)", written.path.display(), written.bytes);
+                Ok(ExitCode::SUCCESS)
+            })
+        }
+        DbCommand::Restore { file, force } => {
+            let tools = Tools::find()?;
+            with_database(cli, runtime, true, async |db| {
+                let target = Target::from_url(db.url())?;
+                let mut conn = db.connect().await?;
+                let restored = backup::restore(&tools, &target, &mut conn, file, *force).await;
+                conn.close().await?;
+                restored?;
+                println!("restored {} into {}", file.display(), target.database());
                 Ok(ExitCode::SUCCESS)
             })
         }

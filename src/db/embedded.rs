@@ -572,8 +572,8 @@ fn absolute(path: &Path) -> Result<PathBuf, EmbeddedError> {
     std::path::absolute(path).map_err(io_err(path))
 }
 
-/// What JunkQuote keeps in a data directory (besides `*.lock` files).
-const OUR_FILES: &[&str] = &["pg", "run", "postgres.log", "keep-running"];
+/// What JunkQuote keeps in a data directory (besides `*.lock` files; `backups` holds the nightly ones).
+const OUR_FILES: &[&str] = &["pg", "run", "postgres.log", "keep-running", "backups"];
 
 /// Creates the data directory (mode 0700, owned by the runner) or checks an existing one: it
 /// must belong to the runner or the current user and hold nothing but JunkQuote's files, so that

@@ -8,6 +8,7 @@
 //! here, once, for the jobs that send on their own. Tests call [`Jobs::run_until_idle`] instead
 //! of waiting for the loops.
 
+pub mod backups;
 pub mod codes;
 pub mod fully_booked;
 pub mod notes;

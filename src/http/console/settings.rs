@@ -311,6 +311,61 @@ struct SystemPage {
     backlog: Vec<BacklogView>,
     unanswered: i64,
     gates: Vec<GateView>,
+    backups: BackupsView,
+}
+
+/// The System page's backup card.
+struct BackupsView {
+    /// The embedded database's backups directory; `None` for a `DATABASE_URL` server.
+    dir: Option<String>,
+    /// The newest backup: when and how big.
+    last: Option<(String, String)>,
+    /// How many are kept there.
+    count: usize,
+}
+
+/// The backups directory of the embedded database, and its newest backup.
+async fn backups_view(
+    conn: &mut sqlx::PgConnection,
+    tz: chrono_tz::Tz,
+) -> Result<BackupsView, ConsoleError> {
+    use crate::db::backup;
+    let Some(data_dir) = backup::embedded_data_dir(conn)
+        .await
+        .map_err(|e| ConsoleError::Internal(e.into()))?
+    else {
+        return Ok(BackupsView {
+            dir: None,
+            last: None,
+            count: 0,
+        });
+    };
+    let dir = data_dir.join("backups");
+    let listed = backup::list(&dir);
+    let last = listed.first().map(|b| {
+        let at: chrono::DateTime<chrono::Utc> = b.modified.into();
+        (local(at, tz), human_size(b.bytes))
+    });
+    Ok(BackupsView {
+        dir: Some(dir.display().to_string()),
+        last,
+        count: listed.len(),
+    })
+}
+
+/// `1536` → `1.5 KiB`.
+fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} bytes");
+    }
+    let mut size = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while size >= 1024.0 && unit + 1 < UNITS.len() {
+        size /= 1024.0;
+        unit += 1;
+    }
+    format!("{size:.1} {}", UNITS[unit])
 }
 
 /// `GET /admin/system`.
@@ -345,6 +400,7 @@ pub async fn system(State(state): State<AppState>, me: Me) -> Result<Response, C
         })
         .collect();
     let unanswered = company::unanswered(&mut conn).await?;
+    let backups = backups_view(&mut conn, tz).await?;
     // `junkquote db check`'s gates, the same queries.
     let gates = crate::takeover::quality::check(&mut conn)
         .await?
@@ -368,6 +424,7 @@ pub async fn system(State(state): State<AppState>, me: Me) -> Result<Response, C
         backlog,
         unanswered,
         gates,
+        backups,
     })
 }
 
