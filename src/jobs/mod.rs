@@ -14,7 +14,7 @@ pub mod notes;
 pub mod outbox;
 pub mod reminders;
 pub mod renewals;
-pub mod unanswered;
+pub mod answer;
 
 use std::future::Future;
 use std::pin::Pin;
