@@ -297,7 +297,11 @@ pub struct Prompt {
 }
 
 /// Reads what the model needs for `lead`'s turn.
-pub async fn prepare(conn: &mut PgConnection, turn: &Turn<'_>, lead: &Lead) -> sqlx::Result<Prompt> {
+pub async fn prepare(
+    conn: &mut PgConnection,
+    turn: &Turn<'_>,
+    lead: &Lead,
+) -> sqlx::Result<Prompt> {
     let system = system_prompt(conn, turn, lead).await?;
     let mut grounded = String::new();
     if let Some(quote_id) = lead.state.quote_id {

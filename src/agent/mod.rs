@@ -260,7 +260,16 @@ async fn answer_next(
         text: &waiting.text,
         photos: waiting.photos,
     };
-    match reply_step(&mut step, agent, &settings, conversation_id, message, from_model).await {
+    match reply_step(
+        &mut step,
+        agent,
+        &settings,
+        conversation_id,
+        message,
+        from_model,
+    )
+    .await
+    {
         Ok(()) => {
             step.commit().await?;
             inbox::processed(&mut tx, &waiting, None).await?;
@@ -324,13 +333,31 @@ async fn first_step(
         Handled::Yes | Handled::HandedOver => return Ok(First::Done),
     }
     if agent.llm.is_none() {
-        reply_step_on(conn, agent, settings, &mut lead, conversation_id, message, None).await?;
+        reply_step_on(
+            conn,
+            agent,
+            settings,
+            &mut lead,
+            conversation_id,
+            message,
+            None,
+        )
+        .await?;
         return Ok(First::Done);
     }
     let first_reply = !lead.state.greeted;
     if let Some(reply) = verification(conn, agent, &mut lead, conversation_id, message.text).await?
     {
-        send(conn, settings, &mut lead, conversation_id, message.id, first_reply, vec![reply]).await?;
+        send(
+            conn,
+            settings,
+            &mut lead,
+            conversation_id,
+            message.id,
+            first_reply,
+            vec![reply],
+        )
+        .await?;
         return Ok(First::Done);
     }
     let context = read_context(conn, agent, &lead).await?;
@@ -366,7 +393,16 @@ async fn reply_step(
     from_model: Option<Vec<String>>,
 ) -> sqlx::Result<()> {
     let mut lead = leads::lead_of_conversation(conn, conversation_id).await?;
-    reply_step_on(conn, agent, settings, &mut lead, conversation_id, message, from_model).await
+    reply_step_on(
+        conn,
+        agent,
+        settings,
+        &mut lead,
+        conversation_id,
+        message,
+        from_model,
+    )
+    .await
 }
 
 async fn reply_step_on(
@@ -388,7 +424,16 @@ async fn reply_step_on(
         }
         None => answer(conn, agent, settings, lead, conversation_id, &message).await?,
     };
-    send(conn, settings, lead, conversation_id, message.id, first_reply, replies).await
+    send(
+        conn,
+        settings,
+        lead,
+        conversation_id,
+        message.id,
+        first_reply,
+        replies,
+    )
+    .await
 }
 
 /// Queues `replies` to `message` (the first of a conversation says it is an automated

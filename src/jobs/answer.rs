@@ -181,7 +181,9 @@ impl Answerer {
                 for id in left {
                     match agent::process(&inner.agent, &pool, id).await {
                         Ok(n) => answered += n,
-                        Err(e) => tracing::warn!(conversation = %id, error = %e, "could not answer"),
+                        Err(e) => {
+                            tracing::warn!(conversation = %id, error = %e, "could not answer")
+                        }
                     }
                     let _ = inner.answered.send(id);
                 }

@@ -8,13 +8,13 @@
 //! here, once, for the jobs that send on their own. Tests call [`Jobs::run_until_idle`] instead
 //! of waiting for the loops.
 
+pub mod answer;
 pub mod codes;
 pub mod fully_booked;
 pub mod notes;
 pub mod outbox;
 pub mod reminders;
 pub mod renewals;
-pub mod answer;
 
 use std::future::Future;
 use std::pin::Pin;

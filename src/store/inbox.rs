@@ -234,7 +234,11 @@ pub async fn open_conversation(
 
 /// Conversations with messages that were stored but not answered, oldest first, and that no
 /// live worker is answering: what a crash between storing and answering leaves behind.
-pub async fn unanswered(pool: &PgPool, older_than: Duration, limit: i64) -> sqlx::Result<Vec<Uuid>> {
+pub async fn unanswered(
+    pool: &PgPool,
+    older_than: Duration,
+    limit: i64,
+) -> sqlx::Result<Vec<Uuid>> {
     sqlx::query_scalar(
         "SELECT i.conversation_id FROM \"InboundMessage\" i
          WHERE i.processed_at IS NULL AND i.received_at < now() - make_interval(secs => $1)

@@ -85,15 +85,27 @@ impl TestApp {
         self.app.run_jobs_until_idle().await
     }
 
+    /// One round of the background jobs without waiting for the answering workers first (for a
+    /// test whose messages only the sweep can answer).
+    pub async fn run_jobs_now(&self) -> usize {
+        self.app
+            .run_jobs_until_idle()
+            .await
+            .unwrap_or_else(|e| panic!("background jobs: {e}"))
+    }
+
     /// Waits until the answering workers (of every app on this database) have answered every
-    /// message that may be answered now: none unanswered and due. The workers run on their own
+    /// message that may be answered now: none received in the last 5 s unanswered and due. The workers run on their own
     /// (as in `serve`) and are woken by the webhook; this is the test's way to see them done.
     pub async fn answered(&self) {
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
         loop {
+            // A worker's, not yet the sweep's (which takes messages older than 5 s, and
+            // which `run_jobs_until_idle` runs).
             let left: bool = sqlx::query_scalar(
                 "SELECT EXISTS (SELECT 1 FROM \"InboundMessage\"
                                 WHERE processed_at IS NULL
+                                  AND received_at > now() - interval '5 seconds'
                                   AND (retry_at IS NULL OR retry_at <= now()))",
             )
             .fetch_one(&self.pool)
