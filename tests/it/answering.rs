@@ -380,3 +380,56 @@ async fn a_worker_killed_while_the_model_thinks_is_replaced_and_the_message_answ
     assert_eq!(answered[0].1.len(), 1, "answered once: {answered:?}");
     assert!(answered[0].1[0].ends_with("Re: hi"), "{answered:?}");
 }
+
+#[tokio::test]
+async fn the_web_chat_waits_a_few_seconds_for_the_answer_then_answers_202() {
+    let (base, _, _) = fake_model(Mode::Echo, Duration::from_millis(6500)).await;
+    let mut config = config::with_llm(Config::default(), &base, Duration::from_secs(20));
+    config.agent.options.lease = Duration::from_secs(30);
+    let server = TestApp::spawn(config).await;
+    let client = reqwest::Client::new();
+    let session: Value = client
+        .post(server.url("/api/chat/sessions"))
+        .send()
+        .await
+        .expect("open")
+        .json()
+        .await
+        .expect("json");
+    let id = session["session_id"].as_str().expect("session id");
+    let token = session["token"].as_str().expect("token");
+    let url = server.url(&format!("/api/chat/sessions/{id}/messages"));
+    let started = Instant::now();
+    let response = client
+        .post(&url)
+        .bearer_auth(token)
+        .json(&json!({"text": "are you there?"}))
+        .send()
+        .await
+        .expect("post");
+    let took = started.elapsed();
+    assert_eq!(response.status(), 202, "not ready within the wait");
+    assert!(took < Duration::from_secs(6), "the POST took {took:?}");
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["pending"], true);
+    // The reply arrives through GET once the model is done.
+    server.answered().await;
+    let thread: Value = client
+        .get(&url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    let said: Vec<&str> = thread["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter(|m| m["role"] == "assistant")
+        .filter_map(|m| m["content"].as_str())
+        .collect();
+    assert_eq!(said.len(), 1, "{thread}");
+    assert!(said[0].ends_with("Re: are you there?"), "{thread}");
+}

@@ -95,18 +95,20 @@ impl TestApp {
     }
 
     /// Waits until the answering workers (of every app on this database) have answered every
-    /// message that may be answered now: none received in the last 5 s unanswered and due. The workers run on their own
+    /// message that may be answered now: none received in the last 5 s unanswered and due, and
+    /// no worker still at work (holding a lease). The workers run on their own
     /// (as in `serve`) and are woken by the webhook; this is the test's way to see them done.
     pub async fn answered(&self) {
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
         loop {
             // A worker's, not yet the sweep's (which takes messages older than 5 s, and
-            // which `run_jobs_until_idle` runs).
+            // which `run_jobs_until_idle` runs), or a worker's still answering.
             let left: bool = sqlx::query_scalar(
                 "SELECT EXISTS (SELECT 1 FROM \"InboundMessage\"
                                 WHERE processed_at IS NULL
                                   AND received_at > now() - interval '5 seconds'
-                                  AND (retry_at IS NULL OR retry_at <= now()))",
+                                  AND (retry_at IS NULL OR retry_at <= now()))
+                        OR EXISTS (SELECT 1 FROM \"AnswerLease\" WHERE expires_at > now())",
             )
             .fetch_one(&self.pool)
             .await
