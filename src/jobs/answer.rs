@@ -114,6 +114,12 @@ impl Answerer {
         }
     }
 
+    /// Told the id of each conversation a worker of this process has finished a pass over (for
+    /// waiters that check their own message then).
+    pub fn subscribe(&self) -> broadcast::Receiver<Uuid> {
+        self.inner.answered.subscribe()
+    }
+
     /// Runs the workers until the future is dropped (which stops them mid-answer, as a crash
     /// would; their leases then expire). Only the first call runs them.
     pub async fn run(self) {
