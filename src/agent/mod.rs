@@ -76,6 +76,8 @@ pub async fn process(agent: &Agent, pool: &PgPool, conversation_id: Uuid) -> sql
     let holder = Uuid::new_v4();
     let ttl = agent.options.lease;
     let mut answered = 0;
+    // Passes in a row that answered nothing: a second one ends it (what is left is the sweep's).
+    let mut idle = 0;
     loop {
         if !conversations::take_lease(pool, conversation_id, holder, ttl).await? {
             return Ok(answered);
@@ -89,10 +91,12 @@ pub async fn process(agent: &Agent, pool: &PgPool, conversation_id: Uuid) -> sql
         })
         .await;
         conversations::release_lease(pool, conversation_id, holder).await?;
-        answered += worked?;
-        // A message stored while the lease was held, whose own wake-up found the lease taken,
-        // is answered now.
-        if !inbox::has_due(pool, conversation_id).await? {
+        let worked = worked?;
+        answered += worked;
+        idle = if worked == 0 { idle + 1 } else { 0 };
+        // A message stored while the lease was held, whose own wake-up (in another process)
+        // found the lease taken, is answered now.
+        if idle >= 2 || !inbox::has_due(pool, conversation_id).await? {
             return Ok(answered);
         }
     }
