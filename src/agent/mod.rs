@@ -90,13 +90,13 @@ pub async fn process(agent: &Agent, pool: &PgPool, conversation_id: Uuid) -> sql
             Ok::<_, sqlx::Error>(n)
         })
         .await;
-        conversations::release_lease(pool, conversation_id, holder).await?;
+        let more = conversations::release_lease(pool, conversation_id, holder).await?;
         let worked = worked?;
         answered += worked;
         idle = if worked == 0 { idle + 1 } else { 0 };
         // A message stored while the lease was held, whose own wake-up (in another process)
         // found the lease taken, is answered now.
-        if idle >= 2 || !inbox::has_due(pool, conversation_id).await? {
+        if idle >= 2 || !more {
             return Ok(answered);
         }
     }

@@ -75,14 +75,25 @@ pub async fn renew_lease(
     Ok(renewed > 0)
 }
 
-/// Gives `holder`'s lease up (nothing happens when it is no longer theirs).
-pub async fn release_lease(pool: &PgPool, id: Uuid, holder: Uuid) -> sqlx::Result<()> {
-    sqlx::query("DELETE FROM \"AnswerLease\" WHERE conversation_id = $1 AND holder = $2")
-        .bind(id)
-        .bind(holder)
-        .execute(pool)
-        .await?;
-    Ok(())
+/// Gives `holder`'s lease up (nothing happens when it is no longer theirs) and says whether the
+/// conversation has a message that may be answered now: one stored while the lease was held,
+/// whose own wake-up (in another process) found the lease taken. One round trip: the check sees
+/// every message stored before the release, and a worker that tries for the lease meanwhile
+/// waits for the release and takes it.
+pub async fn release_lease(pool: &PgPool, id: Uuid, holder: Uuid) -> sqlx::Result<bool> {
+    sqlx::query_scalar(
+        "WITH released AS (
+             DELETE FROM \"AnswerLease\" WHERE conversation_id = $1 AND holder = $2
+         )
+         SELECT coalesce((SELECT i.retry_at IS NULL OR i.retry_at <= now()
+                          FROM \"InboundMessage\" i
+                          WHERE i.conversation_id = $1 AND i.processed_at IS NULL
+                          ORDER BY i.seq LIMIT 1), false)",
+    )
+    .bind(id)
+    .bind(holder)
+    .fetch_one(pool)
+    .await
 }
 
 /// A message of a conversation's thread.

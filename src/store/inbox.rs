@@ -291,14 +291,6 @@ pub async fn next_pending(
     .await
 }
 
-/// Whether the conversation has a message that may be answered now.
-pub async fn has_due(pool: &PgPool, conversation_id: Uuid) -> sqlx::Result<bool> {
-    let mut conn = pool.acquire().await?;
-    Ok(next_pending(&mut conn, conversation_id)
-        .await?
-        .is_some_and(|p| p.due))
-}
-
 /// Whether the stored message `message_id` has been answered (or set aside).
 pub async fn answered(pool: &PgPool, message_id: Uuid) -> sqlx::Result<bool> {
     sqlx::query_scalar(
