@@ -308,6 +308,12 @@ async fn two_servers_answer_ten_messages_at_once_once_each_in_order() {
     let config = || with_model(&base, Duration::from_secs(10), Duration::from_secs(30));
     let one = TestApp::spawn_on(&db, config()).await;
     let two = TestApp::spawn_on(&db, config()).await;
+    for app in [&one, &two] {
+        let mut warm = Vec::new();
+        for _ in 0..8 {
+            warm.push(app.pool.acquire().await.expect("a pooled connection"));
+        }
+    }
     let mut posts = Vec::new();
     for n in 0..10 {
         let url = if n % 2 == 0 { &one } else { &two }.url("/api/twilio/sms");
