@@ -303,7 +303,7 @@ async fn a_message_written_while_the_model_thinks_is_answered_after_in_order() {
 
 #[tokio::test]
 async fn two_servers_answer_ten_messages_at_once_once_each_in_order() {
-    let (base, _, _) = fake_model(Mode::Echo, Duration::from_millis(300)).await;
+    let (base, _, _) = fake_model(Mode::Echo, Duration::from_millis(500)).await;
     let db = TestDb::migrated().await;
     let config = || with_model(&base, Duration::from_secs(10), Duration::from_secs(30));
     let one = TestApp::spawn_on(&db, config()).await;
@@ -327,7 +327,9 @@ async fn two_servers_answer_ten_messages_at_once_once_each_in_order() {
     for post in posts {
         let (status, took) = post.await.expect("post");
         assert_eq!(status, 200);
-        assert!(took < WEBHOOK_BOUND, "a webhook took {took:?}");
+        // Ten at once on two servers of a shared 2-core machine: a looser bound, still far
+        // below the 5 s the last would wait if each waited for the answers before it.
+        assert!(took < 2 * WEBHOOK_BOUND, "a webhook took {took:?}");
     }
     one.answered().await;
     one.run_jobs_until_idle().await;
