@@ -40,6 +40,8 @@ pub struct Config {
     pub chat_messages: MessageLimits,
     /// Where `/metrics` is served, if anywhere.
     pub metrics: http::metrics::Options,
+    /// How customers' messages are answered (workers, the sweep).
+    pub answering: jobs::answer::Options,
 }
 
 impl Default for Config {
@@ -55,6 +57,7 @@ impl Default for Config {
             sessions: SessionLimits::default(),
             chat_messages: MessageLimits::default(),
             metrics: http::metrics::Options::default(),
+            answering: jobs::answer::Options::default(),
         }
     }
 }
@@ -86,9 +89,11 @@ impl App {
             messenger: config.messenger.as_ref().and_then(MessengerClient::new),
             owner_phone: config.owner_phone.filter(|p| !p.trim().is_empty()),
         };
+        let answers =
+            jobs::answer::Answerer::new(config.agent.clone(), pool.clone(), config.answering);
         let jobs = Jobs::new(vec![
             jobs::outbox::job(senders),
-            jobs::unanswered::job(config.agent.clone()),
+            answers.job(),
             jobs::notes::job(),
             jobs::fully_booked::job(),
             jobs::reminders::job(),
@@ -106,6 +111,7 @@ impl App {
             twilio: config.twilio.map(Arc::new),
             messenger: config.messenger.map(Arc::new),
             agent: config.agent,
+            answers,
             console: config.console,
             chat: ChatOptions {
                 messages: config.chat_messages,
@@ -167,17 +173,22 @@ impl App {
         served
     }
 
-    /// Serves on `listener` without the background jobs (tests run them on demand).
+    /// Serves on `listener` with the answering workers (customers are answered as they write)
+    /// but without the background jobs (tests run them on demand). When serving ends the
+    /// workers stop, mid-answer if need be: their leases expire and the sweep answers.
     pub async fn serve_http(
         self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let workers = tokio::spawn(self.state.answers.clone().run());
         let app = self
             .router()
             .into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(listener, app)
+        let served = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
-            .await
+            .await;
+        workers.abort();
+        served
     }
 }

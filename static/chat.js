@@ -110,7 +110,8 @@
         last = reply.content;
       }
       offerChoices(last);
-      busy(false, '');
+      // 202: the answer is still being written; the poll below shows it when it is there.
+      busy(false, response.status === 202 ? 'Still thinking…' : '');
     } catch (e) {
       busy(false, 'Not sent: ' + e.message);
     }

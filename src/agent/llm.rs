@@ -5,13 +5,14 @@
 //! so a call naming another customer is refused, not obeyed. Prices, approvals and bookings come
 //! only from those operations, and a reply that states a dollar amount no tool produced is
 //! refused. Any error, timeout or refusal sends the message to the rule-based agent instead.
+//! The model is called with no connection held: each tool call is a short transaction of its own.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::rules::{self, Known};
@@ -21,7 +22,7 @@ use crate::domain::secret::Secret;
 use crate::domain::stages::Stage;
 use crate::store::leads::Lead;
 use crate::store::settings::Settings;
-use crate::store::{conversations, memory};
+use crate::store::{conversations, leads, memory};
 
 /// Where the model is and how long to wait for it.
 #[derive(Debug, Clone)]
@@ -298,26 +299,54 @@ pub struct Turn<'a> {
     pub known: Known<'a>,
     /// Now.
     pub now: DateTime<Utc>,
+    /// The answering lease the turn runs under.
+    pub holder: Uuid,
+    /// How long a renewal of that lease lasts.
+    pub lease: Duration,
 }
 
-/// The model's replies to `text`, with its tool calls carried out on `lead`.
-pub async fn respond(
-    llm: &Llm,
+/// What the model is shown, read before it is called (the connection is released then).
+pub struct Prompt {
+    /// The system prompt: the lead, the customer, the thread so far.
+    system: String,
+    /// Amounts the model may state: the current quote's, and later the ones its tools give.
+    grounded: String,
+}
+
+/// Reads what the model needs for `lead`'s turn.
+pub async fn prepare(
     conn: &mut PgConnection,
     turn: &Turn<'_>,
-    lead: &mut Lead,
-    text: &str,
-) -> Result<Vec<String>, LlmError> {
-    let mut messages = vec![
-        json!({"role": "system", "content": system_prompt(conn, turn, lead).await?}),
-        json!({"role": "user", "content": text}),
-    ];
-    // Amounts the model may state: the ones the tools gave it, and the current quote's.
+    lead: &Lead,
+) -> sqlx::Result<Prompt> {
+    let system = system_prompt(conn, turn, lead).await?;
     let mut grounded = String::new();
     if let Some(quote_id) = lead.state.quote_id {
         let total = crate::store::quotes::quote_total(conn, quote_id).await?;
         grounded.push_str(&total.to_string());
     }
+    Ok(Prompt { system, grounded })
+}
+
+/// The model's replies to `text`. No connection is held while the model thinks: each tool call
+/// runs in a short transaction of its own, on the lead as it is then (re-read, since the owner
+/// or an operator may have changed it meanwhile), and only while `holder` still holds the
+/// conversation's answering lease.
+pub async fn respond(
+    llm: &Llm,
+    pool: &PgPool,
+    turn: &Turn<'_>,
+    prompt: Prompt,
+    text: &str,
+) -> Result<Vec<String>, LlmError> {
+    let Prompt {
+        system,
+        mut grounded,
+    } = prompt;
+    let mut messages = vec![
+        json!({"role": "system", "content": system}),
+        json!({"role": "user", "content": text}),
+    ];
     for _ in 0..MAX_ROUNDS {
         let reply = llm.complete(&messages).await?;
         if reply.tool_calls.is_empty() {
@@ -337,7 +366,7 @@ pub async fn respond(
             })).collect::<Vec<_>>(),
         }));
         for call in &reply.tool_calls {
-            let result = run_tool(conn, turn, lead, call).await?;
+            let result = tool_in_own_transaction(pool, turn, call).await?;
             grounded.push_str(&result);
             messages.push(json!({"role": "tool", "tool_call_id": call.id, "content": result}));
         }
@@ -345,6 +374,34 @@ pub async fn respond(
     Err(LlmError::Malformed(format!(
         "still calling tools after {MAX_ROUNDS} rounds"
     )))
+}
+
+/// Runs one tool call in a transaction of its own: the conversation locked, the lease checked
+/// (and renewed), the lead re-read, the tool applied and the lead saved.
+async fn tool_in_own_transaction(
+    pool: &PgPool,
+    turn: &Turn<'_>,
+    call: &ToolCall,
+) -> Result<String, LlmError> {
+    let mut tx = pool.begin().await?;
+    let taken_over = conversations::lock(&mut tx, turn.conversation_id)
+        .await?
+        .is_none_or(|c| c.taken_over);
+    if taken_over {
+        return Err(LlmError::Refused(
+            "an operator took the conversation over".into(),
+        ));
+    }
+    if !conversations::renew_lease(&mut tx, turn.conversation_id, turn.holder, turn.lease).await? {
+        return Err(LlmError::Refused(
+            "another worker has this conversation now".into(),
+        ));
+    }
+    let mut lead = leads::lead_of_conversation(&mut tx, turn.conversation_id).await?;
+    let result = run_tool(&mut tx, turn, &mut lead, call).await?;
+    leads::save_lead(&mut tx, &lead).await?;
+    tx.commit().await?;
+    Ok(result)
 }
 
 async fn run_tool(

@@ -1,8 +1,10 @@
-//! The conversation engine: answers a conversation's new messages, one conversation at a time
-//! and each conversation's messages in the order they arrived.
+//! The conversation engine: answers a conversation's new messages, each conversation's one at a
+//! time and in the order they arrived, under a lease on the conversation held in the database.
 
 pub mod llm;
 pub mod rules;
+
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
@@ -32,6 +34,9 @@ pub struct Options {
     pub region: Region,
     /// How much history is read.
     pub budget: Budget,
+    /// How long a worker's answering lease on a conversation lasts between renewals: after a
+    /// crash, the conversation waits this long before another worker answers it.
+    pub lease: Duration,
 }
 
 impl Default for Options {
@@ -41,6 +46,7 @@ impl Default for Options {
             strict_address: true,
             region: Region::US,
             budget: Budget::default(),
+            lease: Duration::from_secs(30),
         }
     }
 }
@@ -59,95 +65,409 @@ pub struct Agent {
 /// the conversation can go on.
 pub const MAX_ANSWER_ATTEMPTS: i32 = 5;
 
-/// Answers every stored but unanswered message of a conversation, in arrival order, in one
-/// transaction. The conversation's row lock makes concurrent callers take turns, so a message is
-/// answered once, after the ones before it. A message whose answer fails is rolled back alone
-/// (a savepoint), retried later with backoff, and after [`MAX_ANSWER_ATTEMPTS`] set aside with
-/// the owner told; the messages after it wait, to keep the order. Returns how many messages were
-/// answered.
+/// Answers every stored but unanswered message of a conversation, one at a time in arrival
+/// order, under the conversation's answering lease (a row in the database, so that several
+/// workers and `serve` processes take turns: a caller that finds it held returns at once, and
+/// the holder answers what arrived meanwhile). Each message is answered in short transactions,
+/// none held while a model thinks. A message whose answer fails is retried later with backoff,
+/// and after [`MAX_ANSWER_ATTEMPTS`] set aside with the owner told; the messages after it wait,
+/// to keep the order. Returns how many messages were answered.
 pub async fn process(agent: &Agent, pool: &PgPool, conversation_id: Uuid) -> sqlx::Result<usize> {
-    let mut tx = pool.begin().await?;
-    // An operator who took the conversation over from the console answers it themselves.
-    let mut taken_over = conversations::lock(&mut tx, conversation_id)
+    let holder = Uuid::new_v4();
+    let ttl = agent.options.lease;
+    let mut answered = 0;
+    // Passes in a row that answered nothing: a second one ends it (what is left is the sweep's).
+    let mut idle = 0;
+    loop {
+        if !conversations::take_lease(pool, conversation_id, holder, ttl).await? {
+            return Ok(answered);
+        }
+        let worked = renewing(pool, conversation_id, holder, ttl, async {
+            let mut n = 0;
+            while answer_next(agent, pool, conversation_id, holder).await? {
+                n += 1;
+            }
+            Ok::<_, sqlx::Error>(n)
+        })
+        .await;
+        let more = conversations::release_lease(pool, conversation_id, holder).await?;
+        let worked = worked?;
+        answered += worked;
+        idle = if worked == 0 { idle + 1 } else { 0 };
+        // A message stored while the lease was held, whose own wake-up (in another process)
+        // found the lease taken, is answered now.
+        if idle >= 2 || !more {
+            return Ok(answered);
+        }
+    }
+}
+
+/// Runs `work` while renewing `holder`'s lease every third of its life.
+async fn renewing<T>(
+    pool: &PgPool,
+    conversation_id: Uuid,
+    holder: Uuid,
+    ttl: Duration,
+    work: impl std::future::Future<Output = T>,
+) -> T {
+    tokio::pin!(work);
+    let mut tick = tokio::time::interval((ttl / 3).max(Duration::from_millis(10)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            done = &mut work => return done,
+            _ = tick.tick() => {
+                let renewed = async {
+                    let mut conn = pool.acquire().await?;
+                    conversations::renew_lease(&mut conn, conversation_id, holder, ttl).await
+                };
+                match renewed.await {
+                    Ok(true) => {}
+                    Ok(false) => tracing::warn!(conversation = %conversation_id, "the answering lease was lost"),
+                    Err(e) => tracing::warn!(conversation = %conversation_id, error = %e, "could not renew the answering lease"),
+                }
+            }
+        }
+    }
+}
+
+/// The conversation's next message, locked with its conversation, when `holder` still holds
+/// the lease and the message may be answered now; with whether an operator has it.
+async fn claim(
+    conn: &mut PgConnection,
+    conversation_id: Uuid,
+    holder: Uuid,
+    ttl: Duration,
+) -> sqlx::Result<Option<(inbox::Pending, bool)>> {
+    let Some(locked) = conversations::lock(conn, conversation_id).await? else {
+        return Ok(None);
+    };
+    if !conversations::renew_lease(conn, conversation_id, holder, ttl).await? {
+        return Ok(None);
+    }
+    Ok(inbox::next_pending(conn, conversation_id)
         .await?
-        .is_some_and(|c| c.taken_over);
-    let pending = inbox::pending(&mut tx, conversation_id).await?;
-    if pending.is_empty() {
+        .filter(|p| p.due)
+        .map(|p| (p, locked.taken_over)))
+}
+
+/// What the first transaction of a message left to do.
+enum First {
+    /// Answered (or deliberately left unanswered).
+    Done,
+    /// The model is to be asked, with the connection released.
+    Model(Box<Prepared>),
+}
+
+/// What the model's turn needs, read in the first transaction.
+struct Prepared {
+    context: Option<Context>,
+    prompt: llm::Prompt,
+    now: DateTime<Utc>,
+}
+
+/// Answers the conversation's next message; `false` when there is none to answer now (or the
+/// lease was lost). The rule-based agent answers in one short transaction; the LLM agent's
+/// message takes one to read, none while the model thinks, one per tool, one to reply.
+async fn answer_next(
+    agent: &Agent,
+    pool: &PgPool,
+    conversation_id: Uuid,
+    holder: Uuid,
+) -> sqlx::Result<bool> {
+    let ttl = agent.options.lease;
+    let mut tx = pool.begin().await?;
+    let Some((waiting, taken_over)) = claim(&mut tx, conversation_id, holder, ttl).await? else {
         tx.commit().await?;
-        return Ok(0);
+        return Ok(false);
+    };
+    let settings = settings::load(&mut tx).await?;
+    // Paused, or taken over by an operator: the message is kept and marked read, and nobody is
+    // answered automatically.
+    if settings.paused || taken_over {
+        inbox::processed(&mut tx, &waiting, None).await?;
+        tx.commit().await?;
+        return Ok(true);
+    }
+    let mut step = sqlx::Connection::begin(&mut *tx).await?;
+    let first = first_step(&mut step, agent, &settings, conversation_id, &waiting).await;
+    let prepared = match first {
+        Ok(First::Done) => {
+            step.commit().await?;
+            inbox::processed(&mut tx, &waiting, None).await?;
+            tx.commit().await?;
+            if agent.llm.is_none() {
+                metrics::counter!("junkquote_answers_total", "agent" => "rules").increment(1);
+            }
+            return Ok(true);
+        }
+        Ok(First::Model(prepared)) => {
+            // Nothing was written; the connection goes back to the pool before the model call.
+            step.rollback().await?;
+            tx.commit().await?;
+            prepared
+        }
+        Err(e) => {
+            step.rollback().await?;
+            let go_on = failed(&mut tx, conversation_id, &waiting, &e).await?;
+            tx.commit().await?;
+            return Ok(go_on);
+        }
+    };
+    let from_model = match &agent.llm {
+        Some(model) => {
+            let turn = llm::Turn {
+                conversation_id,
+                message_id: waiting.message_id,
+                settings: &settings,
+                known: rules::Known {
+                    context: prepared.context.as_ref(),
+                    strict_address: agent.options.strict_address,
+                },
+                now: prepared.now,
+                holder,
+                lease: ttl,
+            };
+            match llm::respond(model, pool, &turn, prepared.prompt, &waiting.text).await {
+                Ok(replies) => {
+                    metrics::counter!("junkquote_answers_total", "agent" => "model").increment(1);
+                    Some(replies)
+                }
+                Err(e) => {
+                    metrics::counter!("junkquote_answers_total", "agent" => "model_fell_back")
+                        .increment(1);
+                    metrics::counter!("junkquote_model_errors_total", "kind" => e.kind())
+                        .increment(1);
+                    tracing::warn!(conversation = %conversation_id, error = %e, "the LLM agent failed; the rule-based agent answers");
+                    None
+                }
+            }
+        }
+        None => None,
+    };
+    // The reply: the conversation, the lease and the message checked again, since the model
+    // took its time.
+    let mut tx = pool.begin().await?;
+    let Some((again, taken_over)) = claim(&mut tx, conversation_id, holder, ttl).await? else {
+        tx.commit().await?;
+        return Ok(false);
+    };
+    if again.message_id != waiting.message_id {
+        tx.commit().await?;
+        return Ok(true);
     }
     let settings = settings::load(&mut tx).await?;
-    let mut lead: Option<leads::Lead> = None;
-    let mut answered = 0;
-    for waiting in &pending {
-        // Paused, or taken over by an operator: the message is kept and marked read, and
-        // nobody is answered automatically.
-        if settings.paused || taken_over {
-            inbox::processed(&mut tx, waiting, None).await?;
-            continue;
-        }
-        let before = lead.clone();
-        let mut step = sqlx::Connection::begin(&mut *tx).await?;
-        let message = Incoming {
-            id: waiting.message_id,
-            text: &waiting.text,
-            photos: waiting.photos,
-        };
-        // The messaging rules first: an opt-out, an opt-in or a request for a person is
-        // handled here, and the agent answers only what is left.
-        let result =
-            match rules_first(&mut step, &settings, &mut lead, conversation_id, &message).await {
-                Ok(Handled::No) => {
-                    answer(
-                        &mut step,
-                        agent,
-                        &settings,
-                        &mut lead,
-                        conversation_id,
-                        message,
-                    )
-                    .await
-                }
-                Ok(Handled::Yes) => Ok(()),
-                Ok(Handled::HandedOver) => {
-                    taken_over = true;
-                    Ok(())
-                }
-                Err(e) => Err(e),
-            };
-        match result {
-            Ok(()) => {
-                step.commit().await?;
-                inbox::processed(&mut tx, waiting, None).await?;
-                answered += 1;
-            }
-            Err(e) => {
-                step.rollback().await?;
-                lead = before;
-                let attempts = waiting.attempts + 1;
-                tracing::warn!(conversation = %conversation_id, attempts, error = %e, "answering a message failed");
-                if attempts >= MAX_ANSWER_ATTEMPTS {
-                    inbox::processed(&mut tx, waiting, Some(&e.to_string())).await?;
-                    outbox::notify_owner(
-                        &mut tx,
-                        &format!(
-                            "A customer message could not be answered automatically after {attempts} tries; please reply yourself (conversation {conversation_id})."
-                        ),
-                    )
-                    .await?;
-                    continue;
-                }
-                inbox::retry_later(&mut tx, waiting, attempts, &e.to_string()).await?;
-                // The messages after it wait for it: answers keep the order of the questions.
-                break;
+    if settings.paused || taken_over {
+        if let Some(replies) = &from_model {
+            for reply in replies {
+                conversations::note_unsent(&mut tx, conversation_id, reply).await?;
             }
         }
+        inbox::processed(&mut tx, &waiting, None).await?;
+        tx.commit().await?;
+        return Ok(true);
     }
-    if let Some(lead) = &lead {
-        leads::save_lead(&mut tx, lead).await?;
+    let mut step = sqlx::Connection::begin(&mut *tx).await?;
+    let message = Incoming {
+        id: waiting.message_id,
+        text: &waiting.text,
+        photos: waiting.photos,
+    };
+    match reply_step(
+        &mut step,
+        agent,
+        &settings,
+        conversation_id,
+        message,
+        from_model,
+    )
+    .await
+    {
+        Ok(()) => {
+            step.commit().await?;
+            inbox::processed(&mut tx, &waiting, None).await?;
+            tx.commit().await?;
+            Ok(true)
+        }
+        Err(e) => {
+            step.rollback().await?;
+            let go_on = failed(&mut tx, conversation_id, &waiting, &e).await?;
+            tx.commit().await?;
+            Ok(go_on)
+        }
     }
-    tx.commit().await?;
-    Ok(answered)
+}
+
+/// Records a failed answer: retried later, or after [`MAX_ANSWER_ATTEMPTS`] set aside with the
+/// owner told. Whether the conversation's next message may be answered now.
+async fn failed(
+    conn: &mut PgConnection,
+    conversation_id: Uuid,
+    waiting: &inbox::Pending,
+    e: &sqlx::Error,
+) -> sqlx::Result<bool> {
+    let attempts = waiting.attempts + 1;
+    tracing::warn!(conversation = %conversation_id, attempts, error = %e, "answering a message failed");
+    if attempts >= MAX_ANSWER_ATTEMPTS {
+        inbox::processed(conn, waiting, Some(&e.to_string())).await?;
+        outbox::notify_owner(
+            conn,
+            &format!(
+                "A customer message could not be answered automatically after {attempts} tries; please reply yourself (conversation {conversation_id})."
+            ),
+        )
+        .await?;
+        return Ok(true);
+    }
+    inbox::retry_later(conn, waiting, attempts, &e.to_string()).await?;
+    // The messages after it wait for it: answers keep the order of the questions.
+    Ok(false)
+}
+
+/// The first transaction of a message: the messaging rules, a verification code, and the whole
+/// answer of the rule-based agent; for the LLM agent, what the model is to be shown.
+async fn first_step(
+    conn: &mut PgConnection,
+    agent: &Agent,
+    settings: &settings::Settings,
+    conversation_id: Uuid,
+    waiting: &inbox::Pending,
+) -> sqlx::Result<First> {
+    let mut lead = leads::lead_of_conversation(conn, conversation_id).await?;
+    let message = Incoming {
+        id: waiting.message_id,
+        text: &waiting.text,
+        photos: waiting.photos,
+    };
+    // The messaging rules first: an opt-out, an opt-in or a request for a person is handled
+    // here, and the agent answers only what is left.
+    match rules_first(conn, settings, &lead, conversation_id, &message).await? {
+        Handled::No => {}
+        Handled::Yes | Handled::HandedOver => return Ok(First::Done),
+    }
+    if agent.llm.is_none() {
+        reply_step_on(
+            conn,
+            agent,
+            settings,
+            &mut lead,
+            conversation_id,
+            message,
+            None,
+        )
+        .await?;
+        return Ok(First::Done);
+    }
+    let first_reply = !lead.state.greeted;
+    if let Some(reply) = verification(conn, agent, &mut lead, conversation_id, message.text).await?
+    {
+        send(
+            conn,
+            settings,
+            &mut lead,
+            conversation_id,
+            message.id,
+            first_reply,
+            vec![reply],
+        )
+        .await?;
+        return Ok(First::Done);
+    }
+    let context = read_context(conn, agent, &lead).await?;
+    let now = Utc::now();
+    let turn = llm::Turn {
+        conversation_id,
+        message_id: message.id,
+        settings,
+        known: rules::Known {
+            context: context.as_ref(),
+            strict_address: agent.options.strict_address,
+        },
+        now,
+        holder: Uuid::nil(),
+        lease: agent.options.lease,
+    };
+    let prompt = llm::prepare(conn, &turn, &lead).await?;
+    Ok(First::Model(Box::new(Prepared {
+        context,
+        prompt,
+        now,
+    })))
+}
+
+/// The last transaction of a message: the lead re-read, and the model's replies sent, or the
+/// rule-based agent's when the model gave none.
+async fn reply_step(
+    conn: &mut PgConnection,
+    agent: &Agent,
+    settings: &settings::Settings,
+    conversation_id: Uuid,
+    message: Incoming<'_>,
+    from_model: Option<Vec<String>>,
+) -> sqlx::Result<()> {
+    let mut lead = leads::lead_of_conversation(conn, conversation_id).await?;
+    reply_step_on(
+        conn,
+        agent,
+        settings,
+        &mut lead,
+        conversation_id,
+        message,
+        from_model,
+    )
+    .await
+}
+
+async fn reply_step_on(
+    conn: &mut PgConnection,
+    agent: &Agent,
+    settings: &settings::Settings,
+    lead: &mut leads::Lead,
+    conversation_id: Uuid,
+    message: Incoming<'_>,
+    from_model: Option<Vec<String>>,
+) -> sqlx::Result<()> {
+    let first_reply = !lead.state.greeted;
+    let replies = match from_model {
+        Some(mut replies) => {
+            let now = Utc::now();
+            replies.extend(learn(conn, agent, lead, conversation_id, message.text, now).await?);
+            lead.state.greeted = true;
+            replies
+        }
+        None => answer(conn, agent, settings, lead, conversation_id, &message).await?,
+    };
+    send(
+        conn,
+        settings,
+        lead,
+        conversation_id,
+        message.id,
+        first_reply,
+        replies,
+    )
+    .await
+}
+
+/// Queues `replies` to `message` (the first of a conversation says it is an automated
+/// assistant) and saves the lead.
+async fn send(
+    conn: &mut PgConnection,
+    settings: &settings::Settings,
+    lead: &mut leads::Lead,
+    conversation_id: Uuid,
+    message_id: Uuid,
+    first_reply: bool,
+    mut replies: Vec<String>,
+) -> sqlx::Result<()> {
+    if first_reply && let Some(first) = replies.first_mut() {
+        first.insert_str(0, &format!("{} ", settings.messaging.intro()));
+    }
+    for reply in replies {
+        outbox::reply(conn, conversation_id, Some(message_id), lead, &reply).await?;
+    }
+    leads::save_lead(conn, lead).await
 }
 
 /// Whether the messaging rules dealt with a message.
@@ -168,16 +488,10 @@ enum Handled {
 async fn rules_first(
     conn: &mut PgConnection,
     settings: &settings::Settings,
-    lead: &mut Option<leads::Lead>,
+    lead: &leads::Lead,
     conversation_id: Uuid,
     message: &Incoming<'_>,
 ) -> sqlx::Result<Handled> {
-    if lead.is_none() {
-        *lead = Some(leads::lead_of_conversation(conn, conversation_id).await?);
-    }
-    let Some(lead) = lead.as_mut() else {
-        return Err(sqlx::Error::RowNotFound);
-    };
     let ask = messaging::classify(message.text);
     // Web chat has no one to stop writing to: the visitor just closes the page.
     let recipient = match (&lead.recipient, lead.channel) {
@@ -294,112 +608,45 @@ struct Incoming<'a> {
     photos: i32,
 }
 
-/// Answers one message: the lead is loaded on first use.
+/// The rule-based agent's replies to one message (a verification code checked first, what the
+/// message tells of the customer written down).
 async fn answer(
     conn: &mut PgConnection,
     agent: &Agent,
     settings: &settings::Settings,
-    lead: &mut Option<leads::Lead>,
-    conversation_id: Uuid,
-    message: Incoming<'_>,
-) -> sqlx::Result<()> {
-    if lead.is_none() {
-        *lead = Some(leads::lead_of_conversation(conn, conversation_id).await?);
-    }
-    let Some(lead) = lead.as_mut() else {
-        return Err(sqlx::Error::RowNotFound);
-    };
-    let now = Utc::now();
-    // The first reply of a conversation says it comes from an automated assistant.
-    let first_reply = !lead.state.greeted;
-    let mut replies = match verification(conn, agent, lead, conversation_id, message.text).await? {
-        Some(reply) => vec![reply],
-        None => {
-            let notice = learn(conn, agent, lead, conversation_id, message.text, now).await?;
-            // The rule-based agent reads memory only to welcome a returning customer and to
-            // offer their last address; most messages need neither.
-            let wanted = agent.llm.is_some() || !lead.state.greeted || lead.address.is_none();
-            let context = if wanted {
-                read_context(conn, agent, lead).await?
-            } else {
-                None
-            };
-            let known = rules::Known {
-                context: context.as_ref(),
-                strict_address: agent.options.strict_address,
-            };
-            let from_llm = match &agent.llm {
-                Some(model) => {
-                    let turn = llm::Turn {
-                        conversation_id,
-                        message_id: message.id,
-                        settings,
-                        known,
-                        now,
-                    };
-                    ask_llm(conn, model, &turn, lead, message.text).await?
-                }
-                None => None,
-            };
-            let by = match (&from_llm, &agent.llm) {
-                (Some(_), _) => "model",
-                (None, Some(_)) => "model_fell_back",
-                (None, None) => "rules",
-            };
-            metrics::counter!("junkquote_answers_total", "agent" => by).increment(1);
-            let mut replies = match from_llm {
-                Some(replies) => replies,
-                None => {
-                    rules::respond(
-                        conn,
-                        settings,
-                        lead,
-                        message.text,
-                        message.photos > 0,
-                        now,
-                        known,
-                    )
-                    .await?
-                }
-            };
-            replies.extend(notice);
-            replies
-        }
-    };
-    if first_reply && let Some(first) = replies.first_mut() {
-        first.insert_str(0, &format!("{} ", settings.messaging.intro()));
-    }
-    for reply in replies {
-        outbox::reply(conn, conversation_id, Some(message.id), lead, &reply).await?;
-    }
-    Ok(())
-}
-
-/// The LLM agent's replies, with everything its tools did; `None` (and nothing done) when it
-/// failed, so that the rule-based agent answers instead.
-async fn ask_llm(
-    conn: &mut PgConnection,
-    model: &llm::Llm,
-    turn: &llm::Turn<'_>,
     lead: &mut leads::Lead,
-    text: &str,
-) -> sqlx::Result<Option<Vec<String>>> {
-    let before = lead.clone();
-    let mut attempt = sqlx::Connection::begin(&mut *conn).await?;
-    match llm::respond(model, &mut attempt, turn, lead, text).await {
-        Ok(replies) => {
-            attempt.commit().await?;
-            lead.state.greeted = true;
-            Ok(Some(replies))
-        }
-        Err(e) => {
-            attempt.rollback().await?;
-            *lead = before;
-            metrics::counter!("junkquote_model_errors_total", "kind" => e.kind()).increment(1);
-            tracing::warn!(conversation = %turn.conversation_id, error = %e, "the LLM agent failed; the rule-based agent answers");
-            Ok(None)
-        }
+    conversation_id: Uuid,
+    message: &Incoming<'_>,
+) -> sqlx::Result<Vec<String>> {
+    let now = Utc::now();
+    if let Some(reply) = verification(conn, agent, lead, conversation_id, message.text).await? {
+        return Ok(vec![reply]);
     }
+    let notice = learn(conn, agent, lead, conversation_id, message.text, now).await?;
+    // The rule-based agent reads memory only to welcome a returning customer and to offer
+    // their last address; most messages need neither.
+    let wanted = !lead.state.greeted || lead.address.is_none();
+    let context = if wanted {
+        read_context(conn, agent, lead).await?
+    } else {
+        None
+    };
+    let known = rules::Known {
+        context: context.as_ref(),
+        strict_address: agent.options.strict_address,
+    };
+    let mut replies = rules::respond(
+        conn,
+        settings,
+        lead,
+        message.text,
+        message.photos > 0,
+        now,
+        known,
+    )
+    .await?;
+    replies.extend(notice);
+    Ok(replies)
 }
 
 async fn read_context(

@@ -39,6 +39,15 @@ pub struct ServeArgs {
     context: ContextArgs,
     #[command(flatten)]
     limits: LimitArgs,
+    /// Conversations answered at once by this process (each holds a pooled connection only
+    /// while it reads or writes, never while a model thinks); half of the pool by default.
+    #[arg(
+        long = "agent-workers",
+        env = "JUNKQUOTE_AGENT_WORKERS",
+        default_value_t = 8,
+        value_parser = clap::value_parser!(u16).range(1..=256)
+    )]
+    agent_workers: u16,
     /// Mark the console's cookies Secure (the default): browsers then send them only over https
     /// (and plain http to localhost). Set it false only to reach the console over plain http on
     /// a LAN: `--secure-cookies false` or JUNKQUOTE_SECURE_COOKIES=false.
@@ -413,6 +422,10 @@ impl ServeArgs {
             sessions: self.limits.sessions(),
             chat_messages: self.limits.messages(),
             metrics: self.metrics.options(),
+            answering: crate::jobs::answer::Options {
+                workers: usize::from(self.agent_workers),
+                ..crate::jobs::answer::Options::default()
+            },
         })
     }
 }

@@ -13,7 +13,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, Path, Request, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -23,7 +23,6 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::error::ApiError;
-use crate::agent;
 use crate::domain::Channel;
 use crate::domain::token::{hash_token, new_token};
 use crate::store::inbox::{self, Inbound, Sender};
@@ -98,14 +97,19 @@ struct Posted {
     id: Option<String>,
 }
 
-/// `POST /api/chat/sessions/{id}/messages` with `{"text": …}` → the replies.
+/// How long `POST …/messages` waits for the answer before it answers 202 (the replies then
+/// arrive through `GET …/messages`).
+const ANSWER_WAIT: Duration = Duration::from_secs(5);
+
+/// `POST /api/chat/sessions/{id}/messages` with `{"text": …}` → the replies, when they are ready
+/// within [`ANSWER_WAIT`]; 202 with `"pending": true` otherwise.
 pub async fn post(
     State(state): State<AppState>,
     Path(session): Path<String>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let (session_id, conversation_id) = authorise(&state, &session, &headers).await?;
     limit_message(&state, session_id, &headers, peer.ip()).await?;
     let body = body?;
@@ -141,7 +145,21 @@ pub async fn post(
         },
     )
     .await?;
-    agent::process(&state.agent, &state.pool, conversation_id).await?;
+    if !received.duplicate {
+        state.answers.wake(conversation_id);
+    }
+    // A worker answers it; the visitor waits a little for the answer, not for a slow model.
+    let answered = state
+        .answers
+        .wait_answered(received.message_id, ANSWER_WAIT)
+        .await?;
+    if !answered {
+        return Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({"replies": [], "pending": true})),
+        )
+            .into_response());
+    }
     // The assistant's messages written after this one are its replies.
     let replies =
         conversations::replies_after(&state.pool, conversation_id, received.message_id).await?;
@@ -149,7 +167,7 @@ pub async fn post(
         .into_iter()
         .map(|content| json!({"role": "assistant", "content": content}))
         .collect();
-    Ok(Json(json!({"replies": replies})))
+    Ok(Json(json!({"replies": replies})).into_response())
 }
 
 /// One more message from `session` and its client address, or 429 with `Retry-After`.

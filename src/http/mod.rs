@@ -48,6 +48,8 @@ pub struct AppState {
     pub messenger: Option<Arc<MessengerConfig>>,
     /// The conversation engine.
     pub agent: Agent,
+    /// The answering workers, woken by the webhooks.
+    pub answers: crate::jobs::answer::Answerer,
     /// How the operator's console is served.
     pub console: console::Options,
     /// The web chat's message limits.

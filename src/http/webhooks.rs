@@ -1,7 +1,8 @@
-//! Provider webhooks. A request is verified before anything is read, and the message is stored
-//! (once, keyed by the provider's message id) before it is answered. The agent then answers it
-//! within the request; if that fails the message stays stored and the unanswered-messages job
-//! answers it later. Replies are never sent from here: they leave through the outbox.
+//! Provider webhooks. A request is verified before anything is read, the message is stored
+//! (once, keyed by the provider's message id), the answering workers are woken, and the provider
+//! is answered at once: the agent answers in a worker, never within the request (a slow model
+//! must not make Twilio or Meta give up). If a worker dies the message stays stored and the
+//! sweep answers it. Replies are never sent from here: they leave through the outbox.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -11,7 +12,6 @@ use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::error::ApiError;
-use crate::agent;
 use crate::channels::{messenger, signature, twilio};
 use crate::domain::Channel;
 use crate::domain::identity;
@@ -93,10 +93,7 @@ pub async fn twilio_sms(
     )
     .await?;
     if !received.duplicate {
-        // Stored; answering can fail without losing it: the leftovers worker answers it later.
-        if let Err(e) = agent::process(&state.agent, &state.pool, received.conversation_id).await {
-            tracing::warn!(conversation = %received.conversation_id, error = %e, "answering failed; left for the worker");
-        }
+        state.answers.wake(received.conversation_id);
     }
     Ok(([(header::CONTENT_TYPE, "text/xml")], twilio::EMPTY_TWIML).into_response())
 }
@@ -204,9 +201,7 @@ pub async fn messenger(
         }
     }
     for id in conversations {
-        if let Err(e) = agent::process(&state.agent, &state.pool, id).await {
-            tracing::warn!(conversation = %id, error = %e, "answering failed; left for the worker");
-        }
+        state.answers.wake(id);
     }
     Ok("EVENT_RECEIVED".into_response())
 }

@@ -8,6 +8,7 @@
 //! here, once, for the jobs that send on their own. Tests call [`Jobs::run_until_idle`] instead
 //! of waiting for the loops.
 
+pub mod answer;
 pub mod backups;
 pub mod codes;
 pub mod fully_booked;
@@ -15,7 +16,6 @@ pub mod notes;
 pub mod outbox;
 pub mod reminders;
 pub mod renewals;
-pub mod unanswered;
 
 use std::future::Future;
 use std::pin::Pin;

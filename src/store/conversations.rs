@@ -1,6 +1,7 @@
-//! Conversations: the row lock that orders everything done in one, whether an operator has
-//! taken it over, its thread, the operator's replies, and the web chat's sessions. The lock
-//! order every writer follows starts here: the conversation, then its lead, then quote/job.
+//! Conversations: the row lock that orders everything done in one, the answering lease that
+//! keeps one worker at a time on it, whether an operator has taken it over, its thread, the
+//! operator's replies, and the web chat's sessions. The lock order every writer follows starts
+//! here: the conversation, then its lead, then quote/job.
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
@@ -25,6 +26,74 @@ pub async fn lock(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<Lock
     .fetch_optional(conn)
     .await?;
     Ok(taken_over.map(|taken_over| Locked { taken_over }))
+}
+
+/// Takes the conversation's answering lease for `holder` until `ttl` from now, when nobody
+/// holds it or its holder's lease has expired (a worker that died). `false` when another worker
+/// holds it. One statement, so two workers racing for it cannot both win.
+pub async fn take_lease(
+    pool: &PgPool,
+    id: Uuid,
+    holder: Uuid,
+    ttl: std::time::Duration,
+) -> sqlx::Result<bool> {
+    let taken: Option<Uuid> = sqlx::query_scalar(
+        "INSERT INTO \"AnswerLease\" (conversation_id, holder, expires_at)
+         VALUES ($1, $2, now() + make_interval(secs => $3))
+         ON CONFLICT (conversation_id) DO UPDATE
+             SET holder = excluded.holder, expires_at = excluded.expires_at
+             WHERE \"AnswerLease\".expires_at < now()
+         RETURNING holder",
+    )
+    .bind(id)
+    .bind(holder)
+    .bind(ttl.as_secs_f64())
+    .fetch_optional(pool)
+    .await?;
+    Ok(taken == Some(holder))
+}
+
+/// Extends `holder`'s lease to `ttl` from now; `false` when it is no longer theirs (it expired
+/// and another worker took it). Inside a transaction it also keeps the lease from changing
+/// hands until the transaction ends.
+pub async fn renew_lease(
+    conn: &mut PgConnection,
+    id: Uuid,
+    holder: Uuid,
+    ttl: std::time::Duration,
+) -> sqlx::Result<bool> {
+    let renewed = sqlx::query(
+        "UPDATE \"AnswerLease\" SET expires_at = now() + make_interval(secs => $3)
+         WHERE conversation_id = $1 AND holder = $2",
+    )
+    .bind(id)
+    .bind(holder)
+    .bind(ttl.as_secs_f64())
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(renewed > 0)
+}
+
+/// Gives `holder`'s lease up (nothing happens when it is no longer theirs) and says whether the
+/// conversation has a message that may be answered now: one stored while the lease was held,
+/// whose own wake-up (in another process) found the lease taken. One round trip: the check sees
+/// every message stored before the release, and a worker that tries for the lease meanwhile
+/// waits for the release and takes it.
+pub async fn release_lease(pool: &PgPool, id: Uuid, holder: Uuid) -> sqlx::Result<bool> {
+    sqlx::query_scalar(
+        "WITH released AS (
+             DELETE FROM \"AnswerLease\" WHERE conversation_id = $1 AND holder = $2
+         )
+         SELECT coalesce((SELECT i.retry_at IS NULL OR i.retry_at <= now()
+                          FROM \"InboundMessage\" i
+                          WHERE i.conversation_id = $1 AND i.processed_at IS NULL
+                          ORDER BY i.seq LIMIT 1), false)",
+    )
+    .bind(id)
+    .bind(holder)
+    .fetch_one(pool)
+    .await
 }
 
 /// A message of a conversation's thread.

@@ -1,6 +1,8 @@
 //! Receiving a customer's message: find (or make) the customer, their conversation and its lead,
 //! and store the message once, however often the provider delivers it.
 
+use std::time::Duration;
+
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -230,20 +232,22 @@ pub async fn open_conversation(
     .await
 }
 
-/// Conversations with messages that were stored but not answered, oldest first: what a crash
-/// between storing and answering leaves behind.
+/// Conversations with messages that were stored but not answered, oldest first, and that no
+/// live worker is answering: what a crash between storing and answering leaves behind.
 pub async fn unanswered(
     pool: &PgPool,
-    older_than_secs: i32,
+    older_than: Duration,
     limit: i64,
 ) -> sqlx::Result<Vec<Uuid>> {
     sqlx::query_scalar(
-        "SELECT conversation_id FROM \"InboundMessage\"
-         WHERE processed_at IS NULL AND received_at < now() - make_interval(secs => $1)
-           AND (retry_at IS NULL OR retry_at <= now())
-         GROUP BY conversation_id ORDER BY min(received_at) LIMIT $2",
+        "SELECT i.conversation_id FROM \"InboundMessage\" i
+         WHERE i.processed_at IS NULL AND i.received_at < now() - make_interval(secs => $1)
+           AND (i.retry_at IS NULL OR i.retry_at <= now())
+           AND NOT EXISTS (SELECT 1 FROM \"AnswerLease\" l
+                           WHERE l.conversation_id = i.conversation_id AND l.expires_at >= now())
+         GROUP BY i.conversation_id ORDER BY min(i.received_at) LIMIT $2",
     )
-    .bind(f64::from(older_than_secs))
+    .bind(older_than.as_secs_f64())
     .bind(limit)
     .fetch_all(pool)
     .await
@@ -264,20 +268,38 @@ pub struct Pending {
     pub attempts: i32,
     /// How many photos came with it.
     pub photos: i32,
+    /// Whether it may be answered now (not waiting out the backoff after a failure).
+    pub due: bool,
 }
 
-/// The conversation's unanswered messages in arrival order (lock the conversation first).
-pub async fn pending(conn: &mut PgConnection, conversation_id: Uuid) -> sqlx::Result<Vec<Pending>> {
+/// The conversation's first unanswered message, in arrival order: the one to answer next
+/// (the ones after it wait for it).
+pub async fn next_pending(
+    conn: &mut PgConnection,
+    conversation_id: Uuid,
+) -> sqlx::Result<Option<Pending>> {
     sqlx::query_as(
         "SELECT i.provider, i.provider_message_id, m.id AS message_id, m.content AS text,
-                i.attempts, coalesce(jsonb_array_length(m.metadata->'photos'), 0) AS photos
+                i.attempts, coalesce(jsonb_array_length(m.metadata->'photos'), 0) AS photos,
+                (i.retry_at IS NULL OR i.retry_at <= now()) AS due
          FROM \"InboundMessage\" i JOIN \"Message\" m ON m.id = i.message_id
          WHERE i.conversation_id = $1 AND i.processed_at IS NULL
-         ORDER BY i.seq",
+         ORDER BY i.seq LIMIT 1",
     )
     .bind(conversation_id)
-    .fetch_all(conn)
+    .fetch_optional(conn)
     .await
+}
+
+/// Whether the stored message `message_id` has been answered (or set aside).
+pub async fn answered(pool: &PgPool, message_id: Uuid) -> sqlx::Result<bool> {
+    sqlx::query_scalar(
+        "SELECT processed_at IS NOT NULL FROM \"InboundMessage\" WHERE message_id = $1",
+    )
+    .bind(message_id)
+    .fetch_optional(pool)
+    .await
+    .map(|done| done.unwrap_or(true))
 }
 
 /// Marks a delivery answered (or set aside, with the `error` that stopped it).

@@ -1107,6 +1107,7 @@ async fn approvals_show_the_explanation_and_photos_and_the_decision_reaches_the_
     form.push(("MediaContentType0".into(), "image/jpeg".into()));
     let response = helpers::twilio::post_signed(server.url("/api/twilio/sms"), &form).await;
     assert!(response.status().is_success());
+    server.answered().await;
     let approval: Uuid = sqlx::query_scalar("SELECT id FROM \"Approval\"")
         .fetch_one(&mut db.conn().await)
         .await

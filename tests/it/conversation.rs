@@ -256,6 +256,7 @@ async fn ten_messages_at_once_are_all_stored_and_answered_in_order() {
     for handle in handles {
         assert_eq!(handle.await.expect("join").status(), 200);
     }
+    server.answered().await;
     assert_eq!(
         count(db, "SELECT count(*) FROM \"Customer\"").await,
         1,
@@ -1076,6 +1077,7 @@ async fn photos_from_the_providers_host_are_kept_on_the_lead() {
     .collect();
     let response = post_signed(server.url("/api/twilio/sms"), &params).await;
     assert_eq!(response.status(), 200);
+    server.answered().await;
     let urls: Vec<String> = sqlx::query_scalar("SELECT url FROM \"LeadAttachment\"")
         .fetch_all(&mut db.conn().await)
         .await

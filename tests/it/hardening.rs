@@ -64,7 +64,7 @@ fn messenger_payload(mid: &str, text: &str, image: Option<&str>) -> String {
 }
 
 async fn post_messenger(server: &TestApp, body: &str) -> reqwest::Response {
-    reqwest::Client::new()
+    let response = reqwest::Client::new()
         .post(server.url("/api/messenger"))
         .header("content-type", "application/json")
         .header(
@@ -74,7 +74,9 @@ async fn post_messenger(server: &TestApp, body: &str) -> reqwest::Response {
         .body(body.to_owned())
         .send()
         .await
-        .expect("post")
+        .expect("post");
+    server.answered().await;
+    response
 }
 
 #[tokio::test]

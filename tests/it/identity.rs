@@ -124,6 +124,7 @@ async fn messenger(server: &TestApp, psid: &str, mid: &str, text: &str) {
         .expect("post")
         .status();
     assert_eq!(status, 200);
+    server.answered().await;
 }
 
 /// The real owner proves `VICTIM` in a new chat session with the latest code texted there;

@@ -6,6 +6,7 @@
 
 mod helpers;
 
+mod answering;
 mod backups;
 mod browser;
 mod chat_limits;

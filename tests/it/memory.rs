@@ -727,6 +727,7 @@ async fn a_messenger_user_who_texted_before_becomes_one_customer_after_the_code(
         }
     };
     messenger("m1", "hi, my cell is (404) 555-0123").await;
+    server.answered().await;
     let code_text = texts_to(&db, PHONE)
         .await
         .into_iter()
@@ -738,6 +739,7 @@ async fn a_messenger_user_who_texted_before_becomes_one_customer_after_the_code(
         .take(6)
         .collect();
     messenger("m2", &code).await;
+    server.answered().await;
     let (_, found) = get_json(&server, &token, "/api/v1/customers?psid=2741000000000009").await;
     let (_, by_phone) = get_json(&server, &token, "/api/v1/customers?phone=4045550123").await;
     assert_eq!(

@@ -30,7 +30,9 @@ async fn post(server: &TestApp, body: &str, signature: Option<String>) -> reqwes
     if let Some(signature) = signature {
         request = request.header("X-Hub-Signature-256", signature);
     }
-    request.send().await.expect("post")
+    let response = request.send().await.expect("post");
+    server.answered().await;
+    response
 }
 
 async fn count(db: &TestDb, sql: &str) -> i64 {

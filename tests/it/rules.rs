@@ -370,6 +370,7 @@ async fn messenger(server: &TestApp, mid: &str, text: &str) {
         .await
         .expect("post");
     assert_eq!(response.status(), 200);
+    server.answered().await;
 }
 
 /// A Messenger customer books, then goes quiet for three days; their reminder falls due.

@@ -1,7 +1,8 @@
 //! The application in-process: built by `App::build` over a test's own database and served on
-//! 127.0.0.1:0 in the test's runtime, the way `serve` starts it. Its background jobs do not
-//! run on their own: a test runs them with [`TestApp::run_jobs_until_idle`] at the point it
-//! wants their effects, instead of polling for what a loop may have done by then.
+//! 127.0.0.1:0 in the test's runtime, the way `serve` starts it. Its answering workers run on
+//! their own, as in `serve` ([`TestApp::answered`] waits for them); its background jobs do not:
+//! a test runs them with [`TestApp::run_jobs_until_idle`] at the point it wants their effects,
+//! instead of polling for what a loop may have done by then.
 
 use std::sync::{Arc, OnceLock};
 
@@ -71,7 +72,7 @@ impl TestApp {
     }
 
     /// Runs every background job's steps until none has work left; returns how many steps
-    /// worked. A failing step fails the test.
+    /// worked. A failing step fails the test. The answering workers finish first.
     pub async fn run_jobs_until_idle(&self) -> usize {
         self.try_run_jobs_until_idle()
             .await
@@ -80,7 +81,47 @@ impl TestApp {
 
     /// [`Self::run_jobs_until_idle`] for a test that expects a step to fail.
     pub async fn try_run_jobs_until_idle(&self) -> Result<usize, junkquote::jobs::JobError> {
+        self.answered().await;
         self.app.run_jobs_until_idle().await
+    }
+
+    /// One round of the background jobs without waiting for the answering workers first (for a
+    /// test whose messages only the sweep can answer).
+    pub async fn run_jobs_now(&self) -> usize {
+        self.app
+            .run_jobs_until_idle()
+            .await
+            .unwrap_or_else(|e| panic!("background jobs: {e}"))
+    }
+
+    /// Waits until the answering workers (of every app on this database) have answered every
+    /// message that may be answered now: none received in the last 5 s unanswered and due, and
+    /// no worker still at work (holding a lease). The workers run on their own
+    /// (as in `serve`) and are woken by the webhook; this is the test's way to see them done.
+    pub async fn answered(&self) {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            // A worker's, not yet the sweep's (which takes messages older than 5 s, and
+            // which `run_jobs_until_idle` runs), or a worker's still answering.
+            let left: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM \"InboundMessage\"
+                                WHERE processed_at IS NULL
+                                  AND received_at > now() - interval '5 seconds'
+                                  AND (retry_at IS NULL OR retry_at <= now()))
+                        OR EXISTS (SELECT 1 FROM \"AnswerLease\" WHERE expires_at > now())",
+            )
+            .fetch_one(&self.pool)
+            .await
+            .expect("unanswered messages");
+            if !left {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "messages still unanswered after 20 s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
     }
 }
 

@@ -23,9 +23,12 @@ pub fn form(sid: &str, from: &str, body: &str) -> Vec<(String, String)> {
     .collect()
 }
 
-/// Posts an SMS webhook signed as Twilio would sign it.
+/// Posts an SMS webhook signed as Twilio would sign it, and waits for the answering workers to
+/// answer it.
 pub async fn sms(server: &TestApp, sid: &str, from: &str, body: &str) -> reqwest::Response {
-    post_signed(server.url("/api/twilio/sms"), &form(sid, from, body)).await
+    let response = post_signed(server.url("/api/twilio/sms"), &form(sid, from, body)).await;
+    server.answered().await;
+    response
 }
 
 /// Posts any webhook form to `url`, signed as Twilio signs it.
