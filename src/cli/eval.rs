@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
@@ -353,6 +354,15 @@ impl Player<'_> {
                 .await?;
             if !response.status().is_success() {
                 anyhow::bail!("the SMS webhook answered {}", response.status());
+            }
+            // The answering workers reply on their own: wait for them before looking.
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+            while crate::store::inbox::answering_in_flight(pool).await? {
+                anyhow::ensure!(
+                    tokio::time::Instant::now() < deadline,
+                    "a message was still unanswered after 30 s"
+                );
+                tokio::time::sleep(Duration::from_millis(5)).await;
             }
             app.run_jobs_until_idle()
                 .await

@@ -291,6 +291,21 @@ pub async fn next_pending(
     .await
 }
 
+/// Whether the answering workers have something in hand: a message received in the last few
+/// seconds and not answered (older ones are the sweep's), or a live lease on a conversation.
+/// For the evaluation and the tests, which wait for the workers before they look.
+pub async fn answering_in_flight(pool: &PgPool) -> sqlx::Result<bool> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM \"InboundMessage\"
+                        WHERE processed_at IS NULL
+                          AND received_at > now() - interval '5 seconds'
+                          AND (retry_at IS NULL OR retry_at <= now()))
+                OR EXISTS (SELECT 1 FROM \"AnswerLease\" WHERE expires_at > now())",
+    )
+    .fetch_one(pool)
+    .await
+}
+
 /// Whether the stored message `message_id` has been answered (or set aside).
 pub async fn answered(pool: &PgPool, message_id: Uuid) -> sqlx::Result<bool> {
     sqlx::query_scalar(

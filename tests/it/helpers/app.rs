@@ -103,16 +103,9 @@ impl TestApp {
         loop {
             // A worker's, not yet the sweep's (which takes messages older than 5 s, and
             // which `run_jobs_until_idle` runs), or a worker's still answering.
-            let left: bool = sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM \"InboundMessage\"
-                                WHERE processed_at IS NULL
-                                  AND received_at > now() - interval '5 seconds'
-                                  AND (retry_at IS NULL OR retry_at <= now()))
-                        OR EXISTS (SELECT 1 FROM \"AnswerLease\" WHERE expires_at > now())",
-            )
-            .fetch_one(&self.pool)
-            .await
-            .expect("unanswered messages");
+            let left = junkquote::store::inbox::answering_in_flight(&self.pool)
+                .await
+                .expect("unanswered messages");
             if !left {
                 return;
             }
